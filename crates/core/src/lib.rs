@@ -1,0 +1,23 @@
+//! stackbill's pure domain core.
+//!
+//! Identifiers, the directory (partners, subscriptions, registrations), the registration
+//! rules, the effective-dated tenant mapping timeline, routing, and the meter catalog.
+//! Nothing here does IO, reads a clock, or knows about SQL, HTTP or serialization: time and
+//! state come in as arguments, so every rule is a plain function that tests call directly.
+
+pub mod clock;
+pub mod directory;
+pub mod ids;
+pub mod meters;
+pub mod routing;
+pub mod rules;
+pub mod timeline;
+
+pub use clock::Clock;
+pub use directory::{BillingModel, OfferType, Partner, Registration, Subscription};
+pub use ids::{
+    CloudId, IdError, MeterId, PartnerId, RateCardName, RegistrationName, SubscriptionId, TenantId,
+};
+pub use meters::Meter;
+pub use rules::RegistryError;
+pub use timeline::{MappingEvent, Timeline};
