@@ -1,1 +1,14 @@
-//! placeholder
+//! stackbill's HTTP API: the axum router for the native `/v1` API, the ARM error envelope,
+//! request extraction and authentication. It knows HTTP and JSON, never SQL: every call
+//! goes through the store's typed methods.
+
+mod app;
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod routes;
+
+pub use app::{AppState, router};
+pub use auth::{AuthConfig, hash_secret};
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,102 @@
+//! The router: every route, its middleware, and the ARM-shaped fallbacks.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::routing::get;
+use stackbill_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{AuthConfig, require_admin};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::MAX_DIRECTORY_BODY_BYTES;
+use crate::routes;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Who may call.
+    pub auth: Arc<AuthConfig>,
+}
+
+/// Builds the whole application.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/partners", get(routes::list_partners))
+        .route(
+            "/partners/{partner_id}",
+            get(routes::get_partner).put(routes::put_partner),
+        )
+        .route("/subscriptions", get(routes::list_subscriptions))
+        .route(
+            "/subscriptions/{subscription_id}",
+            get(routes::get_subscription).put(routes::put_subscription),
+        )
+        .route("/registrations", get(routes::list_registrations))
+        .route(
+            "/registrations/{name}",
+            get(routes::get_registration)
+                .put(routes::put_registration)
+                .delete(routes::delete_registration),
+        )
+        .route(
+            "/registrations/{name}/history",
+            get(routes::registration_history),
+        )
+        .route(
+            "/registrations/{name}/customerSubscriptions",
+            get(routes::list_customer_subscriptions),
+        )
+        .route(
+            "/registrations/{name}/customerSubscriptions/{subscription_id}",
+            get(routes::get_customer_subscription)
+                .put(routes::put_customer_subscription)
+                .delete(routes::delete_customer_subscription),
+        )
+        .route("/meters", get(routes::list_meters))
+        .route(
+            "/meters/{meter_id}",
+            get(routes::get_meter).put(routes::put_meter),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_admin,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_DIRECTORY_BODY_BYTES));
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .nest("/v1", v1)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("request handler panicked");
+                axum::response::IntoResponse::into_response(ApiError::new(
+                    ErrorCode::InternalServerError,
+                    "an internal error occurred; see the server log",
+                ))
+            },
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("no route matches '{}'", uri.path()),
+    )
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("'{}' does not accept this method", uri.path()),
+    )
+}

@@ -1,0 +1,75 @@
+//! Bearer-token authentication. Secrets are compared by their SHA-256, the form the store
+//! keeps; the first admin token may also come from the environment.
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use stackbill_store::Role;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The SHA-256 of a token secret.
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Who may call the API besides the tokens in the store.
+#[derive(Clone, Default)]
+pub struct AuthConfig {
+    /// SHA-256 of the admin token given by `STACKBILL_ADMIN_TOKEN`, if any.
+    pub env_admin_sha256: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "env_admin_sha256",
+                &self.env_admin_sha256.map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response =
+        ApiError::new(ErrorCode::InvalidAuthenticationToken, message).into_response();
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Lets a request through only with an admin bearer token.
+pub(crate) async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let secret = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        return unauthorized("the request needs an 'Authorization: Bearer <token>' header");
+    };
+    let hash = hash_secret(secret);
+    if state.auth.env_admin_sha256 == Some(hash) {
+        return next.run(request).await;
+    }
+    match state.store.token_by_secret(hash).await {
+        Ok(Some(token)) if token.role == Role::Admin => next.run(request).await,
+        Ok(_) => unauthorized("the bearer token is not valid for this API"),
+        Err(err) => ApiError::from(err).into_response(),
+    }
+}

@@ -1,0 +1,216 @@
+//! The native API's wire shapes (SPEC §8): camelCase, GUIDs lowercase, decimals as strings,
+//! instants RFC 3339 UTC. Request bodies refuse unknown fields, so a misspelt
+//! `effectiveFrom` is an error instead of a silent "now".
+
+use serde::{Deserialize, Serialize};
+use stackbill_core::{MappingEvent, Meter, Partner, Registration, Subscription};
+use stackbill_store::CustomerSubscription;
+
+/// Body of `PUT /v1/partners/{partnerId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PartnerBody {
+    /// Must match the path when given.
+    pub partner_id: Option<String>,
+    /// Display name.
+    pub name: String,
+}
+
+/// A partner.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerDto {
+    partner_id: String,
+    name: String,
+}
+
+impl From<Partner> for PartnerDto {
+    fn from(partner: Partner) -> Self {
+        Self {
+            partner_id: partner.id.to_string(),
+            name: partner.name,
+        }
+    }
+}
+
+/// Body of `PUT /v1/subscriptions/{subscriptionId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionBody {
+    /// Must match the path when given.
+    pub subscription_id: Option<String>,
+    /// `CSP`, `CSPSS`, `EA` or `PAYG`.
+    pub offer_type: String,
+    /// Who a CSP or CSPSS subscription rolls up to.
+    pub partner_id: Option<String>,
+    /// A CSP subscription's customer directory.
+    pub customer_tenant_id: Option<String>,
+    /// A human name.
+    pub display_name: Option<String>,
+    /// The rate card (default `default`).
+    pub rate_card: Option<String>,
+    /// Markup in percent, a decimal string or number (default 0).
+    pub markup_percent: Option<serde_json::Value>,
+}
+
+/// A billing subscription.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDto {
+    subscription_id: String,
+    offer_type: &'static str,
+    partner_id: Option<String>,
+    customer_tenant_id: Option<String>,
+    display_name: String,
+    rate_card: String,
+    markup_percent: String,
+}
+
+impl From<Subscription> for SubscriptionDto {
+    fn from(s: Subscription) -> Self {
+        Self {
+            subscription_id: s.id.to_string(),
+            offer_type: s.offer_type.as_str(),
+            partner_id: s.partner_id.map(|p| p.to_string()),
+            customer_tenant_id: s.customer_tenant_id.map(|t| t.to_string()),
+            display_name: s.display_name,
+            rate_card: s.rate_card.to_string(),
+            markup_percent: s.markup_percent.normalize().to_string(),
+        }
+    }
+}
+
+/// Body of `PUT /v1/registrations/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistrationBody {
+    /// Must match the path when given.
+    pub name: Option<String>,
+    /// The stack.
+    pub cloud_id: String,
+    /// The default subscription.
+    pub subscription_id: String,
+    /// `PayAsYouUse` (default), `Capacity` or `Development`.
+    pub billing_model: Option<String>,
+}
+
+/// A registration.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationDto {
+    name: String,
+    cloud_id: String,
+    subscription_id: String,
+    billing_model: &'static str,
+}
+
+impl From<Registration> for RegistrationDto {
+    fn from(r: Registration) -> Self {
+        Self {
+            name: r.name.to_string(),
+            cloud_id: r.cloud_id.to_string(),
+            subscription_id: r.default_subscription.to_string(),
+            billing_model: r.billing_model.as_str(),
+        }
+    }
+}
+
+/// Body of `PUT /v1/registrations/{name}/customerSubscriptions/{subscriptionId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomerSubscriptionBody {
+    /// The tenant (directory) to map.
+    pub tenant_id: String,
+    /// From when (default: now); may be in the past or the future.
+    pub effective_from: Option<String>,
+}
+
+/// A tenant mapping in force.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerSubscriptionDto {
+    registration: String,
+    subscription_id: String,
+    tenant_id: String,
+    effective_from: String,
+    recorded_at: String,
+}
+
+impl From<CustomerSubscription> for CustomerSubscriptionDto {
+    fn from(c: CustomerSubscription) -> Self {
+        Self {
+            registration: c.registration.to_string(),
+            subscription_id: c.subscription.to_string(),
+            tenant_id: c.tenant_id.to_string(),
+            effective_from: c.effective_from.to_string(),
+            recorded_at: c.recorded_at.to_string(),
+        }
+    }
+}
+
+/// One change in a registration's history.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItemDto {
+    tenant_id: String,
+    subscription_id: Option<String>,
+    effective_from: String,
+    recorded_at: String,
+}
+
+impl From<MappingEvent> for HistoryItemDto {
+    fn from(e: MappingEvent) -> Self {
+        Self {
+            tenant_id: e.tenant_id.to_string(),
+            subscription_id: e.subscription.map(|s| s.to_string()),
+            effective_from: e.effective_from.to_string(),
+            recorded_at: e.recorded_at.to_string(),
+        }
+    }
+}
+
+/// Body of `PUT /v1/meters/{meterId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeterBody {
+    /// Must match the path when given.
+    pub meter_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// What one unit is.
+    pub unit: String,
+    /// The service it belongs to.
+    pub category: String,
+}
+
+/// A meter.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeterDto {
+    meter_id: String,
+    name: String,
+    unit: String,
+    category: String,
+}
+
+impl From<Meter> for MeterDto {
+    fn from(m: Meter) -> Self {
+        Self {
+            meter_id: m.id.to_string(),
+            name: m.name,
+            unit: m.unit,
+            category: m.category,
+        }
+    }
+}
+
+/// A page of a list: `{"value":[...],"nextLink"?}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDto<T> {
+    /// The items of this page.
+    pub value: Vec<T>,
+    /// Where the next page is, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_link: Option<String>,
+}

@@ -1,0 +1,415 @@
+//! Handlers of the native API: parse, call the store, shape the answer.
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use stackbill_core::rules::RegistrationPut;
+use stackbill_core::{
+    BillingModel, Meter, MeterId, Partner, PartnerId, RateCardName, Registration, RegistrationName,
+    Subscription, SubscriptionId, TenantId,
+};
+use stackbill_store::Written;
+
+use crate::app::AppState;
+use crate::dto::{
+    CustomerSubscriptionBody, CustomerSubscriptionDto, HistoryItemDto, ListDto, MeterBody,
+    MeterDto, PartnerBody, PartnerDto, RegistrationBody, RegistrationDto, SubscriptionBody,
+    SubscriptionDto,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The most items one page of a list holds.
+pub(crate) const MAX_PAGE_ITEMS: usize = 1000;
+
+/// Parses a body field into its type, naming the field in a 400.
+fn field<T>(value: &str, name: &str) -> ApiResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|err| {
+        ApiError::new(ErrorCode::InvalidRequestContent, format!("{name}: {err}")).with_target(name)
+    })
+}
+
+/// Checks that an identifier repeated in the body matches the path.
+fn same_as_path<T: PartialEq + std::fmt::Display + std::str::FromStr>(
+    body: Option<&str>,
+    path: &T,
+    name: &str,
+) -> ApiResult<()>
+where
+    T::Err: std::fmt::Display,
+{
+    match body {
+        Some(value) if field::<T>(value, name)? != *path => Err(ApiError::new(
+            ErrorCode::InvalidRequestContent,
+            format!("{name} in the body ('{value}') differs from the path ('{path}')"),
+        )
+        .with_target(name)),
+        _ => Ok(()),
+    }
+}
+
+fn written<T: Serialize>(written: Written, body: T) -> Response {
+    let status = match written {
+        Written::Created => StatusCode::CREATED,
+        Written::Updated => StatusCode::OK,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Cuts a list into pages with `$top` (at most [`MAX_PAGE_ITEMS`]) and `$skipToken`.
+fn page<T, D>(items: Vec<T>, query: &QueryParams, uri: &OriginalUri) -> ApiResult<Json<ListDto<D>>>
+where
+    D: From<T>,
+{
+    let top = query.parsed::<usize>("$top")?.unwrap_or(MAX_PAGE_ITEMS);
+    if top == 0 || top > MAX_PAGE_ITEMS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("$top must be 1 to {MAX_PAGE_ITEMS}"),
+        )
+        .with_target("$top"));
+    }
+    let skip = query.parsed::<usize>("$skipToken")?.unwrap_or(0);
+    let total = items.len();
+    let value: Vec<D> = items
+        .into_iter()
+        .skip(skip)
+        .take(top)
+        .map(D::from)
+        .collect();
+    let next = skip.saturating_add(top);
+    let next_link = (next < total).then(|| {
+        let mut pairs: Vec<(String, String)> = query
+            .0
+            .iter()
+            .filter(|(name, _)| name.as_str() != "$skipToken")
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        pairs.sort();
+        pairs.push(("$skipToken".to_owned(), next.to_string()));
+        let encoded: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+            .collect();
+        format!("{}?{}", uri.0.path(), encoded.join("&"))
+    });
+    Ok(Json(ListDto { value, next_link }))
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'$' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.health().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),
+        Err(err) => {
+            tracing::warn!(error = %err, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable", "database": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn put_partner(
+    State(state): State<AppState>,
+    Path(partner_id): Path<String>,
+    JsonBody(body): JsonBody<PartnerBody>,
+) -> ApiResult {
+    let id: PartnerId = param(&partner_id, "partnerId")?;
+    same_as_path(body.partner_id.as_deref(), &id, "partnerId")?;
+    let partner = Partner {
+        id,
+        name: body.name,
+    };
+    let outcome = state.store.put_partner(partner.clone()).await?;
+    Ok(written(outcome, PartnerDto::from(partner)))
+}
+
+pub(crate) async fn get_partner(
+    State(state): State<AppState>,
+    Path(partner_id): Path<String>,
+) -> ApiResult<Json<PartnerDto>> {
+    let id: PartnerId = param(&partner_id, "partnerId")?;
+    let partner = state.store.partner(id.clone()).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PartnerNotFound,
+            format!("partner '{id}' does not exist"),
+        )
+        .with_target("partnerId")
+    })?;
+    Ok(Json(partner.into()))
+}
+
+pub(crate) async fn list_partners(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<PartnerDto>>> {
+    page(state.store.partners().await?, &query, &uri)
+}
+
+pub(crate) async fn put_subscription(
+    State(state): State<AppState>,
+    Path(subscription_id): Path<String>,
+    JsonBody(body): JsonBody<SubscriptionBody>,
+) -> ApiResult {
+    let id: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    same_as_path(body.subscription_id.as_deref(), &id, "subscriptionId")?;
+    let subscription = Subscription {
+        id,
+        offer_type: field(&body.offer_type, "offerType")?,
+        partner_id: body
+            .partner_id
+            .as_deref()
+            .map(|p| field(p, "partnerId"))
+            .transpose()?,
+        customer_tenant_id: body
+            .customer_tenant_id
+            .as_deref()
+            .map(|t| field(t, "customerTenantId"))
+            .transpose()?,
+        display_name: body.display_name.unwrap_or_default(),
+        rate_card: match body.rate_card.as_deref() {
+            Some(name) => field(name, "rateCard")?,
+            None => RateCardName::default_card(),
+        },
+        markup_percent: match &body.markup_percent {
+            Some(value) => decimal(value, "markupPercent")?,
+            None => rust_decimal::Decimal::ZERO,
+        },
+    };
+    let outcome = state.store.put_subscription(subscription.clone()).await?;
+    Ok(written(outcome, SubscriptionDto::from(subscription)))
+}
+
+pub(crate) async fn get_subscription(
+    State(state): State<AppState>,
+    Path(subscription_id): Path<String>,
+) -> ApiResult<Json<SubscriptionDto>> {
+    let id: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    let subscription = state.store.subscription(id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::SubscriptionNotFound,
+            format!("subscription {id} does not exist"),
+        )
+        .with_target("subscriptionId")
+    })?;
+    Ok(Json(subscription.into()))
+}
+
+pub(crate) async fn list_subscriptions(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<SubscriptionDto>>> {
+    let partner = query.parsed::<PartnerId>("partnerId")?;
+    page(state.store.subscriptions(partner).await?, &query, &uri)
+}
+
+pub(crate) async fn put_registration(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<RegistrationBody>,
+) -> ApiResult {
+    let name: RegistrationName = param(&name, "name")?;
+    same_as_path(body.name.as_deref(), &name, "name")?;
+    let registration = Registration {
+        name: name.clone(),
+        cloud_id: field(&body.cloud_id, "cloudId")?,
+        default_subscription: field(&body.subscription_id, "subscriptionId")?,
+        billing_model: match body.billing_model.as_deref() {
+            Some(model) => field(model, "billingModel")?,
+            None => BillingModel::PayAsYouUse,
+        },
+    };
+    let outcome = state.store.put_registration(registration).await?;
+    let stored = state
+        .store
+        .registration(name.clone())
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RegistrationNotFound,
+                format!("registration '{name}' was deleted concurrently"),
+            )
+        })?;
+    let outcome = match outcome {
+        RegistrationPut::Created => Written::Created,
+        RegistrationPut::Updated | RegistrationPut::Unchanged => Written::Updated,
+    };
+    Ok(written(outcome, RegistrationDto::from(stored)))
+}
+
+fn registration_not_found(name: &RegistrationName) -> ApiError {
+    ApiError::from(stackbill_store::StoreError::Rule(
+        stackbill_core::RegistryError::RegistrationNotFound {
+            registration: name.clone(),
+        },
+    ))
+}
+
+pub(crate) async fn get_registration(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<RegistrationDto>> {
+    let name: RegistrationName = param(&name, "name")?;
+    let registration = state
+        .store
+        .registration(name.clone())
+        .await?
+        .ok_or_else(|| registration_not_found(&name))?;
+    Ok(Json(registration.into()))
+}
+
+pub(crate) async fn list_registrations(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<RegistrationDto>>> {
+    page(state.store.registrations().await?, &query, &uri)
+}
+
+pub(crate) async fn delete_registration(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let name: RegistrationName = param(&name, "name")?;
+    state.store.delete_registration(name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn registration_history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<HistoryItemDto>>> {
+    let name: RegistrationName = param(&name, "name")?;
+    page(state.store.registration_history(name).await?, &query, &uri)
+}
+
+pub(crate) async fn put_customer_subscription(
+    State(state): State<AppState>,
+    Path((name, subscription_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<CustomerSubscriptionBody>,
+) -> ApiResult<Json<CustomerSubscriptionDto>> {
+    let name: RegistrationName = param(&name, "name")?;
+    let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    let tenant: TenantId = field(&body.tenant_id, "tenantId")?;
+    let effective_from = body
+        .effective_from
+        .as_deref()
+        .map(|t| instant(t, "effectiveFrom"))
+        .transpose()?;
+    let mapping = state
+        .store
+        .put_customer_subscription(name, subscription, tenant, effective_from)
+        .await?;
+    Ok(Json(mapping.into()))
+}
+
+pub(crate) async fn get_customer_subscription(
+    State(state): State<AppState>,
+    Path((name, subscription_id)): Path<(String, String)>,
+    query: QueryParams,
+) -> ApiResult<Json<CustomerSubscriptionDto>> {
+    let name: RegistrationName = param(&name, "name")?;
+    let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    let at = query.instant("asOf")?;
+    Ok(Json(
+        state
+            .store
+            .customer_subscription(name, subscription, at)
+            .await?
+            .into(),
+    ))
+}
+
+pub(crate) async fn list_customer_subscriptions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<CustomerSubscriptionDto>>> {
+    let name: RegistrationName = param(&name, "name")?;
+    let at = query.instant("asOf")?;
+    page(
+        state.store.customer_subscriptions(name, at).await?,
+        &query,
+        &uri,
+    )
+}
+
+pub(crate) async fn delete_customer_subscription(
+    State(state): State<AppState>,
+    Path((name, subscription_id)): Path<(String, String)>,
+    query: QueryParams,
+) -> ApiResult<StatusCode> {
+    let name: RegistrationName = param(&name, "name")?;
+    let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    let effective_from = query.instant("effectiveFrom")?;
+    state
+        .store
+        .delete_customer_subscription(name, subscription, effective_from)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn put_meter(
+    State(state): State<AppState>,
+    Path(meter_id): Path<String>,
+    JsonBody(body): JsonBody<MeterBody>,
+) -> ApiResult {
+    let id: MeterId = param(&meter_id, "meterId")?;
+    same_as_path(body.meter_id.as_deref(), &id, "meterId")?;
+    let meter = Meter {
+        id,
+        name: body.name,
+        unit: body.unit,
+        category: body.category,
+    };
+    let outcome = state.store.put_meter(meter.clone()).await?;
+    Ok(written(outcome, MeterDto::from(meter)))
+}
+
+pub(crate) async fn get_meter(
+    State(state): State<AppState>,
+    Path(meter_id): Path<String>,
+) -> ApiResult<Json<MeterDto>> {
+    let id: MeterId = param(&meter_id, "meterId")?;
+    let meter = state.store.meter(id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MeterNotFound,
+            format!("meter {id} is not in the catalog"),
+        )
+        .with_target("meterId")
+    })?;
+    Ok(Json(meter.into()))
+}
+
+pub(crate) async fn list_meters(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> ApiResult<Json<ListDto<MeterDto>>> {
+    page(state.store.meters().await?, &query, &uri)
+}

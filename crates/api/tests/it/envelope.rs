@@ -1,0 +1,170 @@
+//! Malformed requests of every kind answer in the ARM error envelope.
+
+use axum::http::Method;
+use serde_json::json;
+use stackbill_test_support::{ADMIN_TOKEN, TestApp};
+
+#[tokio::test]
+async fn malformed_json_is_invalid_json() {
+    let app = TestApp::new();
+    for body in ["{", "{\"name\": }", "not json", "{\"name\":\"a\"} trailing"] {
+        let answer = app
+            .raw(
+                Method::PUT,
+                "/v1/partners/p1",
+                Some(ADMIN_TOKEN),
+                Some(body.to_owned()),
+                "application/json",
+            )
+            .await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.code()),
+            (400, "InvalidJson"),
+            "{body}: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_types_missing_and_unknown_fields_name_the_field() {
+    let app = TestApp::new();
+    let wrong_type = app.put("/v1/partners/p1", json!({"name": 5})).await;
+    assert_eq!(
+        (wrong_type.code(), wrong_type.target()),
+        ("InvalidRequestContent", "name")
+    );
+    let missing = app.put("/v1/partners/p1", json!({})).await;
+    assert_eq!(missing.code(), "InvalidRequestContent");
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name"),
+        "{missing:?}"
+    );
+    let unknown = app
+        .put("/v1/partners/p1", json!({"name": "x", "colour": "red"}))
+        .await;
+    assert_eq!(unknown.code(), "InvalidRequestContent");
+    assert!(
+        unknown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{unknown:?}"
+    );
+    let mismatch = app
+        .put("/v1/partners/p1", json!({"partnerId": "p2", "name": "x"}))
+        .await;
+    assert_eq!(
+        (mismatch.code(), mismatch.target()),
+        ("InvalidRequestContent", "partnerId")
+    );
+    let not_json = app
+        .raw(
+            Method::PUT,
+            "/v1/partners/p1",
+            Some(ADMIN_TOKEN),
+            Some("name=x".into()),
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(
+        (not_json.status.as_u16(), not_json.code()),
+        (415, "UnsupportedMediaType")
+    );
+}
+
+#[tokio::test]
+async fn bad_identifiers_and_parameters_are_400_with_a_target() {
+    let app = TestApp::new();
+    let cases = [
+        ("/v1/subscriptions/not-a-guid", "subscriptionId"),
+        ("/v1/partners/bad%20id", "partnerId"),
+        ("/v1/meters/123", "meterId"),
+        (
+            "/v1/registrations/r/customerSubscriptions?asOf=yesterday",
+            "asOf",
+        ),
+        (
+            "/v1/registrations/r/customerSubscriptions?asOf=2025-01-01T00:00:00",
+            "asOf",
+        ),
+    ];
+    for (path, target) in cases {
+        let answer = app.get(path).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.code(), answer.target()),
+            (400, "InvalidParameter", target),
+            "{path}"
+        );
+    }
+    let precise = app
+        .put(
+            "/v1/registrations/r/customerSubscriptions/c0000000-0000-0000-0000-000000000001",
+            json!({"tenantId": "70000000-0000-0000-0000-000000000001", "effectiveFrom": "2025-01-01T00:00:00.0000001Z"}),
+        )
+        .await;
+    assert_eq!(
+        (precise.code(), precise.target()),
+        ("InvalidParameter", "effectiveFrom")
+    );
+    let bad_tenant = app
+        .put(
+            "/v1/registrations/r/customerSubscriptions/c0000000-0000-0000-0000-000000000001",
+            json!({"tenantId": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (bad_tenant.code(), bad_tenant.target()),
+        ("InvalidRequestContent", "tenantId")
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_methods_and_missing_tokens() {
+    let app = TestApp::new();
+    let route = app.get("/v1/nothing-here").await;
+    assert_eq!(
+        (route.status.as_u16(), route.code()),
+        (404, "RouteNotFound")
+    );
+    let method = app.call(Method::POST, "/v1/partners/p1", None).await;
+    assert_eq!(
+        (method.status.as_u16(), method.code()),
+        (405, "MethodNotAllowed")
+    );
+    let anonymous = app.raw(Method::GET, "/v1/partners", None, None, "").await;
+    assert_eq!(
+        (anonymous.status.as_u16(), anonymous.code()),
+        (401, "InvalidAuthenticationToken")
+    );
+    let wrong = app
+        .raw(Method::GET, "/v1/partners", Some("guess"), None, "")
+        .await;
+    assert_eq!(
+        (wrong.status.as_u16(), wrong.code()),
+        (401, "InvalidAuthenticationToken")
+    );
+    let health = app.raw(Method::GET, "/healthz", None, None, "").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["database"], "ok");
+}
+
+#[tokio::test]
+async fn bodies_past_the_limit_are_refused() {
+    let app = TestApp::new();
+    let name = "x".repeat(stackbill_api::extract::MAX_DIRECTORY_BODY_BYTES);
+    let answer = app.put("/v1/partners/p1", json!({"name": name})).await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.code()),
+        (413, "RequestTooLarge")
+    );
+    let fits = "x".repeat(stackbill_api::extract::MAX_DIRECTORY_BODY_BYTES - 20);
+    assert_eq!(
+        app.put("/v1/partners/p1", json!({"name": fits}))
+            .await
+            .status,
+        201
+    );
+}

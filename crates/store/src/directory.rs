@@ -1,0 +1,651 @@
+//! Directory and registry operations: partners, subscriptions, registrations, tenant
+//! mappings and meters.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use rust_decimal::Decimal;
+use stackbill_core::meters::{builtin_catalog, builtin_meter};
+use stackbill_core::routing::RoutingTable;
+use stackbill_core::rules::{
+    CustomerSubscriptionFacts, RegistrationFacts, RegistrationPut,
+    check_customer_subscription_delete, check_customer_subscription_put, check_registration_put,
+};
+use stackbill_core::{
+    MappingEvent, Meter, MeterId, Partner, PartnerId, Registration, RegistrationName,
+    RegistryError, Subscription, SubscriptionId, TenantId, Timeline,
+};
+
+use crate::error::{Result, StoreError};
+use crate::sqlite::Store;
+
+/// Whether a PUT created its object or replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The object is new.
+    Created,
+    /// The object existed and now holds the new values.
+    Updated,
+}
+
+/// A tenant mapping in force: one customer subscription of one registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSubscription {
+    /// The registration.
+    pub registration: RegistrationName,
+    /// The billing subscription the tenant's usage goes to.
+    pub subscription: SubscriptionId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// From when the mapping applies.
+    pub effective_from: Timestamp,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+}
+
+pub(crate) fn micros(instant: Timestamp) -> i64 {
+    instant.as_microsecond()
+}
+
+pub(crate) fn instant(micros: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(micros).map_err(StoreError::corrupt)
+}
+
+pub(crate) fn parse<T>(text: &str) -> Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|err| StoreError::corrupt(format!("'{text}': {err}")))
+}
+
+pub(crate) fn parse_opt<T>(text: Option<String>) -> Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.as_deref().map(parse).transpose()
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "subscription_id, offer_type, partner_id, customer_tenant_id, display_name, rate_card, markup_percent";
+
+fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
+    Ok([
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ])
+}
+
+fn subscription_from_columns(cols: [Option<String>; 7]) -> Result<Subscription> {
+    let [
+        id,
+        offer_type,
+        partner_id,
+        tenant,
+        display_name,
+        rate_card,
+        markup,
+    ] = cols;
+    let required = |value: Option<String>| {
+        value.ok_or_else(|| StoreError::corrupt("missing subscription column"))
+    };
+    Ok(Subscription {
+        id: parse(&required(id)?)?,
+        offer_type: parse(&required(offer_type)?)?,
+        partner_id: parse_opt(partner_id)?,
+        customer_tenant_id: parse_opt(tenant)?,
+        display_name: required(display_name)?,
+        rate_card: parse(&required(rate_card)?)?,
+        markup_percent: parse::<Decimal>(&required(markup)?)?,
+    })
+}
+
+fn load_subscription(conn: &Connection, id: SubscriptionId) -> Result<Option<Subscription>> {
+    let sql =
+        format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ?1");
+    conn.query_row(&sql, [id.to_string()], subscription_from_row)
+        .optional()?
+        .map(subscription_from_columns)
+        .transpose()
+}
+
+const REGISTRATION_COLUMNS: &str =
+    "registration_id, name, cloud_id, default_subscription_id, billing_model";
+
+fn registration_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, [String; 4])> {
+    Ok((
+        row.get(0)?,
+        [row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?],
+    ))
+}
+
+fn registration_from_columns((id, cols): (i64, [String; 4])) -> Result<(i64, Registration)> {
+    let [name, cloud, default, model] = cols;
+    Ok((
+        id,
+        Registration {
+            name: parse(&name)?,
+            cloud_id: parse(&cloud)?,
+            default_subscription: parse(&default)?,
+            billing_model: parse(&model)?,
+        },
+    ))
+}
+
+fn load_registration_where(
+    conn: &Connection,
+    condition: &str,
+    value: String,
+) -> Result<Option<(i64, Registration)>> {
+    let sql = format!(
+        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL AND {condition}"
+    );
+    conn.query_row(&sql, [value], registration_from_row)
+        .optional()?
+        .map(registration_from_columns)
+        .transpose()
+}
+
+fn load_registration(
+    conn: &Connection,
+    name: &RegistrationName,
+) -> Result<Option<(i64, Registration)>> {
+    load_registration_where(conn, "name = ?1", name.to_string())
+}
+
+fn load_timeline(conn: &Connection, registration_id: i64) -> Result<Timeline> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant_id, subscription_id, effective_from, recorded_at FROM mapping_events
+         WHERE registration_id = ?1 ORDER BY event_id",
+    )?;
+    let rows = stmt.query_map([registration_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<String>>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut timeline = Timeline::default();
+    for row in rows {
+        let (tenant, subscription, from, recorded) = row?;
+        timeline.record(MappingEvent {
+            tenant_id: parse(&tenant)?,
+            subscription: parse_opt(subscription)?,
+            effective_from: instant(from)?,
+            recorded_at: instant(recorded)?,
+        });
+    }
+    Ok(timeline)
+}
+
+fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i64, Registration)> {
+    load_registration(conn, name)?.ok_or_else(|| {
+        StoreError::Rule(RegistryError::RegistrationNotFound {
+            registration: name.clone(),
+        })
+    })
+}
+
+/// Recording instants never go backwards, even if the wall clock does.
+fn recording_instant(conn: &Connection, now: Timestamp) -> Result<Timestamp> {
+    let last: Option<i64> =
+        conn.query_row("SELECT max(recorded_at) FROM mapping_events", [], |row| {
+            row.get(0)
+        })?;
+    match last {
+        Some(last) if last > micros(now) => instant(last),
+        _ => Ok(now),
+    }
+}
+
+fn insert_event(conn: &Connection, registration_id: i64, event: &MappingEvent) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO mapping_events (registration_id, tenant_id, subscription_id, effective_from, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        registration_id,
+        event.tenant_id.to_string(),
+        event.subscription.map(|s| s.to_string()),
+        micros(event.effective_from),
+        micros(event.recorded_at),
+    ])?;
+    Ok(())
+}
+
+fn customer_subscription(
+    registration: &Registration,
+    event: &MappingEvent,
+) -> Option<CustomerSubscription> {
+    Some(CustomerSubscription {
+        registration: registration.name.clone(),
+        subscription: event.subscription?,
+        tenant_id: event.tenant_id,
+        effective_from: event.effective_from,
+        recorded_at: event.recorded_at,
+    })
+}
+
+fn load_meter_override(conn: &Connection, id: MeterId) -> Result<Option<Meter>> {
+    conn.query_row(
+        "SELECT name, unit, category FROM meters WHERE meter_id = ?1",
+        [id.to_string()],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
+    .optional()?
+    .map(|(name, unit, category)| {
+        Ok(Meter {
+            id,
+            name,
+            unit,
+            category,
+        })
+    })
+    .transpose()
+}
+
+impl Store {
+    /// Creates or renames a partner.
+    pub async fn put_partner(&self, partner: Partner) -> Result<Written> {
+        self.write(move |tx, now| {
+            let existed = tx
+                .query_row("SELECT 1 FROM partners WHERE partner_id = ?1", [partner.id.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            tx.execute(
+                "INSERT INTO partners (partner_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (partner_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+                params![partner.id.as_str(), partner.name, micros(now)],
+            )?;
+            Ok(if existed { Written::Updated } else { Written::Created })
+        })
+        .await
+    }
+
+    /// One partner.
+    pub async fn partner(&self, id: PartnerId) -> Result<Option<Partner>> {
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT name FROM partners WHERE partner_id = ?1",
+                [id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .map(|name| Ok(Partner { id, name }))
+            .transpose()
+        })
+        .await
+    }
+
+    /// Every partner, by id.
+    pub async fn partners(&self) -> Result<Vec<Partner>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT partner_id, name FROM partners ORDER BY partner_id")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (id, name) = row?;
+                Ok(Partner {
+                    id: parse(&id)?,
+                    name,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// Creates or replaces a billing subscription.
+    pub async fn put_subscription(&self, subscription: Subscription) -> Result<Written> {
+        subscription.validate()?;
+        self.write(move |tx, now| {
+            if let Some(partner) = &subscription.partner_id {
+                let exists = tx
+                    .query_row("SELECT 1 FROM partners WHERE partner_id = ?1", [partner.as_str()], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Err(StoreError::UnknownPartner(partner.clone()));
+                }
+            }
+            let existed = load_subscription(tx, subscription.id)?.is_some();
+            tx.execute(
+                "INSERT INTO subscriptions (subscription_id, offer_type, partner_id, customer_tenant_id,
+                    display_name, rate_card, markup_percent, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (subscription_id) DO UPDATE SET offer_type = excluded.offer_type,
+                    partner_id = excluded.partner_id, customer_tenant_id = excluded.customer_tenant_id,
+                    display_name = excluded.display_name, rate_card = excluded.rate_card,
+                    markup_percent = excluded.markup_percent, updated_at = excluded.updated_at",
+                params![
+                    subscription.id.to_string(),
+                    subscription.offer_type.as_str(),
+                    subscription.partner_id.as_ref().map(PartnerId::as_str),
+                    subscription.customer_tenant_id.map(|t| t.to_string()),
+                    subscription.display_name,
+                    subscription.rate_card.as_str(),
+                    subscription.markup_percent.normalize().to_string(),
+                    micros(now),
+                ],
+            )?;
+            Ok(if existed { Written::Updated } else { Written::Created })
+        })
+        .await
+    }
+
+    /// One billing subscription.
+    pub async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>> {
+        self.read(move |conn| load_subscription(conn, id)).await
+    }
+
+    /// Billing subscriptions by id, optionally only one partner's.
+    pub async fn subscriptions(&self, partner: Option<PartnerId>) -> Result<Vec<Subscription>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
+                 WHERE ?1 IS NULL OR partner_id = ?1 ORDER BY subscription_id"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(
+                [partner.as_ref().map(PartnerId::as_str)],
+                subscription_from_row,
+            )?;
+            rows.map(|row| subscription_from_columns(row?)).collect()
+        })
+        .await
+    }
+
+    /// Creates a registration, or re-puts one (only its billing model may change).
+    pub async fn put_registration(&self, requested: Registration) -> Result<RegistrationPut> {
+        self.write(move |tx, now| {
+            let same_name = load_registration(tx, &requested.name)?;
+            let same_cloud = load_registration_where(tx, "cloud_id = ?1", requested.cloud_id.to_string())?;
+            let default = load_subscription(tx, requested.default_subscription)?;
+            let timeline = same_name.as_ref().map(|(id, _)| load_timeline(tx, *id)).transpose()?;
+            let outcome = check_registration_put(
+                &requested,
+                RegistrationFacts {
+                    same_name: same_name.as_ref().map(|(_, r)| r),
+                    same_cloud: same_cloud.as_ref().map(|(_, r)| r),
+                    default_subscription: default.as_ref(),
+                    timeline: timeline.as_ref(),
+                    now,
+                },
+            )?;
+            match (outcome, &same_name) {
+                (RegistrationPut::Created, _) => {
+                    tx.execute(
+                        "INSERT INTO registrations (name, cloud_id, default_subscription_id, billing_model, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![
+                            requested.name.as_str(),
+                            requested.cloud_id.to_string(),
+                            requested.default_subscription.to_string(),
+                            requested.billing_model.as_str(),
+                            micros(now),
+                        ],
+                    )?;
+                }
+                (RegistrationPut::Updated, Some((id, _))) => {
+                    tx.execute(
+                        "UPDATE registrations SET billing_model = ?1, updated_at = ?2 WHERE registration_id = ?3",
+                        params![requested.billing_model.as_str(), micros(now), id],
+                    )?;
+                }
+                _ => {}
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// One live registration.
+    pub async fn registration(&self, name: RegistrationName) -> Result<Option<Registration>> {
+        self.read(move |conn| Ok(load_registration(conn, &name)?.map(|(_, r)| r)))
+            .await
+    }
+
+    /// Every live registration, by name.
+    pub async fn registrations(&self) -> Result<Vec<Registration>> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL ORDER BY name"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], registration_from_row)?;
+            rows.map(|row| Ok(registration_from_columns(row?)?.1)).collect()
+        })
+        .await
+    }
+
+    /// Deletes a registration. Its history is kept; its stack may be registered again.
+    pub async fn delete_registration(&self, name: RegistrationName) -> Result<()> {
+        self.write(move |tx, now| {
+            let (id, _) = require_registration(tx, &name)?;
+            tx.execute(
+                "UPDATE registrations SET deleted_at = ?1, updated_at = ?1 WHERE registration_id = ?2",
+                params![micros(now), id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Maps a tenant to a customer subscription from `effective_from` (default: now),
+    /// replacing any mapping the tenant has from then on.
+    pub async fn put_customer_subscription(
+        &self,
+        registration: RegistrationName,
+        subscription: SubscriptionId,
+        tenant: TenantId,
+        effective_from: Option<Timestamp>,
+    ) -> Result<CustomerSubscription> {
+        self.write(move |tx, now| {
+            let recorded_at = recording_instant(tx, now)?;
+            let found = load_registration(tx, &registration)?;
+            let default = match &found {
+                Some((_, r)) => load_subscription(tx, r.default_subscription)?,
+                None => None,
+            };
+            let customer = load_subscription(tx, subscription)?;
+            let event = check_customer_subscription_put(
+                &registration,
+                subscription,
+                tenant,
+                effective_from.unwrap_or(recorded_at),
+                recorded_at,
+                CustomerSubscriptionFacts {
+                    registration: found.as_ref().map(|(_, r)| r),
+                    default_subscription: default.as_ref(),
+                    customer_subscription: customer.as_ref(),
+                },
+            )?;
+            let Some((id, registration)) = found else {
+                return Err(StoreError::corrupt(
+                    "registration vanished inside a transaction",
+                ));
+            };
+            insert_event(tx, id, &event)?;
+            customer_subscription(&registration, &event).ok_or_else(|| {
+                StoreError::corrupt("a customer subscription event without a subscription")
+            })
+        })
+        .await
+    }
+
+    /// The mapping of `subscription` in force at `at` (default: now).
+    pub async fn customer_subscription(
+        &self,
+        registration: RegistrationName,
+        subscription: SubscriptionId,
+        at: Option<Timestamp>,
+    ) -> Result<CustomerSubscription> {
+        let at = at.unwrap_or_else(|| self.now());
+        self.read(move |conn| {
+            let (id, found) = require_registration(conn, &registration)?;
+            let timeline = load_timeline(conn, id)?;
+            timeline
+                .mappings_at(at)
+                .into_iter()
+                .find(|event| event.subscription == Some(subscription))
+                .and_then(|event| customer_subscription(&found, event))
+                .ok_or_else(|| {
+                    StoreError::Rule(RegistryError::CustomerSubscriptionNotFound {
+                        subscription,
+                        registration: found.name.clone(),
+                        at,
+                    })
+                })
+        })
+        .await
+    }
+
+    /// Every mapping of a registration in force at `at` (default: now), by tenant.
+    pub async fn customer_subscriptions(
+        &self,
+        registration: RegistrationName,
+        at: Option<Timestamp>,
+    ) -> Result<Vec<CustomerSubscription>> {
+        let at = at.unwrap_or_else(|| self.now());
+        self.read(move |conn| {
+            let (id, found) = require_registration(conn, &registration)?;
+            let timeline = load_timeline(conn, id)?;
+            Ok(timeline
+                .mappings_at(at)
+                .into_iter()
+                .filter_map(|event| customer_subscription(&found, event))
+                .collect())
+        })
+        .await
+    }
+
+    /// Ends, from `effective_from` (default: now), the mapping of the tenant whose mapping
+    /// then is `subscription`. Returns the removal events recorded.
+    pub async fn delete_customer_subscription(
+        &self,
+        registration: RegistrationName,
+        subscription: SubscriptionId,
+        effective_from: Option<Timestamp>,
+    ) -> Result<Vec<MappingEvent>> {
+        self.write(move |tx, now| {
+            let recorded_at = recording_instant(tx, now)?;
+            let found = load_registration(tx, &registration)?;
+            let timeline = found
+                .as_ref()
+                .map(|(id, _)| load_timeline(tx, *id))
+                .transpose()?;
+            let events = check_customer_subscription_delete(
+                &registration,
+                found.as_ref().map(|(_, r)| r).zip(timeline.as_ref()),
+                subscription,
+                effective_from.unwrap_or(recorded_at),
+                recorded_at,
+            )?;
+            if let Some((id, _)) = found {
+                for event in &events {
+                    insert_event(tx, id, event)?;
+                }
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    /// Every mapping change of a live registration, in recording order.
+    pub async fn registration_history(
+        &self,
+        registration: RegistrationName,
+    ) -> Result<Vec<MappingEvent>> {
+        self.read(move |conn| {
+            let (id, _) = require_registration(conn, &registration)?;
+            Ok(load_timeline(conn, id)?.events().to_vec())
+        })
+        .await
+    }
+
+    /// Every live registration with its timeline: the input of routing.
+    pub async fn routing_table(&self) -> Result<RoutingTable> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let registrations: Vec<(i64, Registration)> = stmt
+                .query_map([], registration_from_row)?
+                .map(|row| registration_from_columns(row?))
+                .collect::<Result<_>>()?;
+            let entries = registrations
+                .into_iter()
+                .map(|(id, registration)| Ok((registration, load_timeline(conn, id)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RoutingTable::new(entries))
+        })
+        .await
+    }
+
+    /// Adds a meter, or overrides a built-in one's name, unit or category.
+    pub async fn put_meter(&self, meter: Meter) -> Result<Written> {
+        self.write(move |tx, now| {
+            let existed = builtin_meter(meter.id).is_some() || load_meter_override(tx, meter.id)?.is_some();
+            tx.execute(
+                "INSERT INTO meters (meter_id, name, unit, category, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (meter_id) DO UPDATE SET name = excluded.name, unit = excluded.unit,
+                    category = excluded.category, updated_at = excluded.updated_at",
+                params![meter.id.to_string(), meter.name, meter.unit, meter.category, micros(now)],
+            )?;
+            Ok(if existed { Written::Updated } else { Written::Created })
+        })
+        .await
+    }
+
+    /// One meter: the operator's version if there is one, else the built-in one.
+    pub async fn meter(&self, id: MeterId) -> Result<Option<Meter>> {
+        self.read(move |conn| {
+            Ok(load_meter_override(conn, id)?.or_else(|| builtin_meter(id).cloned()))
+        })
+        .await
+    }
+
+    /// The whole meter catalog (built-in merged with the operator's), by id.
+    pub async fn meters(&self) -> Result<Vec<Meter>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT meter_id, name, unit, category FROM meters")?;
+            let overrides: Vec<Meter> = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                    ))
+                })?
+                .map(|row| {
+                    let (id, name, unit, category) = row?;
+                    Ok(Meter {
+                        id: parse(&id)?,
+                        name,
+                        unit,
+                        category,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let mut all: std::collections::BTreeMap<MeterId, Meter> = builtin_catalog()
+                .iter()
+                .map(|m| (m.id, m.clone()))
+                .collect();
+            all.extend(overrides.into_iter().map(|m| (m.id, m)));
+            Ok(all.into_values().collect())
+        })
+        .await
+    }
+}

@@ -1,0 +1,163 @@
+//! API tokens: only a SHA-256 of each secret is stored, never the secret.
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, params};
+use stackbill_core::{CloudId, PartnerId, TenantId};
+
+use crate::directory::{instant, micros, parse, parse_opt};
+use crate::error::Result;
+use crate::sqlite::Store;
+
+/// What a token may do (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// One partner's objects.
+    Partner,
+    /// Forwarding one stack's usage.
+    Stack,
+    /// Seeing one tenant's registration status.
+    Customer,
+}
+
+impl Role {
+    /// The stored and wire spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Partner => "partner",
+            Self::Stack => "stack",
+            Self::Customer => "customer",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Self::Admin, Self::Partner, Self::Stack, Self::Customer]
+            .into_iter()
+            .find(|role| role.as_str() == text)
+    }
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its public id (not secret).
+    pub id: String,
+    /// Its role.
+    pub role: Role,
+    /// The partner scope of a partner token.
+    pub partner_id: Option<PartnerId>,
+    /// The stack scope of a stack token.
+    pub cloud_id: Option<CloudId>,
+    /// The tenant scope of a customer token.
+    pub tenant_id: Option<TenantId>,
+    /// A label for people.
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub secret_sha256: [u8; 32],
+}
+
+/// A stored token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Its public id.
+    pub id: String,
+    /// Its role.
+    pub role: Role,
+    /// The partner scope of a partner token.
+    pub partner_id: Option<PartnerId>,
+    /// The stack scope of a stack token.
+    pub cloud_id: Option<CloudId>,
+    /// The tenant scope of a customer token.
+    pub tenant_id: Option<TenantId>,
+    /// A label for people.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl Store {
+    /// Stores a new token.
+    pub async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
+        self.write(move |tx, now| {
+            tx.execute(
+                "INSERT INTO tokens (token_id, role, partner_id, cloud_id, tenant_id, name, secret_sha256, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    token.id,
+                    token.role.as_str(),
+                    token.partner_id.as_ref().map(PartnerId::as_str),
+                    token.cloud_id.map(|c| c.to_string()),
+                    token.tenant_id.map(|t| t.to_string()),
+                    token.name,
+                    token.secret_sha256.as_slice(),
+                    micros(now),
+                ],
+            )?;
+            Ok(TokenRecord {
+                id: token.id,
+                role: token.role,
+                partner_id: token.partner_id,
+                cloud_id: token.cloud_id,
+                tenant_id: token.tenant_id,
+                name: token.name,
+                created_at: now,
+            })
+        })
+        .await
+    }
+
+    /// The live token whose secret hashes to `secret_sha256`.
+    pub async fn token_by_secret(&self, secret_sha256: [u8; 32]) -> Result<Option<TokenRecord>> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
+                     WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+                    [secret_sha256.as_slice()],
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, Option<String>>(2)?,
+                            row.get::<_, Option<String>>(3)?,
+                            row.get::<_, Option<String>>(4)?,
+                            row.get::<_, String>(5)?,
+                            row.get::<_, i64>(6)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((id, role, partner, cloud, tenant, name, created)) = row else {
+                return Ok(None);
+            };
+            let role = Role::parse(&role).ok_or_else(|| crate::StoreError::corrupt(format!("token role '{role}'")))?;
+            Ok(Some(TokenRecord {
+                id,
+                role,
+                partner_id: partner.as_deref().map(parse).transpose()?,
+                cloud_id: parse_opt(cloud)?,
+                tenant_id: parse_opt(tenant)?,
+                name,
+                created_at: instant(created)?,
+            }))
+        })
+        .await
+    }
+
+    /// Whether any live admin token is stored.
+    pub async fn has_admin_token(&self) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at IS NULL LIMIT 1",
+                    [],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+}
