@@ -1,1 +1,75 @@
-fn main() {}
+//! The `stackbill` binary: command-line parsing, wiring, exit codes.
+
+mod admin;
+mod cli;
+mod demo;
+mod output;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stackbill_store::StoreError;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Demo(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Domain refusals print their code first, as the API does.
+fn describe(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<StoreError>() {
+        Some(StoreError::Rule(rule)) => format!("{}: {rule}", rule.code()),
+        Some(StoreError::InvalidSubscription(invalid)) => format!("InvalidSubscription: {invalid}"),
+        Some(StoreError::UnknownPartner(_)) => format!("UnknownPartner: {err}"),
+        _ => format!("{err:#}"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let store = admin::open(&args.db)?;
+            let auth = serve::auth_config(&store).await?;
+            serve::serve(store, auth, args.listen, |address| {
+                eprintln!("stackbill listening on http://{address}");
+            })
+            .await
+        }
+        Command::Demo(args) => demo::run(args).await,
+        Command::Partner(command) => admin::partner(command).await,
+        Command::Subscription(command) => admin::subscription(command).await,
+        Command::Registration(command) => admin::registration(command).await,
+        Command::Tenant(command) => admin::tenant(command).await,
+        Command::Meter(command) => admin::meter(command).await,
+    }
+}

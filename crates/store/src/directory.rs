@@ -61,12 +61,12 @@ where
         .map_err(|err| StoreError::corrupt(format!("'{text}': {err}")))
 }
 
-pub(crate) fn parse_opt<T>(text: Option<String>) -> Result<Option<T>>
+pub(crate) fn parse_opt<T>(text: Option<&str>) -> Result<Option<T>>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    text.as_deref().map(parse).transpose()
+    text.map(parse).transpose()
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "subscription_id, offer_type, partner_id, customer_tenant_id, display_name, rate_card, markup_percent";
@@ -99,8 +99,8 @@ fn subscription_from_columns(cols: [Option<String>; 7]) -> Result<Subscription> 
     Ok(Subscription {
         id: parse(&required(id)?)?,
         offer_type: parse(&required(offer_type)?)?,
-        partner_id: parse_opt(partner_id)?,
-        customer_tenant_id: parse_opt(tenant)?,
+        partner_id: parse_opt(partner_id.as_deref())?,
+        customer_tenant_id: parse_opt(tenant.as_deref())?,
         display_name: required(display_name)?,
         rate_card: parse(&required(rate_card)?)?,
         markup_percent: parse::<Decimal>(&required(markup)?)?,
@@ -178,7 +178,7 @@ fn load_timeline(conn: &Connection, registration_id: i64) -> Result<Timeline> {
         let (tenant, subscription, from, recorded) = row?;
         timeline.record(MappingEvent {
             tenant_id: parse(&tenant)?,
-            subscription: parse_opt(subscription)?,
+            subscription: parse_opt(subscription.as_deref())?,
             effective_from: instant(from)?,
             recorded_at: instant(recorded)?,
         });

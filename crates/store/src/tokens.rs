@@ -137,8 +137,8 @@ impl Store {
                 id,
                 role,
                 partner_id: partner.as_deref().map(parse).transpose()?,
-                cloud_id: parse_opt(cloud)?,
-                tenant_id: parse_opt(tenant)?,
+                cloud_id: parse_opt(cloud.as_deref())?,
+                tenant_id: parse_opt(tenant.as_deref())?,
                 name,
                 created_at: instant(created)?,
             }))

@@ -1,5 +1,6 @@
 //! Integration tests of the HTTP API: the real router over a real SQLite file.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod envelope;
 mod registry;
 mod socket;

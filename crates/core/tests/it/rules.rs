@@ -189,6 +189,15 @@ fn a_registration_with_mapped_tenants_cannot_become_capacity() {
     );
 }
 
+/// Registration, default subscription, customer subscription, tenant, expected code.
+type Case<'a> = (
+    Option<&'a Registration>,
+    Option<&'a Subscription>,
+    Option<&'a Subscription>,
+    &'a str,
+    &'a str,
+);
+
 #[test]
 fn customer_subscription_checks_run_in_the_spec_order() {
     let payg = registration(BillingModel::PayAsYouUse);
@@ -203,13 +212,7 @@ fn customer_subscription_checks_run_in_the_spec_order() {
     let wrong_tenant = "70000000-0000-0000-0000-000000000002";
 
     // Each row breaks one more rule than the next; the first broken rule is the answer.
-    let table: Vec<(
-        Option<&Registration>,
-        Option<&Subscription>,
-        Option<&Subscription>,
-        &str,
-        &str,
-    )> = vec![
+    let table: Vec<Case<'_>> = vec![
         (None, Some(&ea), None, wrong_tenant, "RegistrationNotFound"),
         (
             Some(&capacity),

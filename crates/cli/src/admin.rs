@@ -1,0 +1,439 @@
+//! The admin subcommands: the directory and registry, straight on the database file.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use stackbill_api::dto::{
+    CustomerSubscriptionDto, HistoryItemDto, MeterDto, PartnerDto, RegistrationDto, SubscriptionDto,
+};
+use stackbill_core::{Meter, Partner, Registration, Subscription};
+use stackbill_store::{CustomerSubscription, Store, SystemClock, Written};
+
+use crate::cli::{
+    DbArgs, MeterCommand, OutputArgs, PartnerCommand, RegistrationCommand, SubscriptionCommand,
+    TenantCommand,
+};
+use crate::output;
+
+pub(crate) fn open(db: &DbArgs) -> Result<Store> {
+    Store::open(&db.db, Arc::new(SystemClock))
+        .map_err(|err| anyhow::anyhow!("cannot open database {}: {err}", db.db.display()))
+}
+
+fn verb(written: Written) -> &'static str {
+    match written {
+        Written::Created => "created",
+        Written::Updated => "updated",
+    }
+}
+
+fn opt(value: Option<impl ToString>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn partner_rows(partners: &[Partner]) -> Vec<Vec<String>> {
+    partners
+        .iter()
+        .map(|p| vec![p.id.to_string(), p.name.clone()])
+        .collect()
+}
+
+fn show_partners(partners: Vec<Partner>, output: &OutputArgs, single: bool) -> Result<()> {
+    if output.json {
+        let dtos: Vec<PartnerDto> = partners.into_iter().map(Into::into).collect();
+        return if single {
+            output::json(&dtos[0])
+        } else {
+            output::json(&dtos)
+        };
+    }
+    output::table(&["PARTNER", "NAME"], &partner_rows(&partners));
+    Ok(())
+}
+
+pub(crate) async fn partner(command: PartnerCommand) -> Result<()> {
+    match command {
+        PartnerCommand::Add {
+            partner_id,
+            name,
+            db,
+            output,
+        } => {
+            let partner = Partner {
+                id: partner_id,
+                name,
+            };
+            let written = open(&db)?.put_partner(partner.clone()).await?;
+            if !output.json {
+                eprintln!("partner {} {}", partner.id, verb(written));
+            }
+            show_partners(vec![partner], &output, true)
+        }
+        PartnerCommand::Show {
+            partner_id,
+            db,
+            output,
+        } => {
+            let partner = open(&db)?
+                .partner(partner_id.clone())
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("PartnerNotFound: partner '{partner_id}' does not exist")
+                })?;
+            show_partners(vec![partner], &output, true)
+        }
+        PartnerCommand::List { db, output } => {
+            show_partners(open(&db)?.partners().await?, &output, false)
+        }
+    }
+}
+
+fn show_subscriptions(
+    subscriptions: Vec<Subscription>,
+    output: &OutputArgs,
+    single: bool,
+) -> Result<()> {
+    if output.json {
+        let dtos: Vec<SubscriptionDto> = subscriptions.into_iter().map(Into::into).collect();
+        return if single {
+            output::json(&dtos[0])
+        } else {
+            output::json(&dtos)
+        };
+    }
+    let rows: Vec<Vec<String>> = subscriptions
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.offer_type.to_string(),
+                opt(s.partner_id.as_ref()),
+                opt(s.customer_tenant_id),
+                s.rate_card.to_string(),
+                s.markup_percent.normalize().to_string(),
+                s.display_name.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "SUBSCRIPTION",
+            "OFFER",
+            "PARTNER",
+            "CUSTOMER TENANT",
+            "RATE CARD",
+            "MARKUP %",
+            "NAME",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
+    match command {
+        SubscriptionCommand::Add {
+            subscription_id,
+            offer_type,
+            partner,
+            customer_tenant,
+            display_name,
+            rate_card,
+            markup_percent,
+            db,
+            output,
+        } => {
+            let subscription = Subscription {
+                id: subscription_id,
+                offer_type,
+                partner_id: partner,
+                customer_tenant_id: customer_tenant,
+                display_name,
+                rate_card,
+                markup_percent,
+            };
+            let written = open(&db)?.put_subscription(subscription.clone()).await?;
+            if !output.json {
+                eprintln!("subscription {} {}", subscription.id, verb(written));
+            }
+            show_subscriptions(vec![subscription], &output, true)
+        }
+        SubscriptionCommand::Show {
+            subscription_id,
+            db,
+            output,
+        } => {
+            let subscription =
+                open(&db)?
+                    .subscription(subscription_id)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "SubscriptionNotFound: subscription {subscription_id} does not exist"
+                        )
+                    })?;
+            show_subscriptions(vec![subscription], &output, true)
+        }
+        SubscriptionCommand::List {
+            partner,
+            db,
+            output,
+        } => show_subscriptions(open(&db)?.subscriptions(partner).await?, &output, false),
+    }
+}
+
+fn show_registrations(
+    registrations: Vec<Registration>,
+    output: &OutputArgs,
+    single: bool,
+) -> Result<()> {
+    if output.json {
+        let dtos: Vec<RegistrationDto> = registrations.into_iter().map(Into::into).collect();
+        return if single {
+            output::json(&dtos[0])
+        } else {
+            output::json(&dtos)
+        };
+    }
+    let rows: Vec<Vec<String>> = registrations
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.to_string(),
+                r.cloud_id.to_string(),
+                r.default_subscription.to_string(),
+                r.billing_model.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "REGISTRATION",
+            "CLOUD",
+            "DEFAULT SUBSCRIPTION",
+            "BILLING MODEL",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn registration_not_found(name: &stackbill_core::RegistrationName) -> anyhow::Error {
+    stackbill_store::StoreError::Rule(stackbill_core::RegistryError::RegistrationNotFound {
+        registration: name.clone(),
+    })
+    .into()
+}
+
+pub(crate) async fn registration(command: RegistrationCommand) -> Result<()> {
+    match command {
+        RegistrationCommand::Add {
+            name,
+            cloud_id,
+            subscription,
+            billing_model,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let registration = Registration {
+                name: name.clone(),
+                cloud_id,
+                default_subscription: subscription,
+                billing_model,
+            };
+            let outcome = store.put_registration(registration).await?;
+            let stored = store
+                .registration(name.clone())
+                .await?
+                .ok_or_else(|| registration_not_found(&name))?;
+            if !output.json {
+                eprintln!("registration {name}: {outcome:?}");
+            }
+            show_registrations(vec![stored], &output, true)
+        }
+        RegistrationCommand::Show { name, db, output } => {
+            let found = open(&db)?
+                .registration(name.clone())
+                .await?
+                .ok_or_else(|| registration_not_found(&name))?;
+            show_registrations(vec![found], &output, true)
+        }
+        RegistrationCommand::List { db, output } => {
+            show_registrations(open(&db)?.registrations().await?, &output, false)
+        }
+        RegistrationCommand::Remove { name, db } => {
+            open(&db)?.delete_registration(name.clone()).await?;
+            eprintln!("registration {name} deleted; its history is kept");
+            Ok(())
+        }
+    }
+}
+
+fn show_mappings(
+    mappings: Vec<CustomerSubscription>,
+    output: &OutputArgs,
+    single: bool,
+) -> Result<()> {
+    if output.json {
+        let dtos: Vec<CustomerSubscriptionDto> = mappings.into_iter().map(Into::into).collect();
+        return if single {
+            output::json(&dtos[0])
+        } else {
+            output::json(&dtos)
+        };
+    }
+    let rows: Vec<Vec<String>> = mappings
+        .iter()
+        .map(|m| {
+            vec![
+                m.tenant_id.to_string(),
+                m.subscription.to_string(),
+                m.effective_from.to_string(),
+                m.recorded_at.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["TENANT", "SUBSCRIPTION", "EFFECTIVE FROM", "RECORDED AT"],
+        &rows,
+    );
+    Ok(())
+}
+
+pub(crate) async fn tenant(command: TenantCommand) -> Result<()> {
+    match command {
+        TenantCommand::Add {
+            registration,
+            tenant,
+            subscription,
+            effective_from,
+            db,
+            output,
+        } => {
+            let mapping = open(&db)?
+                .put_customer_subscription(registration, subscription, tenant, effective_from)
+                .await?;
+            show_mappings(vec![mapping], &output, true)
+        }
+        TenantCommand::Remove {
+            registration,
+            subscription,
+            effective_from,
+            db,
+        } => {
+            let events = open(&db)?
+                .delete_customer_subscription(registration, subscription, effective_from)
+                .await?;
+            for event in events {
+                eprintln!(
+                    "tenant {} unmapped from {} from {} on; its usage goes to the default subscription",
+                    event.tenant_id, subscription, event.effective_from
+                );
+            }
+            Ok(())
+        }
+        TenantCommand::List {
+            registration,
+            as_of,
+            db,
+            output,
+        } => show_mappings(
+            open(&db)?
+                .customer_subscriptions(registration, as_of)
+                .await?,
+            &output,
+            false,
+        ),
+        TenantCommand::History {
+            registration,
+            db,
+            output,
+        } => {
+            let events = open(&db)?.registration_history(registration).await?;
+            if output.json {
+                let dtos: Vec<HistoryItemDto> = events.into_iter().map(Into::into).collect();
+                return output::json(&dtos);
+            }
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.tenant_id.to_string(),
+                        e.subscription
+                            .map_or_else(|| "(removed)".to_owned(), |s| s.to_string()),
+                        e.effective_from.to_string(),
+                        e.recorded_at.to_string(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["TENANT", "SUBSCRIPTION", "EFFECTIVE FROM", "RECORDED AT"],
+                &rows,
+            );
+            Ok(())
+        }
+    }
+}
+
+fn show_meters(meters: Vec<Meter>, output: &OutputArgs, single: bool) -> Result<()> {
+    if output.json {
+        let dtos: Vec<MeterDto> = meters.into_iter().map(Into::into).collect();
+        return if single {
+            output::json(&dtos[0])
+        } else {
+            output::json(&dtos)
+        };
+    }
+    let rows: Vec<Vec<String>> = meters
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.category.clone(),
+                m.name.clone(),
+                m.unit.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["METER", "CATEGORY", "NAME", "UNIT"], &rows);
+    Ok(())
+}
+
+pub(crate) async fn meter(command: MeterCommand) -> Result<()> {
+    match command {
+        MeterCommand::List { db, output } => {
+            show_meters(open(&db)?.meters().await?, &output, false)
+        }
+        MeterCommand::Show {
+            meter_id,
+            db,
+            output,
+        } => {
+            let meter = open(&db)?.meter(meter_id).await?.ok_or_else(|| {
+                anyhow::anyhow!("MeterNotFound: meter {meter_id} is not in the catalog")
+            })?;
+            show_meters(vec![meter], &output, true)
+        }
+        MeterCommand::Add {
+            meter_id,
+            name,
+            unit,
+            category,
+            db,
+            output,
+        } => {
+            let meter = Meter {
+                id: meter_id,
+                name,
+                unit,
+                category,
+            };
+            let written = open(&db)?.put_meter(meter.clone()).await?;
+            if !output.json {
+                eprintln!("meter {} {}", meter.id, verb(written));
+            }
+            show_meters(vec![meter], &output, true)
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The command line, as clap parses it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use stackbill_core::{
+    BillingModel, CloudId, MeterId, OfferType, PartnerId, RateCardName, RegistrationName,
+    SubscriptionId, TenantId,
+};
+
+/// Usage metering and billing for multi-tenant Azure Stack Hub clouds run by Cloud Solution
+/// Providers.
+///
+/// stackbill keeps each stack's registration (its default subscription and one customer
+/// subscription per tenant), maps every tenant's usage to the subscription that pays for it,
+/// and serves the native and Azure-compatible APIs. Start with `stackbill demo`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stackbill",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the database is.
+#[derive(Debug, Args)]
+pub(crate) struct DbArgs {
+    /// The embedded database file (created if missing)
+    #[arg(long, env = "STACKBILL_DB", default_value = "stackbill.db")]
+    pub(crate) db: PathBuf,
+}
+
+/// How to print results.
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Print JSON (the API's shapes) instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the HTTP API
+    Serve(ServeArgs),
+    /// Create a demo database with a CSP, its stacks and tenants, and serve it
+    Demo(DemoArgs),
+    /// Manage CSP partners
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Manage billing subscriptions (the Azure subscriptions that are charged)
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+    /// Manage stack registrations and their default subscriptions
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+    /// Map tenants (directories) of a registration to their customer subscriptions
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Browse and extend the meter catalog
+    #[command(subcommand)]
+    Meter(MeterCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, env = "STACKBILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Address to listen on
+    #[arg(long, env = "STACKBILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// The demo database file; an existing file at this path is replaced
+    #[arg(long, default_value = "stackbill-demo.db")]
+    pub(crate) db: PathBuf,
+    /// Seed the database and exit without serving
+    #[arg(long)]
+    pub(crate) no_serve: bool,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PartnerCommand {
+    /// Create a partner, or rename one
+    Add {
+        /// Partner id (1-64 of A-Z a-z 0-9 . _ -)
+        partner_id: PartnerId,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show one partner
+    Show {
+        /// Partner id
+        partner_id: PartnerId,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List partners
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubscriptionCommand {
+    /// Create or replace a billing subscription
+    Add {
+        /// Subscription id (GUID)
+        subscription_id: SubscriptionId,
+        /// CSP, CSPSS, EA or PAYG
+        #[arg(long)]
+        offer_type: OfferType,
+        /// The partner a CSP or CSPSS subscription rolls up to
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        /// The customer's directory (CSP only)
+        #[arg(long)]
+        customer_tenant: Option<TenantId>,
+        /// Display name
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Rate card used to price its usage
+        #[arg(long, default_value = "default")]
+        rate_card: RateCardName,
+        /// Markup on the rate card in percent (may be negative)
+        #[arg(long, default_value = "0", allow_hyphen_values = true)]
+        markup_percent: Decimal,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show one subscription
+    Show {
+        /// Subscription id
+        subscription_id: SubscriptionId,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List subscriptions
+    List {
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistrationCommand {
+    /// Register a stack with its default subscription, or change its billing model
+    Add {
+        /// Registration name
+        name: RegistrationName,
+        /// The stack's cloud id (GUID)
+        #[arg(long)]
+        cloud_id: CloudId,
+        /// The default subscription: pays for every tenant without its own
+        #[arg(long)]
+        subscription: SubscriptionId,
+        /// PayAsYouUse, Capacity or Development
+        #[arg(long, default_value = "PayAsYouUse")]
+        billing_model: BillingModel,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show one registration
+    Show {
+        /// Registration name
+        name: RegistrationName,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List registrations
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Delete a registration (its history is kept)
+    Remove {
+        /// Registration name
+        name: RegistrationName,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Map a tenant to its customer subscription (replaces its current mapping)
+    Add {
+        /// Registration name
+        registration: RegistrationName,
+        /// The tenant's directory id
+        #[arg(long)]
+        tenant: TenantId,
+        /// The tenant's CSP subscription
+        #[arg(long)]
+        subscription: SubscriptionId,
+        /// From when (RFC 3339; default now; may be backdated or scheduled)
+        #[arg(long)]
+        effective_from: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// End a tenant's mapping: its usage goes to the default subscription again
+    Remove {
+        /// Registration name
+        registration: RegistrationName,
+        /// The customer subscription whose tenant is removed
+        #[arg(long)]
+        subscription: SubscriptionId,
+        /// From when (RFC 3339; default now)
+        #[arg(long)]
+        effective_from: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the tenants mapped now, or at an instant
+    List {
+        /// Registration name
+        registration: RegistrationName,
+        /// The instant (RFC 3339; default now)
+        #[arg(long)]
+        as_of: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Every mapping change of a registration, in recording order
+    History {
+        /// Registration name
+        registration: RegistrationName,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MeterCommand {
+    /// List the meter catalog
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show one meter
+    Show {
+        /// Meter id (GUID, hyphens optional)
+        meter_id: MeterId,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Add a meter, or override a built-in one's name, unit or category
+    Add {
+        /// Meter id (GUID)
+        meter_id: MeterId,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// What one unit is
+        #[arg(long)]
+        unit: String,
+        /// The service it belongs to
+        #[arg(long)]
+        category: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}

@@ -1,0 +1,231 @@
+//! `stackbill demo`: a CSP with three stacks and dozens of customer tenants, served.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use jiff::ToSpan;
+use jiff::tz::TimeZone;
+use rust_decimal::Decimal;
+use stackbill_core::{
+    BillingModel, CloudId, OfferType, Partner, PartnerId, RateCardName, Registration,
+    RegistrationName, Subscription, SubscriptionId, TenantId,
+};
+use stackbill_store::{Store, SystemClock};
+use uuid::Uuid;
+
+use crate::cli::DemoArgs;
+use crate::serve;
+
+/// The demo's customer organisations. Every fifth one has no subscription of its own on
+/// any stack yet, so its usage goes to the stack's default subscription.
+const CUSTOMERS: &[&str] = &[
+    "Northwind Traders",
+    "Adventure Works",
+    "Fabrikam Residences",
+    "Tailspin Toys",
+    "Wingtip Toys",
+    "Woodgrove Bank",
+    "Litware",
+    "Proseware",
+    "Lucerne Publishing",
+    "Margie's Travel",
+    "Alpine Ski House",
+    "Coho Winery",
+    "Consolidated Messenger",
+    "Fourth Coffee",
+    "Graphic Design Institute",
+    "Humongous Insurance",
+    "Lamna Healthcare",
+    "Munson's Pickles",
+    "Nod Publishers",
+    "Relecloud",
+    "School of Fine Art",
+    "Southridge Video",
+    "Trey Research",
+    "VanArsdel",
+    "Wide World Importers",
+    "Blue Yonder Airlines",
+    "City Power & Light",
+    "Contoso Pharmaceuticals",
+    "First Up Consultants",
+    "Bellows College",
+    "Datum Corporation",
+    "Best For You Organics",
+    "Tailwind Traders",
+    "Fincher Architects",
+    "Boulder Innovations",
+    "Liberty's Delightful Sinful Bakery",
+];
+
+const PARTNER: &str = "contoso-csp";
+
+fn guid(kind: u32, n: u64) -> Uuid {
+    Uuid::from_u128((u128::from(kind) << 96) | (0x4000_8000_u128 << 48) | u128::from(n))
+}
+
+fn registered(index: usize) -> bool {
+    index % 5 != 4
+}
+
+struct Seeded {
+    registrations: Vec<Registration>,
+    tenants_mapped: usize,
+    unregistered: Vec<(TenantId, SubscriptionId)>,
+    subscriptions: usize,
+}
+
+async fn seed(store: &Store) -> Result<Seeded> {
+    let partner_id: PartnerId = PARTNER.parse()?;
+    store
+        .put_partner(Partner {
+            id: partner_id.clone(),
+            name: "Contoso Cloud Partners".to_owned(),
+        })
+        .await?;
+    let default = Subscription {
+        id: SubscriptionId::from_uuid(guid(0xd0, 1)),
+        offer_type: OfferType::Cspss,
+        partner_id: Some(partner_id.clone()),
+        customer_tenant_id: None,
+        display_name: "Contoso shared services".to_owned(),
+        rate_card: RateCardName::default_card(),
+        markup_percent: Decimal::ZERO,
+    };
+    store.put_subscription(default.clone()).await?;
+
+    let stacks = [
+        ("redmond-hub1", BillingModel::PayAsYouUse),
+        ("dublin-hub1", BillingModel::PayAsYouUse),
+        ("edge-capacity", BillingModel::Capacity),
+    ];
+    let mut registrations = Vec::new();
+    for (n, (name, model)) in (1u64..).zip(stacks) {
+        let registration = Registration {
+            name: name.parse::<RegistrationName>()?,
+            cloud_id: CloudId::from_uuid(guid(0xca, n)),
+            default_subscription: default.id,
+            billing_model: model,
+        };
+        store.put_registration(registration.clone()).await?;
+        registrations.push(registration);
+    }
+
+    // Tenants joined at the start of last month, so last month's usage is theirs.
+    let now = store.now();
+    let start_of_last_month = now
+        .to_zoned(TimeZone::UTC)
+        .date()
+        .first_of_month()
+        .checked_sub(1.month())?
+        .to_zoned(TimeZone::UTC)?
+        .timestamp();
+    let mut tenants_mapped = 0;
+    let mut unregistered = Vec::new();
+    let mut subscriptions = 1;
+    for (index, name) in CUSTOMERS.iter().enumerate() {
+        let n = index as u64 + 1;
+        let tenant = TenantId::from_uuid(guid(0x70, n));
+        let subscription = Subscription {
+            id: SubscriptionId::from_uuid(guid(0xc0, n)),
+            offer_type: OfferType::Csp,
+            partner_id: Some(partner_id.clone()),
+            customer_tenant_id: Some(tenant),
+            display_name: (*name).to_owned(),
+            rate_card: RateCardName::default_card(),
+            markup_percent: Decimal::new(if index % 3 == 0 { 15 } else { 10 }, 0),
+        };
+        store.put_subscription(subscription.clone()).await?;
+        subscriptions += 1;
+        if !registered(index) {
+            unregistered.push((tenant, subscription.id));
+            continue;
+        }
+        // Most customers run on one hub; every fourth runs on both.
+        let hubs: &[usize] = if index % 4 == 0 {
+            &[0, 1]
+        } else if index % 2 == 0 {
+            &[1]
+        } else {
+            &[0]
+        };
+        for &hub in hubs {
+            store
+                .put_customer_subscription(
+                    registrations[hub].name.clone(),
+                    subscription.id,
+                    tenant,
+                    Some(start_of_last_month),
+                )
+                .await?;
+            tenants_mapped += 1;
+        }
+    }
+    Ok(Seeded {
+        registrations,
+        tenants_mapped,
+        unregistered,
+        subscriptions,
+    })
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = args.db.clone().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot replace {}", args.db.display()));
+            }
+        }
+    }
+    let store = Store::open(&args.db, Arc::new(SystemClock))?;
+    let seeded = seed(&store).await?;
+    let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => serve::create_admin_token(&store, "demo admin").await?,
+    };
+    let auth = serve::auth_config(&store).await?;
+    if args.output.json {
+        crate::output::json(&serde_json::json!({
+            "db": args.db.display().to_string(),
+            "partners": 1,
+            "subscriptions": seeded.subscriptions,
+            "registrations": seeded.registrations.len(),
+            "tenantsMapped": seeded.tenants_mapped,
+            "tenantsUnregistered": seeded.unregistered.len(),
+            "adminToken": token,
+        }))?;
+    } else {
+        eprintln!(
+            "demo database {}: partner {PARTNER}, {} registrations, {} tenant mappings, {} tenants without their own subscription",
+            args.db.display(),
+            seeded.registrations.len(),
+            seeded.tenants_mapped,
+            seeded.unregistered.len()
+        );
+    }
+    if args.no_serve {
+        return Ok(());
+    }
+    let (tenant, subscription) = seeded.unregistered[0];
+    serve::serve(store, auth, args.listen, |address| {
+        let base = format!("http://{address}");
+        println!(
+            "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
+             Try:\n\n  \
+             export TOKEN={token}\n\n  \
+             # the stacks and their default subscriptions\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/registrations\n\n  \
+             # the tenants billed to their own CSP subscription on redmond-hub1\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/registrations/redmond-hub1/customerSubscriptions\n\n  \
+             # onboard a customer whose usage still goes to the default subscription\n  \
+             curl -s -X PUT -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"tenantId\":\"{tenant}\"}}' \\\n    \
+             {base}/v1/registrations/redmond-hub1/customerSubscriptions/{subscription}\n\n\
+             Press Ctrl-C to stop.\n"
+        );
+    })
+    .await
+}

@@ -1,0 +1,106 @@
+//! `stackbill serve`: the HTTP API with graceful shutdown, and the first admin token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use stackbill_api::{AppState, AuthConfig, hash_secret, router};
+use stackbill_store::{NewToken, Role, Store};
+
+/// The environment variable that holds the admin token.
+pub(crate) const ADMIN_TOKEN_ENV: &str = "STACKBILL_ADMIN_TOKEN";
+
+/// A fresh random secret, `sb_` and 64 hex digits.
+pub(crate) fn new_secret() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
+    Ok(format!(
+        "sb_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+/// Stores a new admin token and returns its secret.
+pub(crate) async fn create_admin_token(store: &Store, name: &str) -> Result<String> {
+    let secret = new_secret()?;
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
+    store
+        .create_token(NewToken {
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            role: Role::Admin,
+            partner_id: None,
+            cloud_id: None,
+            tenant_id: None,
+            name: name.to_owned(),
+            secret_sha256: hash_secret(&secret),
+        })
+        .await?;
+    Ok(secret)
+}
+
+/// Who may call: the environment's admin token, or the stored ones. At the first start
+/// without either, an admin token is created and printed once.
+pub(crate) async fn auth_config(store: &Store) -> Result<AuthConfig> {
+    let env_admin_sha256 = std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+        .map(|token| hash_secret(token.trim()));
+    if env_admin_sha256.is_none() && !store.has_admin_token().await? {
+        let secret = create_admin_token(store, "first admin").await?;
+        eprintln!("created the first admin token (shown once; keep it safe):\n\n    {secret}\n");
+    }
+    Ok(AuthConfig { env_admin_sha256 })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
+pub(crate) async fn serve(
+    store: Store,
+    auth: AuthConfig,
+    listen: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, db = %store.path().display(), "serving");
+    ready(address);
+    let app = router(AppState {
+        store,
+        auth: Arc::new(auth),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,280 @@
+//! The `stackbill` binary as users run it: separate processes on one database file.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn stackbill(db: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .env_remove("STACKBILL_DB")
+        .env_remove("STACKBILL_ADMIN_TOKEN")
+        .output()
+        .expect("stackbill runs")
+}
+
+fn ok_json(db: &std::path::Path, args: &[&str]) -> Value {
+    let output = stackbill(db, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+const DEFAULT: &str = "d0000000-0000-0000-0000-000000000001";
+const CUSTOMER: &str = "c0000000-0000-0000-0000-000000000001";
+const TENANT: &str = "70000000-0000-0000-0000-000000000001";
+const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
+
+#[test]
+fn data_written_by_one_process_is_read_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    ok_json(
+        &db,
+        &["partner", "add", "p1", "--name", "Contoso", "--json"],
+    );
+    ok_json(
+        &db,
+        &[
+            "subscription",
+            "add",
+            DEFAULT,
+            "--offer-type",
+            "CSPSS",
+            "--partner",
+            "p1",
+            "--json",
+        ],
+    );
+    ok_json(
+        &db,
+        &[
+            "subscription",
+            "add",
+            CUSTOMER,
+            "--offer-type",
+            "csp",
+            "--partner",
+            "p1",
+            "--customer-tenant",
+            TENANT,
+            "--markup-percent",
+            "-5.5",
+            "--json",
+        ],
+    );
+    ok_json(
+        &db,
+        &[
+            "registration",
+            "add",
+            "hub1",
+            "--cloud-id",
+            CLOUD,
+            "--subscription",
+            DEFAULT,
+            "--json",
+        ],
+    );
+    let added = ok_json(
+        &db,
+        &[
+            "tenant",
+            "add",
+            "hub1",
+            "--tenant",
+            TENANT,
+            "--subscription",
+            CUSTOMER,
+            "--effective-from",
+            "2025-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(added["effectiveFrom"], "2025-01-01T00:00:00Z");
+
+    let subs = ok_json(&db, &["subscription", "list", "--partner", "p1", "--json"]);
+    assert_eq!(subs.as_array().unwrap().len(), 2);
+    assert_eq!(subs[0]["markupPercent"], "-5.5");
+    let tenants = ok_json(&db, &["tenant", "list", "hub1", "--json"]);
+    assert_eq!(tenants[0]["tenantId"], TENANT);
+    assert_eq!(tenants[0]["subscriptionId"], CUSTOMER);
+    let before = ok_json(
+        &db,
+        &[
+            "tenant",
+            "list",
+            "hub1",
+            "--as-of",
+            "2024-12-31T23:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(before.as_array().unwrap().len(), 0);
+
+    let removed = stackbill(
+        &db,
+        &["tenant", "remove", "hub1", "--subscription", CUSTOMER],
+    );
+    assert!(removed.status.success());
+    let history = ok_json(&db, &["tenant", "history", "hub1", "--json"]);
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[1]["subscriptionId"], Value::Null);
+    let registration = ok_json(&db, &["registration", "show", "HUB1", "--json"]);
+    assert_eq!(registration["subscriptionId"], DEFAULT);
+    let meter = ok_json(
+        &db,
+        &[
+            "meter",
+            "show",
+            "F271A8A388C44D93956A063E1D2FA80B",
+            "--json",
+        ],
+    );
+    assert_eq!(meter["name"], "Static IP Address Usage");
+}
+
+#[test]
+fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let missing = stackbill(
+        &db,
+        &[
+            "registration",
+            "add",
+            "hub1",
+            "--cloud-id",
+            CLOUD,
+            "--subscription",
+            DEFAULT,
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.starts_with("error: InvalidCustomerSubscriptionId:"),
+        "{stderr}"
+    );
+    let not_found = stackbill(&db, &["tenant", "list", "nope"]);
+    assert_eq!(not_found.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_found.stderr).contains("RegistrationNotFound"));
+
+    let bad_guid = stackbill(&db, &["subscription", "show", "not-a-guid"]);
+    assert_eq!(bad_guid.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_guid.stderr).contains("is not a GUID"));
+    let bad_model = stackbill(
+        &db,
+        &[
+            "registration",
+            "add",
+            "r",
+            "--cloud-id",
+            CLOUD,
+            "--subscription",
+            DEFAULT,
+            "--billing-model",
+            "Free",
+        ],
+    );
+    assert_eq!(bad_model.status.code(), Some(2));
+    let no_command = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .output()
+        .unwrap();
+    assert_eq!(no_command.status.code(), Some(2));
+}
+
+#[test]
+fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(["demo", "--no-serve", "--json", "--db"])
+        .arg(&db)
+        .env_remove("STACKBILL_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["registrations"], 3);
+    assert!(summary["tenantsMapped"].as_u64().unwrap() >= 24);
+    assert!(summary["tenantsUnregistered"].as_u64().unwrap() >= 3);
+    assert!(summary["adminToken"].as_str().unwrap().starts_with("sb_"));
+    let registrations = ok_json(&db, &["registration", "list", "--json"]);
+    assert_eq!(registrations.as_array().unwrap().len(), 3);
+    // Running it again starts afresh rather than failing on existing data.
+    let again = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(["demo", "--no-serve", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+#[test]
+fn serve_answers_over_http_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("stackbill listening on ") {
+            break rest.to_owned();
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let health: Value = agent
+        .get(&format!("{address}/healthz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let mut meters = agent
+        .get(&format!("{address}/v1/meters?$top=2"))
+        .header("Authorization", "Bearer secret-admin")
+        .call()
+        .unwrap();
+    assert_eq!(meters.status().as_u16(), 200);
+    let body: Value = meters.body_mut().read_json().unwrap();
+    assert_eq!(body["value"].as_array().unwrap().len(), 2);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
+}

@@ -1,0 +1,90 @@
+//! Store tests on real SQLite files: restart safety and the migration runner.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+use std::sync::Arc;
+
+use stackbill_core::{OfferType, Partner, RateCardName, Subscription};
+use stackbill_store::{Store, StoreError, SystemClock};
+
+fn partner() -> Partner {
+    Partner {
+        id: "p1".parse().unwrap(),
+        name: "Contoso".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn data_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let store = Store::open(&path, Arc::new(SystemClock)).unwrap();
+        store.put_partner(partner()).await.unwrap();
+        store
+            .put_subscription(Subscription {
+                id: "d0000000-0000-0000-0000-000000000001".parse().unwrap(),
+                offer_type: OfferType::Cspss,
+                partner_id: Some("p1".parse().unwrap()),
+                customer_tenant_id: None,
+                display_name: "shared".to_owned(),
+                rate_card: RateCardName::default_card(),
+                markup_percent: "2.50".parse().unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    let reopened = Store::open(&path, Arc::new(SystemClock)).unwrap();
+    assert_eq!(reopened.partners().await.unwrap(), vec![partner()]);
+    let subscription = reopened
+        .subscription("d0000000-0000-0000-0000-000000000001".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(subscription.markup_percent.to_string(), "2.5");
+    assert_eq!(subscription.display_name, "shared");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_stackbill_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path, Arc::new(SystemClock)).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations VALUES (999, 'future', 'x', 0)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = Store::open(&path, Arc::new(SystemClock)).unwrap_err();
+    assert!(matches!(err, StoreError::Schema(_)), "{err}");
+    assert!(err.to_string().contains("999"), "{err}");
+}
+
+#[tokio::test]
+async fn an_altered_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path, Arc::new(SystemClock)).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = Store::open(&path, Arc::new(SystemClock)).unwrap_err();
+    assert!(err.to_string().contains("differs"), "{err}");
+}
+
+#[tokio::test]
+async fn the_database_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path, Arc::new(SystemClock)).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
