@@ -31,24 +31,10 @@ fn opt(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn partner_rows(partners: &[Partner]) -> Vec<Vec<String>> {
-    partners
-        .iter()
-        .map(|p| vec![p.id.to_string(), p.name.clone()])
-        .collect()
-}
-
 fn show_partners(partners: Vec<Partner>, output: &OutputArgs, single: bool) -> Result<()> {
-    if output.json {
-        let dtos: Vec<PartnerDto> = partners.into_iter().map(Into::into).collect();
-        return if single {
-            output::json(&dtos[0])
-        } else {
-            output::json(&dtos)
-        };
-    }
-    output::table(&["PARTNER", "NAME"], &partner_rows(&partners));
-    Ok(())
+    output::show::<_, PartnerDto>(partners, output.json, single, &["PARTNER", "NAME"], |p| {
+        vec![p.id.to_string(), p.name.clone()]
+    })
 }
 
 pub(crate) async fn partner(command: PartnerCommand) -> Result<()> {
@@ -93,41 +79,26 @@ fn show_subscriptions(
     output: &OutputArgs,
     single: bool,
 ) -> Result<()> {
-    if output.json {
-        let dtos: Vec<SubscriptionDto> = subscriptions.into_iter().map(Into::into).collect();
-        return if single {
-            output::json(&dtos[0])
-        } else {
-            output::json(&dtos)
-        };
-    }
-    let rows: Vec<Vec<String>> = subscriptions
-        .iter()
-        .map(|s| {
-            vec![
-                s.id.to_string(),
-                s.offer_type.to_string(),
-                opt(s.partner_id.as_ref()),
-                opt(s.customer_tenant_id),
-                s.rate_card.to_string(),
-                s.markup_percent.normalize().to_string(),
-                s.display_name.clone(),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "SUBSCRIPTION",
-            "OFFER",
-            "PARTNER",
-            "CUSTOMER TENANT",
-            "RATE CARD",
-            "MARKUP %",
-            "NAME",
-        ],
-        &rows,
-    );
-    Ok(())
+    let headers = [
+        "SUBSCRIPTION",
+        "OFFER",
+        "PARTNER",
+        "CUSTOMER TENANT",
+        "RATE CARD",
+        "MARKUP %",
+        "NAME",
+    ];
+    output::show::<_, SubscriptionDto>(subscriptions, output.json, single, &headers, |s| {
+        vec![
+            s.id.to_string(),
+            s.offer_type.to_string(),
+            opt(s.partner_id.as_ref()),
+            opt(s.customer_tenant_id),
+            s.rate_card.to_string(),
+            s.markup_percent.normalize().to_string(),
+            s.display_name.clone(),
+        ]
+    })
 }
 
 pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
@@ -187,35 +158,20 @@ fn show_registrations(
     output: &OutputArgs,
     single: bool,
 ) -> Result<()> {
-    if output.json {
-        let dtos: Vec<RegistrationDto> = registrations.into_iter().map(Into::into).collect();
-        return if single {
-            output::json(&dtos[0])
-        } else {
-            output::json(&dtos)
-        };
-    }
-    let rows: Vec<Vec<String>> = registrations
-        .iter()
-        .map(|r| {
-            vec![
-                r.name.to_string(),
-                r.cloud_id.to_string(),
-                r.default_subscription.to_string(),
-                r.billing_model.to_string(),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "REGISTRATION",
-            "CLOUD",
-            "DEFAULT SUBSCRIPTION",
-            "BILLING MODEL",
-        ],
-        &rows,
-    );
-    Ok(())
+    let headers = [
+        "REGISTRATION",
+        "CLOUD",
+        "DEFAULT SUBSCRIPTION",
+        "BILLING MODEL",
+    ];
+    output::show::<_, RegistrationDto>(registrations, output.json, single, &headers, |r| {
+        vec![
+            r.name.to_string(),
+            r.cloud_id.to_string(),
+            r.default_subscription.to_string(),
+            r.billing_model.to_string(),
+        ]
+    })
 }
 
 fn registration_not_found(name: &stackbill_core::RegistrationName) -> anyhow::Error {
@@ -275,31 +231,23 @@ fn show_mappings(
     output: &OutputArgs,
     single: bool,
 ) -> Result<()> {
-    if output.json {
-        let dtos: Vec<CustomerSubscriptionDto> = mappings.into_iter().map(Into::into).collect();
-        return if single {
-            output::json(&dtos[0])
-        } else {
-            output::json(&dtos)
-        };
-    }
-    let rows: Vec<Vec<String>> = mappings
-        .iter()
-        .map(|m| {
+    output::show::<_, CustomerSubscriptionDto>(
+        mappings,
+        output.json,
+        single,
+        &MAPPING_HEADERS,
+        |m| {
             vec![
                 m.tenant_id.to_string(),
                 m.subscription.to_string(),
                 m.effective_from.to_string(),
                 m.recorded_at.to_string(),
             ]
-        })
-        .collect();
-    output::table(
-        &["TENANT", "SUBSCRIPTION", "EFFECTIVE FROM", "RECORDED AT"],
-        &rows,
-    );
-    Ok(())
+        },
+    )
 }
+
+const MAPPING_HEADERS: [&str; 4] = ["TENANT", "SUBSCRIPTION", "EFFECTIVE FROM", "RECORDED AT"];
 
 pub(crate) async fn tenant(command: TenantCommand) -> Result<()> {
     match command {
@@ -351,53 +299,34 @@ pub(crate) async fn tenant(command: TenantCommand) -> Result<()> {
             output,
         } => {
             let events = open(&db)?.registration_history(registration).await?;
-            if output.json {
-                let dtos: Vec<HistoryItemDto> = events.into_iter().map(Into::into).collect();
-                return output::json(&dtos);
-            }
-            let rows: Vec<Vec<String>> = events
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.tenant_id.to_string(),
-                        e.subscription
-                            .map_or_else(|| "(removed)".to_owned(), |s| s.to_string()),
-                        e.effective_from.to_string(),
-                        e.recorded_at.to_string(),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["TENANT", "SUBSCRIPTION", "EFFECTIVE FROM", "RECORDED AT"],
-                &rows,
-            );
-            Ok(())
+            output::show::<_, HistoryItemDto>(events, output.json, false, &MAPPING_HEADERS, |e| {
+                vec![
+                    e.tenant_id.to_string(),
+                    e.subscription
+                        .map_or_else(|| "(removed)".to_owned(), |s| s.to_string()),
+                    e.effective_from.to_string(),
+                    e.recorded_at.to_string(),
+                ]
+            })
         }
     }
 }
 
 fn show_meters(meters: Vec<Meter>, output: &OutputArgs, single: bool) -> Result<()> {
-    if output.json {
-        let dtos: Vec<MeterDto> = meters.into_iter().map(Into::into).collect();
-        return if single {
-            output::json(&dtos[0])
-        } else {
-            output::json(&dtos)
-        };
-    }
-    let rows: Vec<Vec<String>> = meters
-        .iter()
-        .map(|m| {
+    output::show::<_, MeterDto>(
+        meters,
+        output.json,
+        single,
+        &["METER", "CATEGORY", "NAME", "UNIT"],
+        |m| {
             vec![
                 m.id.to_string(),
                 m.category.clone(),
                 m.name.clone(),
                 m.unit.clone(),
             ]
-        })
-        .collect();
-    output::table(&["METER", "CATEGORY", "NAME", "UNIT"], &rows);
-    Ok(())
+        },
+    )
 }
 
 pub(crate) async fn meter(command: MeterCommand) -> Result<()> {

@@ -32,3 +32,27 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
         println!("(none)");
     }
 }
+
+/// Prints one object or a list: with `json`, in the API's shape `D` (the object alone when
+/// `single`); otherwise as a table with one row per item.
+pub(crate) fn show<T, D>(
+    items: Vec<T>,
+    json: bool,
+    single: bool,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()>
+where
+    D: Serialize + From<T>,
+{
+    if json {
+        let dtos: Vec<D> = items.into_iter().map(D::from).collect();
+        return match (single, dtos.first()) {
+            (true, Some(first)) => self::json(first),
+            _ => self::json(&dtos),
+        };
+    }
+    let rows: Vec<Vec<String>> = items.iter().map(row).collect();
+    table(headers, &rows);
+    Ok(())
+}
