@@ -68,7 +68,7 @@ pub(crate) async fn require_admin(
         return next.run(request).await;
     }
     match state.store.token_by_secret(hash).await {
-        Ok(Some(token)) if token.role == Role::Admin => next.run(request).await,
+        Ok(Some(token)) if token.grant.role == Role::Admin => next.run(request).await,
         Ok(_) => unauthorized("the bearer token is not valid for this API"),
         Err(err) => ApiError::from(err).into_response(),
     }

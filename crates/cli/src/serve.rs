@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use stackbill_api::{AppState, AuthConfig, hash_secret, router};
-use stackbill_store::{NewToken, Role, Store};
+use stackbill_store::{NewToken, Role, Store, TokenGrant};
 
 /// The environment variable that holds the admin token.
 pub(crate) const ADMIN_TOKEN_ENV: &str = "STACKBILL_ADMIN_TOKEN";
@@ -28,11 +28,13 @@ pub(crate) async fn create_admin_token(store: &Store, name: &str) -> Result<Stri
     store
         .create_token(NewToken {
             id: id.iter().map(|b| format!("{b:02x}")).collect(),
-            role: Role::Admin,
-            partner_id: None,
-            cloud_id: None,
-            tenant_id: None,
-            name: name.to_owned(),
+            grant: TokenGrant {
+                role: Role::Admin,
+                partner_id: None,
+                cloud_id: None,
+                tenant_id: None,
+                name: name.to_owned(),
+            },
             secret_sha256: hash_secret(&secret),
         })
         .await?;

@@ -17,4 +17,4 @@ pub use clock::SystemClock;
 pub use directory::{CustomerSubscription, Written};
 pub use error::StoreError;
 pub use sqlite::Store;
-pub use tokens::{NewToken, Role, TokenRecord};
+pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};

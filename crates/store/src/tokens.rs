@@ -39,11 +39,9 @@ impl Role {
     }
 }
 
-/// A token to store.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    /// Its public id (not secret).
-    pub id: String,
+/// What a token grants: a role and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
     /// Its role.
     pub role: Role,
     /// The partner scope of a partner token.
@@ -54,6 +52,15 @@ pub struct NewToken {
     pub tenant_id: Option<TenantId>,
     /// A label for people.
     pub name: String,
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its public id (not secret).
+    pub id: String,
+    /// What it grants.
+    pub grant: TokenGrant,
     /// SHA-256 of the secret.
     pub secret_sha256: [u8; 32],
 }
@@ -63,16 +70,8 @@ pub struct NewToken {
 pub struct TokenRecord {
     /// Its public id.
     pub id: String,
-    /// Its role.
-    pub role: Role,
-    /// The partner scope of a partner token.
-    pub partner_id: Option<PartnerId>,
-    /// The stack scope of a stack token.
-    pub cloud_id: Option<CloudId>,
-    /// The tenant scope of a customer token.
-    pub tenant_id: Option<TenantId>,
-    /// A label for people.
-    pub name: String,
+    /// What it grants.
+    pub grant: TokenGrant,
     /// When it was created.
     pub created_at: Timestamp,
 }
@@ -86,24 +85,16 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     token.id,
-                    token.role.as_str(),
-                    token.partner_id.as_ref().map(PartnerId::as_str),
-                    token.cloud_id.map(|c| c.to_string()),
-                    token.tenant_id.map(|t| t.to_string()),
-                    token.name,
+                    token.grant.role.as_str(),
+                    token.grant.partner_id.as_ref().map(PartnerId::as_str),
+                    token.grant.cloud_id.map(|c| c.to_string()),
+                    token.grant.tenant_id.map(|t| t.to_string()),
+                    token.grant.name,
                     token.secret_sha256.as_slice(),
                     micros(now),
                 ],
             )?;
-            Ok(TokenRecord {
-                id: token.id,
-                role: token.role,
-                partner_id: token.partner_id,
-                cloud_id: token.cloud_id,
-                tenant_id: token.tenant_id,
-                name: token.name,
-                created_at: now,
-            })
+            Ok(TokenRecord { id: token.id, grant: token.grant, created_at: now })
         })
         .await
     }
@@ -135,11 +126,13 @@ impl Store {
             let role = Role::parse(&role).ok_or_else(|| crate::StoreError::corrupt(format!("token role '{role}'")))?;
             Ok(Some(TokenRecord {
                 id,
-                role,
-                partner_id: partner.as_deref().map(parse).transpose()?,
-                cloud_id: parse_opt(cloud.as_deref())?,
-                tenant_id: parse_opt(tenant.as_deref())?,
-                name,
+                grant: TokenGrant {
+                    role,
+                    partner_id: partner.as_deref().map(parse).transpose()?,
+                    cloud_id: parse_opt(cloud.as_deref())?,
+                    tenant_id: parse_opt(tenant.as_deref())?,
+                    name,
+                },
                 created_at: instant(created)?,
             }))
         })

@@ -88,3 +88,30 @@ async fn the_database_is_in_wal_mode() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+#[tokio::test]
+async fn tokens_are_found_by_the_hash_of_their_secret() {
+    use stackbill_store::{NewToken, Role, TokenGrant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s.db"), Arc::new(SystemClock)).unwrap();
+    assert!(!store.has_admin_token().await.unwrap());
+    let grant = TokenGrant {
+        role: Role::Admin,
+        partner_id: None,
+        cloud_id: None,
+        tenant_id: None,
+        name: "ops".to_owned(),
+    };
+    store
+        .create_token(NewToken {
+            id: "t1".to_owned(),
+            grant: grant.clone(),
+            secret_sha256: [7; 32],
+        })
+        .await
+        .unwrap();
+    assert!(store.has_admin_token().await.unwrap());
+    let found = store.token_by_secret([7; 32]).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), &found.grant), ("t1", &grant));
+    assert!(store.token_by_secret([8; 32]).await.unwrap().is_none());
+}
