@@ -12,6 +12,7 @@ pub mod meters;
 pub mod routing;
 pub mod rules;
 pub mod timeline;
+pub mod usage;
 
 pub use clock::Clock;
 pub use directory::{BillingModel, OfferType, Partner, Registration, Subscription};
@@ -21,3 +22,4 @@ pub use ids::{
 pub use meters::Meter;
 pub use rules::RegistryError;
 pub use timeline::{MappingEvent, Timeline};
+pub use usage::{Quantity, RecordId, UsageError, UsageErrorCode, UsageRecord};

@@ -1,0 +1,165 @@
+//! Usage validation: every code of SPEC §3, naming its field.
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+use stackbill_core::usage::{RawUsage, UsageContext};
+use stackbill_core::{CloudId, MeterId, UsageErrorCode};
+
+const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
+const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
+
+struct Known {
+    clouds: HashSet<CloudId>,
+    meters: HashSet<MeterId>,
+}
+
+impl UsageContext for Known {
+    fn knows_stack(&self, cloud: CloudId) -> bool {
+        self.clouds.contains(&cloud)
+    }
+    fn knows_meter(&self, meter: MeterId) -> bool {
+        self.meters.contains(&meter)
+    }
+}
+
+fn known() -> Known {
+    Known {
+        clouds: [CLOUD.parse().unwrap()].into(),
+        meters: [METER.parse().unwrap()].into(),
+    }
+}
+
+fn raw() -> RawUsage {
+    RawUsage {
+        id: Some("r-1".into()),
+        cloud_id: Some(CLOUD.to_uppercase()),
+        tenant_id: Some("70000000-0000-0000-0000-000000000001".into()),
+        subscription_id: Some("50000000-0000-0000-0000-000000000001".into()),
+        meter_id: Some(METER.replace('-', "")),
+        quantity: Some("1.50".into()),
+        usage_start_time: Some("2025-06-01T10:00:00+02:00".into()),
+        usage_end_time: Some("2025-06-01T09:00:00Z".into()),
+        reported_time: None,
+        instance_data: Some(r#"{"resourceUri":"/subscriptions/x/vm1"}"#.into()),
+    }
+}
+
+fn now() -> Timestamp {
+    "2025-06-15T12:00:00Z".parse().unwrap()
+}
+
+fn rejected(edit: impl FnOnce(&mut RawUsage)) -> (UsageErrorCode, &'static str) {
+    let mut record = raw();
+    edit(&mut record);
+    let err = record.validate(now(), &known()).unwrap_err();
+    (err.code, err.target)
+}
+
+#[test]
+fn a_valid_record_is_normalised() {
+    let record = raw().validate(now(), &known()).unwrap();
+    assert_eq!(record.cloud_id.to_string(), CLOUD);
+    assert_eq!(record.meter_id.to_string(), METER);
+    assert_eq!(record.quantity.to_string(), "1.5");
+    assert_eq!(record.usage_start, "2025-06-01T08:00:00Z".parse().unwrap());
+    let same = RawUsage {
+        quantity: Some("1.5000000000".into()),
+        reported_time: Some("2025-06-02T00:00:00Z".into()),
+        ..raw()
+    };
+    assert!(
+        same.validate(now(), &known())
+            .unwrap()
+            .same_content(&record)
+    );
+    let other = RawUsage {
+        quantity: Some("1.51".into()),
+        ..raw()
+    };
+    assert!(
+        !other
+            .validate(now(), &known())
+            .unwrap()
+            .same_content(&record)
+    );
+}
+
+#[test]
+fn every_code_names_its_field() {
+    use UsageErrorCode::*;
+    assert_eq!(rejected(|r| r.id = None), (MissingField, "id"));
+    assert_eq!(
+        rejected(|r| r.id = Some(String::new())),
+        (MissingField, "id")
+    );
+    assert_eq!(
+        rejected(|r| r.id = Some("x".repeat(129))),
+        (InvalidField, "id")
+    );
+    assert_eq!(rejected(|r| r.cloud_id = None), (MissingField, "cloudId"));
+    assert_eq!(
+        rejected(|r| r.cloud_id = Some("nope".into())),
+        (InvalidField, "cloudId")
+    );
+    assert_eq!(rejected(|r| r.tenant_id = None), (MissingField, "tenantId"));
+    assert_eq!(
+        rejected(|r| r.subscription_id = Some("1".into())),
+        (InvalidField, "subscriptionId")
+    );
+    assert_eq!(rejected(|r| r.meter_id = None), (MissingField, "meterId"));
+    assert_eq!(rejected(|r| r.quantity = None), (MissingField, "quantity"));
+    assert_eq!(
+        rejected(|r| r.quantity = Some("-1".into())),
+        (InvalidQuantity, "quantity")
+    );
+    assert_eq!(
+        rejected(|r| r.quantity = Some("0.00000000001".into())),
+        (InvalidQuantity, "quantity")
+    );
+    assert_eq!(
+        rejected(|r| r.usage_start_time = None),
+        (MissingField, "usageStartTime")
+    );
+    assert_eq!(
+        rejected(|r| r.usage_start_time = Some("2025-06-01 08:00".into())),
+        (InvalidField, "usageStartTime")
+    );
+    assert_eq!(
+        rejected(|r| r.usage_end_time = Some("2025-06-01T10:00:00Z".into())),
+        (InvalidTimeWindow, "usageEndTime")
+    );
+    assert_eq!(
+        rejected(|r| {
+            r.usage_start_time = Some("2025-06-01T08:30:00Z".into());
+            r.usage_end_time = Some("2025-06-01T09:30:00Z".into());
+        }),
+        (InvalidTimeWindow, "usageStartTime")
+    );
+    // The hour that ended exactly now is complete, so it is accepted.
+    let just_ended = RawUsage {
+        usage_start_time: Some("2025-06-15T11:00:00Z".into()),
+        usage_end_time: Some("2025-06-15T12:00:00Z".into()),
+        ..raw()
+    };
+    assert!(just_ended.validate(now(), &known()).is_ok());
+    assert_eq!(
+        rejected(|r| {
+            r.usage_start_time = Some("2025-06-15T12:00:00Z".into());
+            r.usage_end_time = Some("2025-06-15T13:00:00Z".into());
+        }),
+        (UsageInFuture, "usageEndTime")
+    );
+    assert_eq!(
+        rejected(|r| r.reported_time = Some("yesterday".into())),
+        (InvalidField, "reportedTime")
+    );
+    assert_eq!(
+        rejected(|r| r.cloud_id = Some("ca000000-0000-0000-0000-000000000009".into())),
+        (UnknownStack, "cloudId")
+    );
+    assert_eq!(
+        rejected(|r| r.meter_id = Some("aaaaaaaa-0000-0000-0000-000000000001".into())),
+        (UnknownMeter, "meterId")
+    );
+}
