@@ -11,8 +11,10 @@ use crate::ids::{CloudId, MeterId, SubscriptionId, TenantId};
 /// Why a usage record is rejected; each names the field it is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UsageErrorCode {
-    /// The record (or the whole body) is not well-formed JSON or CSV.
+    /// The record (or the whole body) is not well-formed JSON.
     InvalidJson,
+    /// The CSV row cannot be read (bad UTF-8 or quoting).
+    InvalidCsv,
     /// A required field is absent or empty.
     MissingField,
     /// A field has the wrong type or form (a bad GUID, instant or id).
@@ -34,6 +36,7 @@ impl UsageErrorCode {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::InvalidJson => "InvalidJson",
+            Self::InvalidCsv => "InvalidCsv",
             Self::MissingField => "MissingField",
             Self::InvalidField => "InvalidField",
             Self::InvalidQuantity => "InvalidQuantity",
