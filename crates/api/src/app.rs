@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
-use axum::routing::get;
+use axum::routing::{get, post};
 use stackbill_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthConfig, require_admin};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
-use crate::routes;
+use crate::{routes, usage};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -58,6 +58,11 @@ pub fn router(state: AppState) -> Router {
                 .put(routes::put_customer_subscription)
                 .delete(routes::delete_customer_subscription),
         )
+        .route(
+            "/usage",
+            post(usage::post_usage).layer(DefaultBodyLimit::max(usage::MAX_USAGE_BODY_BYTES)),
+        )
+        .route("/usage/aggregates", get(usage::get_aggregates))
         .route("/meters", get(routes::list_meters))
         .route(
             "/meters/{meter_id}",

@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod usage;
 
 pub use app::{AppState, router};
 pub use auth::{AuthConfig, hash_secret};

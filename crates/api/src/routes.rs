@@ -65,7 +65,11 @@ fn written<T: Serialize>(written: Written, body: T) -> Response {
 }
 
 /// Cuts a list into pages with `$top` (at most [`MAX_PAGE_ITEMS`]) and `$skipToken`.
-fn page<T, D>(items: Vec<T>, query: &QueryParams, uri: &OriginalUri) -> ApiResult<Json<ListDto<D>>>
+pub(crate) fn page<T, D>(
+    items: Vec<T>,
+    query: &QueryParams,
+    uri: &OriginalUri,
+) -> ApiResult<Json<ListDto<D>>>
 where
     D: From<T>,
 {

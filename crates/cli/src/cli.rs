@@ -66,6 +66,66 @@ pub(crate) enum Command {
     /// Browse and extend the meter catalog
     #[command(subcommand)]
     Meter(MeterCommand),
+    /// Import usage records from files
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// Write realistic synthetic usage as NDJSON (deterministic for a seed)
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsageCommand {
+    /// Import usage files (NDJSON, JSON or CSV); safe to re-run after any interruption
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// Files to import; `-` reads standard input
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// The format, when the file extension does not tell (.ndjson/.jsonl, .json, .csv)
+    #[arg(long)]
+    pub(crate) format: Option<stackbill_io::Format>,
+    /// Write every rejected and conflicting record to this file, as NDJSON
+    #[arg(long)]
+    pub(crate) errors: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+    /// Print one JSON summary object and no progress bar
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// How many records to write
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) records: u64,
+    /// The month of usage, YYYY-MM (default: last month)
+    #[arg(long)]
+    pub(crate) month: Option<String>,
+    /// The seed: the same options and seed write the same bytes
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// How many stacks (the demo registers 2 connected stacks)
+    #[arg(long, default_value_t = 2)]
+    pub(crate) stacks: u64,
+    /// How many tenants (the demo maps 29 of tenants 1-36; more are unregistered tenants)
+    #[arg(long, default_value_t = 40)]
+    pub(crate) tenants: u64,
+    /// Records re-sent unchanged, per mille
+    #[arg(long, default_value_t = 0)]
+    pub(crate) duplicates: u32,
+    /// Records sent out of hour order, per mille
+    #[arg(long, default_value_t = 0)]
+    pub(crate) late: u32,
+    /// Malformed records, per mille
+    #[arg(long, default_value_t = 0)]
+    pub(crate) bad: u32,
+    /// Output file (default: standard output)
+    #[arg(long, short)]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

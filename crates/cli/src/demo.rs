@@ -7,11 +7,11 @@ use jiff::ToSpan;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use stackbill_core::{
-    BillingModel, CloudId, OfferType, Partner, PartnerId, RateCardName, Registration,
-    RegistrationName, Subscription, SubscriptionId, TenantId,
+    BillingModel, OfferType, Partner, PartnerId, RateCardName, Registration, RegistrationName,
+    Subscription, SubscriptionId, TenantId,
 };
+use stackbill_io::generate::sample_guid;
 use stackbill_store::{Store, SystemClock};
-use uuid::Uuid;
 
 use crate::cli::DemoArgs;
 use crate::serve;
@@ -59,8 +59,11 @@ const CUSTOMERS: &[&str] = &[
 
 const PARTNER: &str = "contoso-csp";
 
-fn guid(kind: u32, n: u64) -> Uuid {
-    Uuid::from_u128((u128::from(kind) << 96) | (0x4000_8000_u128 << 48) | u128::from(n))
+fn guid<T>(kind: u32, n: u64) -> Result<T>
+where
+    T: std::str::FromStr<Err = stackbill_core::IdError>,
+{
+    Ok(sample_guid(kind, n).parse()?)
 }
 
 fn registered(index: usize) -> bool {
@@ -83,7 +86,7 @@ async fn seed(store: &Store) -> Result<Seeded> {
         })
         .await?;
     let default = Subscription {
-        id: SubscriptionId::from_uuid(guid(0xd0, 1)),
+        id: guid(0xd0, 1)?,
         offer_type: OfferType::Cspss,
         partner_id: Some(partner_id.clone()),
         customer_tenant_id: None,
@@ -102,7 +105,7 @@ async fn seed(store: &Store) -> Result<Seeded> {
     for (n, (name, model)) in (1u64..).zip(stacks) {
         let registration = Registration {
             name: name.parse::<RegistrationName>()?,
-            cloud_id: CloudId::from_uuid(guid(0xca, n)),
+            cloud_id: guid(0xca, n)?,
             default_subscription: default.id,
             billing_model: model,
         };
@@ -124,9 +127,9 @@ async fn seed(store: &Store) -> Result<Seeded> {
     let mut subscriptions = 1;
     for (index, name) in CUSTOMERS.iter().enumerate() {
         let n = index as u64 + 1;
-        let tenant = TenantId::from_uuid(guid(0x70, n));
+        let tenant = guid::<TenantId>(0x70, n)?;
         let subscription = Subscription {
-            id: SubscriptionId::from_uuid(guid(0xc0, n)),
+            id: guid(0xc0, n)?,
             offer_type: OfferType::Csp,
             partner_id: Some(partner_id.clone()),
             customer_tenant_id: Some(tenant),

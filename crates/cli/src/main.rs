@@ -3,6 +3,8 @@
 mod admin;
 mod cli;
 mod demo;
+mod generate;
+mod import;
 mod output;
 mod serve;
 
@@ -71,5 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registration(command) => admin::registration(command).await,
         Command::Tenant(command) => admin::tenant(command).await,
         Command::Meter(command) => admin::meter(command).await,
+        Command::Generate(args) => generate::run(&args),
+        Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
     }
 }

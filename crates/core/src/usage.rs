@@ -469,12 +469,10 @@ fn instant(value: &str, target: &'static str) -> Result<Timestamp, UsageError> {
 }
 
 impl RawUsage {
-    /// Validates every field (SPEC §3), in field order, and returns the first failure.
-    pub fn validate(
-        &self,
-        now: Timestamp,
-        context: &dyn UsageContext,
-    ) -> Result<UsageRecord, UsageError> {
+    /// Validates every field's form and the usage window (SPEC §3), in field order, and
+    /// returns the first failure. Whether the stack and meter are known is
+    /// [`check_references`]'s question, asked where the registry is at hand.
+    pub fn validate(&self, now: Timestamp) -> Result<UsageRecord, UsageError> {
         let id = RecordId::new(required(self.id.as_deref(), "id")?)?;
         let cloud_id: CloudId = guid(self.cloud_id.as_deref(), "cloudId")?;
         let tenant_id = guid(self.tenant_id.as_deref(), "tenantId")?;
@@ -496,20 +494,6 @@ impl RawUsage {
             _ => None,
         };
         check_window(start, end, now)?;
-        if !context.knows_stack(cloud_id) {
-            return Err(UsageError::new(
-                UsageErrorCode::UnknownStack,
-                "cloudId",
-                format!("cloud {cloud_id} is not registered"),
-            ));
-        }
-        if !context.knows_meter(meter_id) {
-            return Err(UsageError::new(
-                UsageErrorCode::UnknownMeter,
-                "meterId",
-                format!("meter {meter_id} is not in the catalog"),
-            ));
-        }
         Ok(UsageRecord {
             id,
             cloud_id,
@@ -522,4 +506,26 @@ impl RawUsage {
             instance_data: self.instance_data.clone().filter(|text| !text.is_empty()),
         })
     }
+}
+
+/// Checks that a record's stack is registered and its meter is in the catalog.
+pub fn check_references(
+    record: &UsageRecord,
+    context: &dyn UsageContext,
+) -> Result<(), UsageError> {
+    if !context.knows_stack(record.cloud_id) {
+        return Err(UsageError::new(
+            UsageErrorCode::UnknownStack,
+            "cloudId",
+            format!("cloud {} is not registered", record.cloud_id),
+        ));
+    }
+    if !context.knows_meter(record.meter_id) {
+        return Err(UsageError::new(
+            UsageErrorCode::UnknownMeter,
+            "meterId",
+            format!("meter {} is not in the catalog", record.meter_id),
+        ));
+    }
+    Ok(())
 }

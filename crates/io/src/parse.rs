@@ -4,6 +4,7 @@
 //! only I/O failures (and the sink's own errors) stop the reading.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
@@ -153,13 +154,37 @@ fn quantity_text(raw: &RawValue) -> Result<Option<String>, UsageError> {
     }
 }
 
+/// Canonical `instanceData` by raw text: a resource sends the same instance data every
+/// hour, so most records skip the canonicalization.
+#[derive(Default)]
+struct CanonicalMemo {
+    by_raw: HashMap<Box<str>, Option<String>>,
+}
+
+/// Distinct raw texts remembered before the memo starts afresh.
+const MAX_MEMO_ENTRIES: usize = 1 << 16;
+
+impl CanonicalMemo {
+    fn instance_data(&mut self, raw: &RawValue) -> Result<Option<String>, UsageError> {
+        if let Some(canonical) = self.by_raw.get(raw.get()) {
+            return Ok(canonical.clone());
+        }
+        let canonical = canonical::instance_data(raw)?;
+        if self.by_raw.len() >= MAX_MEMO_ENTRIES {
+            self.by_raw.clear();
+        }
+        self.by_raw.insert(raw.get().into(), canonical.clone());
+        Ok(canonical)
+    }
+}
+
 impl WireRecord<'_> {
-    fn into_raw(self) -> Result<RawUsage, UsageError> {
+    fn into_raw(self, memo: &mut CanonicalMemo) -> Result<RawUsage, UsageError> {
         Ok(RawUsage {
             quantity: self.quantity.map(quantity_text).transpose()?.flatten(),
             instance_data: self
                 .instance_data
-                .map(canonical::instance_data)
+                .map(|raw| memo.instance_data(raw))
                 .transpose()?
                 .flatten(),
             id: owned(self.id),
@@ -210,7 +235,7 @@ fn readable_id(text: &str) -> Option<String> {
 }
 
 /// Reads one record's JSON text.
-fn parse_record(index: u64, text: &str) -> Item {
+fn parse_record(index: u64, text: &str, memo: &mut CanonicalMemo) -> Item {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let parsed: Result<WireRecord<'_>, _> = serde_path_to_error::deserialize(&mut deserializer);
     match parsed {
@@ -219,7 +244,7 @@ fn parse_record(index: u64, text: &str) -> Item {
             Item {
                 index,
                 id,
-                fields: wire.into_raw(),
+                fields: wire.into_raw(memo),
             }
         }
         Err(err) => {
@@ -270,6 +295,7 @@ where
 {
     let mut line = Vec::with_capacity(1024);
     let mut index = 0u64;
+    let mut memo = CanonicalMemo::default();
     loop {
         line.clear();
         let read = reader.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
@@ -289,7 +315,11 @@ where
         } else {
             match std::str::from_utf8(&line) {
                 Ok(text) if text.trim().is_empty() => None,
-                Ok(text) => Some(parse_record(index, text.trim_end_matches(['\n', '\r']))),
+                Ok(text) => Some(parse_record(
+                    index,
+                    text.trim_end_matches(['\n', '\r']),
+                    &mut memo,
+                )),
                 Err(_) => Some(Item {
                     index,
                     id: None,
@@ -310,6 +340,7 @@ where
 
 /// Feeds the elements of a JSON array to the sink as they are read.
 struct Elements<'s, F, E> {
+    memo: &'s mut CanonicalMemo,
     sink: &'s mut F,
     sink_error: &'s mut Option<E>,
     next_index: &'s mut u64,
@@ -327,7 +358,7 @@ where
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            let item = parse_record(*self.next_index, raw.get());
+            let item = parse_record(*self.next_index, raw.get(), self.memo);
             *self.next_index += 1;
             if let Err(err) = (self.sink)(item) {
                 *self.sink_error = Some(err);
@@ -392,7 +423,9 @@ where
     let mut sink_error = None;
     let mut next_index = 0u64;
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let mut memo = CanonicalMemo::default();
     let document = Document(Elements {
+        memo: &mut memo,
         sink,
         sink_error: &mut sink_error,
         next_index: &mut next_index,

@@ -12,9 +12,11 @@ mod error;
 mod migrate;
 mod sqlite;
 mod tokens;
+mod usage;
 
 pub use clock::SystemClock;
 pub use directory::{CustomerSubscription, Written};
 pub use error::StoreError;
 pub use sqlite::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
+pub use usage::{Disposition, UsageAggregate, UsageScope};

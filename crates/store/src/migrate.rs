@@ -14,11 +14,18 @@ pub(crate) struct Migration {
 }
 
 /// The embedded SQLite migrations, in order. Never edit a released one: add a new step.
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "directory",
-    sql: include_str!("../migrations/sqlite/0001_directory.sql"),
-}];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "directory",
+        sql: include_str!("../migrations/sqlite/0001_directory.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "usage",
+        sql: include_str!("../migrations/sqlite/0002_usage.sql"),
+    },
+];
 
 fn checksum(sql: &str) -> String {
     let digest = Sha256::digest(sql.as_bytes());

@@ -10,9 +10,13 @@ use stackbill_core::Clock;
 
 use crate::error::{Result, StoreError};
 use crate::migrate::{SQLITE_MIGRATIONS, migrate};
+use crate::usage::ValueCache;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT_MS: u64 = 10_000;
+/// Page cache per connection, in KiB: enough to keep the upper levels of the usage key
+/// index in memory at tens of millions of records.
+const CACHE_KIB: i64 = 64 * 1024;
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -28,6 +32,7 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     clock: Arc<dyn Clock>,
+    values: Mutex<ValueCache>,
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
@@ -35,6 +40,7 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
 }
 
@@ -63,6 +69,7 @@ impl Store {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 clock,
+                values: Mutex::new(ValueCache::default()),
             }),
         })
     }
@@ -70,6 +77,10 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub(crate) fn value_cache(&self) -> &Mutex<ValueCache> {
+        &self.inner.values
     }
 
     /// The store's clock.

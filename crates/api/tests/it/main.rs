@@ -4,6 +4,7 @@
 mod envelope;
 mod registry;
 mod socket;
+mod usage;
 
 use serde_json::json;
 use stackbill_test_support::TestApp;

@@ -1,0 +1,264 @@
+//! `POST /v1/usage` and `GET /v1/usage/aggregates`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use jiff::Timestamp;
+use serde::Serialize;
+use stackbill_core::{CloudId, SubscriptionId, TenantId, UsageError, UsageRecord};
+use stackbill_io::{Format, Item, read_usage};
+use stackbill_store::{Disposition, UsageAggregate, UsageScope};
+
+use crate::app::AppState;
+use crate::dto::ListDto;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::QueryParams;
+
+/// The largest usage body accepted: about 50,000 records.
+pub const MAX_USAGE_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A conflicting record: same key, other content; the stored record stands.
+#[derive(Debug, Serialize)]
+pub struct ConflictDto {
+    index: u64,
+    id: String,
+}
+
+/// A rejected record.
+#[derive(Debug, Serialize)]
+pub struct RejectionDto {
+    index: u64,
+    id: Option<String>,
+    code: &'static str,
+    target: &'static str,
+    message: String,
+}
+
+impl RejectionDto {
+    fn new(index: u64, id: Option<String>, error: UsageError) -> Self {
+        Self {
+            index,
+            id,
+            code: error.code.as_str(),
+            target: error.target,
+            message: error.message,
+        }
+    }
+}
+
+/// The answer to `POST /v1/usage`.
+#[derive(Debug, Serialize)]
+pub struct IngestDto {
+    accepted: u64,
+    duplicates: u64,
+    conflicts: Vec<ConflictDto>,
+    rejected: Vec<RejectionDto>,
+}
+
+/// Records read from a body: the valid ones with their positions, and the rejections.
+struct Parsed {
+    positions: Vec<u64>,
+    records: Vec<UsageRecord>,
+    rejected: Vec<RejectionDto>,
+}
+
+fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let mime = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase());
+    match mime.as_deref() {
+        None | Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => {
+            Ok(Format::Ndjson)
+        }
+        Some("application/json" | "text/json") => Ok(Format::Json),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("usage is sent as application/x-ndjson or application/json, not {other}"),
+        )),
+    }
+}
+
+fn parse_body(body: &[u8], format: Format, now: Timestamp) -> Parsed {
+    let mut parsed = Parsed {
+        positions: Vec::new(),
+        records: Vec::new(),
+        rejected: Vec::new(),
+    };
+    let mut sink = |item: Item| {
+        match item.fields.and_then(|raw| raw.validate(now)) {
+            Ok(record) => {
+                parsed.positions.push(item.index);
+                parsed.records.push(record);
+            }
+            Err(err) => parsed
+                .rejected
+                .push(RejectionDto::new(item.index, item.id, err)),
+        }
+        Ok::<(), std::convert::Infallible>(())
+    };
+    // Reading from memory cannot fail, and the sink never stops it.
+    let _ = read_usage(body, format, &mut sink);
+    parsed
+}
+
+pub(crate) async fn post_usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<IngestDto>, ApiError> {
+    let format = body_format(&headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::RequestTooLarge,
+                format!("a usage request carries at most {MAX_USAGE_BODY_BYTES} bytes; split it into several"),
+            )
+        } else {
+            ApiError::new(ErrorCode::InvalidRequestContent, format!("the request body could not be read: {rejection}"))
+        }
+    })?;
+    let now = state.store.now();
+    let parsed = tokio::task::spawn_blocking(move || parse_body(&body, format, now))
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                ErrorCode::InternalServerError,
+                format!("parsing failed: {err}"),
+            )
+        })?;
+    let Parsed {
+        positions,
+        records,
+        mut rejected,
+    } = parsed;
+    let ids: Vec<String> = records.iter().map(|r| r.id.as_str().to_owned()).collect();
+    let dispositions = state.store.ingest(records).await?;
+    let mut answer = IngestDto {
+        accepted: 0,
+        duplicates: 0,
+        conflicts: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for ((index, id), disposition) in positions.into_iter().zip(ids).zip(dispositions) {
+        match disposition {
+            Disposition::Accepted => answer.accepted += 1,
+            Disposition::Duplicate => answer.duplicates += 1,
+            Disposition::Conflict => answer.conflicts.push(ConflictDto { index, id }),
+            Disposition::Rejected(err) => rejected.push(RejectionDto::new(index, Some(id), err)),
+        }
+    }
+    rejected.sort_by_key(|r| r.index);
+    answer.rejected = rejected;
+    Ok(Json(answer))
+}
+
+/// One meter's usage in one hour or day.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregateDto {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_id: Option<String>,
+    meter_id: String,
+    usage_start_time: String,
+    usage_end_time: String,
+    quantity: String,
+}
+
+fn whole_hour(query: &QueryParams, name: &str) -> Result<i64, ApiError> {
+    let instant = query.instant(name)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{name} is required (an RFC 3339 instant on a whole hour)"),
+        )
+        .with_target(name)
+    })?;
+    if instant.subsec_nanosecond() != 0 || instant.as_second().rem_euclid(3600) != 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!("{name} must be on a whole UTC hour"),
+        )
+        .with_target(name));
+    }
+    Ok(instant.as_second().div_euclid(3600))
+}
+
+fn hour_text(hour: i64) -> String {
+    Timestamp::from_second(hour * 3600)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn get_aggregates(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> Result<Json<ListDto<AggregateDto>>, ApiError> {
+    let subscription = query.parsed::<SubscriptionId>("subscriptionId")?;
+    let tenant = query.parsed::<TenantId>("tenantId")?;
+    let cloud = query.parsed::<CloudId>("cloudId")?;
+    let scope = match (subscription, tenant, cloud) {
+        (Some(s), None, None) => UsageScope::Subscription(s),
+        (None, Some(t), None) => UsageScope::Tenant(t),
+        (None, None, Some(c)) => UsageScope::Cloud(c),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                "give exactly one of subscriptionId, tenantId or cloudId",
+            ));
+        }
+    };
+    let from = whole_hour(&query, "from")?;
+    let to = whole_hour(&query, "to")?;
+    if to <= from {
+        return Err(
+            ApiError::new(ErrorCode::InvalidParameter, "to must be after from").with_target("to"),
+        );
+    }
+    let hours_per_bucket = match query
+        .0
+        .get("granularity")
+        .map(|g| g.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("daily") => 24,
+        Some("hourly") => 1,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidParameter,
+                format!("granularity '{other}' is not Hourly or Daily"),
+            )
+            .with_target("granularity"));
+        }
+    };
+    let rows = state
+        .store
+        .usage_aggregates(scope, from, to, hours_per_bucket)
+        .await?;
+    let items: Vec<AggregateDto> = rows
+        .into_iter()
+        .map(
+            |UsageAggregate {
+                 meter_id,
+                 start_hour,
+                 quantity,
+             }| AggregateDto {
+                subscription_id: subscription.map(|s| s.to_string()),
+                tenant_id: tenant.map(|t| t.to_string()),
+                cloud_id: cloud.map(|c| c.to_string()),
+                meter_id: meter_id.to_string(),
+                usage_start_time: hour_text(start_hour),
+                usage_end_time: hour_text(start_hour + hours_per_bucket),
+                quantity: quantity.to_string(),
+            },
+        )
+        .collect();
+    crate::routes::page(items, &query, &uri)
+}

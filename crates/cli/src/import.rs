@@ -1,0 +1,324 @@
+//! `stackbill usage import`: files of usage records into the database.
+//!
+//! A reader thread parses and validates records and hands them over in batches; each batch
+//! is one transaction, committed and synced before the next is counted. Memory is bounded by
+//! two batches in flight, whatever the file's size. An interrupted import is safe to run
+//! again: what was committed comes back as duplicates, the rest is accepted.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use stackbill_core::{UsageError, UsageRecord};
+use stackbill_io::{Format, Item, ReadError, read_usage};
+use stackbill_store::{Disposition, Store};
+
+use crate::admin;
+use crate::cli::ImportArgs;
+
+/// Records per transaction: large enough that the sync per commit is noise, small enough
+/// that two batches in flight stay a few tens of megabytes.
+pub(crate) const BATCH_RECORDS: usize = 50_000;
+/// Batches parsed ahead of the writer.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// One rejected or conflicting record, as written to `--errors`.
+#[derive(Debug, Serialize)]
+struct ErrorLine<'a> {
+    file: &'a str,
+    index: u64,
+    id: Option<&'a str>,
+    code: &'a str,
+    target: &'a str,
+    message: &'a str,
+}
+
+/// A batch of records read from one file.
+#[derive(Default)]
+struct Batch {
+    /// Position of each record in `records`.
+    positions: Vec<u64>,
+    records: Vec<UsageRecord>,
+    /// Records refused while reading.
+    rejected: Vec<(u64, Option<String>, UsageError)>,
+    /// Bytes read so far from the file.
+    bytes_read: u64,
+}
+
+/// The summary printed at the end, and with `--json`.
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    records: u64,
+    accepted: u64,
+    duplicates: u64,
+    conflicts: u64,
+    rejected: u64,
+    seconds: f64,
+}
+
+struct Errors {
+    out: Option<BufWriter<File>>,
+}
+
+impl Errors {
+    fn write(
+        &mut self,
+        file: &str,
+        index: u64,
+        id: Option<&str>,
+        code: &str,
+        target: &str,
+        message: &str,
+    ) -> Result<()> {
+        if let Some(out) = &mut self.out {
+            serde_json::to_writer(
+                &mut *out,
+                &ErrorLine {
+                    file,
+                    index,
+                    id,
+                    code,
+                    target,
+                    message,
+                },
+            )?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(out) = self.out {
+            let file = out.into_inner().map_err(|err| err.into_error())?;
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts the bytes a reader hands out, for progress.
+struct Counting<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn format_of(path: &Path, given: Option<Format>) -> Result<Format> {
+    if let Some(format) = given {
+        return Ok(format);
+    }
+    if path == Path::new("-") {
+        return Ok(Format::Ndjson);
+    }
+    Format::from_path(path).with_context(|| {
+        format!(
+            "cannot tell the format of {} from its name; pass --format ndjson|json|csv",
+            path.display()
+        )
+    })
+}
+
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin()), None));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().ok().map(|m| m.len());
+    Ok((Box::new(file), size))
+}
+
+/// Reads one file into batches on the calling (blocking) thread.
+fn read_batches(
+    reader: Box<dyn Read + Send>,
+    format: Format,
+    sender: &tokio::sync::mpsc::Sender<Batch>,
+) -> Result<(), ReadError<&'static str>> {
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counting = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: reader,
+            bytes: Arc::clone(&bytes),
+        },
+    );
+    let mut batch = Batch::default();
+    let mut now = jiff::Timestamp::now();
+    let mut sink = |item: Item| -> Result<(), &'static str> {
+        match item.fields.and_then(|raw| raw.validate(now)) {
+            Ok(record) => {
+                batch.positions.push(item.index);
+                batch.records.push(record);
+            }
+            Err(err) => batch.rejected.push((item.index, item.id, err)),
+        }
+        if batch.records.len() + batch.rejected.len() >= BATCH_RECORDS {
+            batch.bytes_read = bytes.load(Ordering::Relaxed);
+            sender
+                .blocking_send(std::mem::take(&mut batch))
+                .map_err(|_| "the writer stopped")?;
+            now = jiff::Timestamp::now();
+        }
+        Ok(())
+    };
+    read_usage(counting, format, &mut sink)?;
+    batch.bytes_read = bytes.load(Ordering::Relaxed);
+    sender
+        .blocking_send(batch)
+        .map_err(|_| ReadError::Sink("the writer stopped"))?;
+    Ok(())
+}
+
+fn progress_bar(json: bool, total_bytes: Option<u64>) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(total_bytes, ProgressDrawTarget::stderr_with_hz(4));
+    let template = if total_bytes.is_some() {
+        "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
+    } else {
+        "{spinner} {elapsed_precise} {bytes} {binary_bytes_per_sec} {msg}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+async fn import_file(
+    store: &Store,
+    path: &Path,
+    args: &ImportArgs,
+    summary: &mut Summary,
+    errors: &mut Errors,
+    started: Instant,
+) -> Result<()> {
+    let format = format_of(path, args.format)?;
+    let (reader, size) = open_input(path)?;
+    let name = path.display().to_string();
+    let bar = progress_bar(args.json, size);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
+    let reading = tokio::task::spawn_blocking(move || read_batches(reader, format, &sender));
+    while let Some(batch) = receiver.recv().await {
+        let Batch {
+            positions,
+            records,
+            rejected,
+            bytes_read,
+        } = batch;
+        for (index, id, err) in &rejected {
+            errors.write(
+                &name,
+                *index,
+                id.as_deref(),
+                err.code.as_str(),
+                err.target,
+                &err.message,
+            )?;
+        }
+        summary.records += (records.len() + rejected.len()) as u64;
+        summary.rejected += rejected.len() as u64;
+        let ids: Vec<stackbill_core::RecordId> = records.iter().map(|r| r.id.clone()).collect();
+        let dispositions = store.ingest(records).await?;
+        for ((index, id), disposition) in positions.iter().zip(&ids).zip(&dispositions) {
+            let id = id.as_str();
+            match disposition {
+                Disposition::Accepted => summary.accepted += 1,
+                Disposition::Duplicate => summary.duplicates += 1,
+                Disposition::Conflict => {
+                    summary.conflicts += 1;
+                    errors.write(
+                        &name,
+                        *index,
+                        Some(id),
+                        "Conflict",
+                        "id",
+                        "a record with this id and different content is stored; the stored record stands",
+                    )?;
+                }
+                Disposition::Rejected(err) => {
+                    summary.rejected += 1;
+                    errors.write(
+                        &name,
+                        *index,
+                        Some(id),
+                        err.code.as_str(),
+                        err.target,
+                        &err.message,
+                    )?;
+                }
+            }
+        }
+        if bytes_read > 0 {
+            bar.set_position(bytes_read);
+        }
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{} records, {:.0} records/s",
+            summary.records,
+            summary.records as f64 / seconds
+        ));
+    }
+    bar.finish_and_clear();
+    match reading.await? {
+        Ok(()) => Ok(()),
+        Err(ReadError::Io(err)) => Err(err).with_context(|| format!("cannot read {name}")),
+        Err(ReadError::Sink(why)) => bail!("import of {name} stopped: {why}"),
+    }
+}
+
+pub(crate) async fn run(args: ImportArgs) -> Result<()> {
+    let store = admin::open(&args.db)?;
+    let mut errors = Errors {
+        out: match &args.errors {
+            Some(path) => {
+                Some(BufWriter::new(File::create(path).with_context(|| {
+                    format!("cannot create {}", path.display())
+                })?))
+            }
+            None => None,
+        },
+    };
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let files: Vec<PathBuf> = args.files.clone();
+    for path in &files {
+        import_file(&store, path, &args, &mut summary, &mut errors, started).await?;
+    }
+    errors.finish()?;
+    summary.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        let rate = summary.records as f64 / summary.seconds.max(1e-9);
+        println!(
+            "{} records in {:.1} s ({rate:.0} records/s): {} accepted, {} duplicates, {} conflicts, {} rejected",
+            summary.records,
+            summary.seconds,
+            summary.accepted,
+            summary.duplicates,
+            summary.conflicts,
+            summary.rejected
+        );
+        if summary.conflicts + summary.rejected > 0 {
+            match &args.errors {
+                Some(path) => println!("rejections and conflicts are listed in {}", path.display()),
+                None => println!("pass --errors FILE to list the rejected and conflicting records"),
+            }
+        }
+    }
+    Ok(())
+}

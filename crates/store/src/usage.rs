@@ -1,0 +1,458 @@
+//! The usage write path: a batch of validated records is accepted, recognised as a
+//! duplicate, or refused as a conflict, in one transaction that is committed and synced
+//! before anything is reported; and the hourly pre-aggregate is kept in step.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+use stackbill_core::meters::builtin_meter;
+use stackbill_core::usage::{UsageContext, check_references};
+use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageError, UsageRecord};
+
+use crate::directory::{micros, parse};
+use crate::error::{Result, StoreError};
+use crate::sqlite::Store;
+
+/// What became of one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Stored now.
+    Accepted,
+    /// Stored before with the same content; nothing changed.
+    Duplicate,
+    /// Stored before with other content; the stored record stands.
+    Conflict,
+    /// Refused (unknown stack or meter); nothing changed.
+    Rejected(UsageError),
+}
+
+/// The kinds of repeated values stored once in `usage_values`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ValueKind {
+    Cloud = 1,
+    Tenant = 2,
+    Subscription = 3,
+    Meter = 4,
+    InstanceData = 5,
+}
+
+/// Value ids by kind, keyed by the typed value so that a hit costs no formatting.
+#[derive(Debug, Default)]
+pub(crate) struct ValueIds {
+    clouds: HashMap<CloudId, i64>,
+    tenants: HashMap<TenantId, i64>,
+    subscriptions: HashMap<SubscriptionId, i64>,
+    meters: HashMap<MeterId, i64>,
+    instance_data: HashMap<String, i64>,
+}
+
+impl ValueIds {
+    fn len(&self) -> usize {
+        self.clouds.len()
+            + self.tenants.len()
+            + self.subscriptions.len()
+            + self.meters.len()
+            + self.instance_data.len()
+    }
+
+    fn extend(&mut self, other: Self) {
+        self.clouds.extend(other.clouds);
+        self.tenants.extend(other.tenants);
+        self.subscriptions.extend(other.subscriptions);
+        self.meters.extend(other.meters);
+        self.instance_data.extend(other.instance_data);
+    }
+}
+
+/// Committed `usage_values` ids, so repeated values cost no query. Ids are never reused
+/// or removed, so a committed entry stays true; entries made by a transaction join only
+/// after it commits.
+#[derive(Debug, Default)]
+pub(crate) struct ValueCache {
+    ids: ValueIds,
+}
+
+/// Entries beyond which the cache starts afresh (bounded memory on huge catalogs).
+const MAX_CACHED_VALUES: usize = 1 << 20;
+
+impl ValueCache {
+    fn merge(&mut self, pending: ValueIds) {
+        if self.ids.len() + pending.len() > MAX_CACHED_VALUES {
+            self.ids = ValueIds::default();
+        }
+        self.ids.extend(pending);
+    }
+}
+
+fn value_id(conn: &Connection, kind: ValueKind, value: &str) -> Result<i64> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT value_id FROM usage_values WHERE kind = ?1 AND value = ?2")?
+        .query_row(params![kind as i64, value], |row| row.get(0))
+        .optional()?;
+    match found {
+        Some(id) => Ok(id),
+        None => {
+            conn.prepare_cached("INSERT INTO usage_values (kind, value) VALUES (?1, ?2)")?
+                .execute(params![kind as i64, value])?;
+            Ok(conn.last_insert_rowid())
+        }
+    }
+}
+
+/// Resolves values to ids inside one transaction: the committed cache, then this
+/// transaction's own new ids, then the table.
+struct Values<'c> {
+    cache: std::sync::MutexGuard<'c, ValueCache>,
+    pending: ValueIds,
+}
+
+macro_rules! typed_lookup {
+    ($name:ident, $field:ident, $ty:ty, $kind:expr) => {
+        fn $name(&mut self, conn: &Connection, value: $ty) -> Result<i64> {
+            if let Some(&id) = self
+                .cache
+                .ids
+                .$field
+                .get(&value)
+                .or_else(|| self.pending.$field.get(&value))
+            {
+                return Ok(id);
+            }
+            let id = value_id(conn, $kind, &value.to_string())?;
+            self.pending.$field.insert(value, id);
+            Ok(id)
+        }
+    };
+}
+
+impl Values<'_> {
+    typed_lookup!(cloud, clouds, CloudId, ValueKind::Cloud);
+    typed_lookup!(tenant, tenants, TenantId, ValueKind::Tenant);
+    typed_lookup!(
+        subscription,
+        subscriptions,
+        SubscriptionId,
+        ValueKind::Subscription
+    );
+    typed_lookup!(meter, meters, MeterId, ValueKind::Meter);
+
+    fn instance_data(&mut self, conn: &Connection, value: &str) -> Result<i64> {
+        if let Some(&id) = self
+            .cache
+            .ids
+            .instance_data
+            .get(value)
+            .or_else(|| self.pending.instance_data.get(value))
+        {
+            return Ok(id);
+        }
+        let id = value_id(conn, ValueKind::InstanceData, value)?;
+        self.pending.instance_data.insert(value.to_owned(), id);
+        Ok(id)
+    }
+}
+
+/// The registry as one transaction sees it.
+struct Registry {
+    clouds: HashSet<CloudId>,
+    meters: HashSet<MeterId>,
+}
+
+impl UsageContext for Registry {
+    fn knows_stack(&self, cloud: CloudId) -> bool {
+        self.clouds.contains(&cloud)
+    }
+
+    fn knows_meter(&self, meter: MeterId) -> bool {
+        builtin_meter(meter).is_some() || self.meters.contains(&meter)
+    }
+}
+
+fn load_registry(conn: &Connection) -> Result<Registry> {
+    let mut clouds = HashSet::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT cloud_id FROM registrations WHERE deleted_at IS NULL")?;
+    for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
+        clouds.insert(parse(&row?)?);
+    }
+    let mut meters = HashSet::new();
+    let mut stmt = conn.prepare_cached("SELECT meter_id FROM meters")?;
+    for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
+        meters.insert(parse(&row?)?);
+    }
+    Ok(Registry { clouds, meters })
+}
+
+/// Whole hours since the Unix epoch.
+pub(crate) fn hour_number(record: &UsageRecord) -> i64 {
+    record.usage_start.as_second().div_euclid(3600)
+}
+
+type HourKey = (i64, i64, i64, i64);
+
+fn add_to_hourly(conn: &Connection, sums: HashMap<HourKey, (Decimal, i64)>) -> Result<()> {
+    let mut select = conn.prepare_cached(
+        "SELECT quantity, records FROM usage_hourly
+         WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND usage_hour = ?4",
+    )?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour, quantity, records)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (cloud_ref, tenant_ref, meter_ref, usage_hour)
+         DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
+    )?;
+    for ((cloud, tenant, meter, hour), (quantity, records)) in sums {
+        let existing: Option<(String, i64)> = select
+            .query_row(params![cloud, tenant, meter, hour], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        let (total, count) = match existing {
+            Some((text, count)) => {
+                let stored: Decimal = parse(&text)?;
+                let total = stored
+                    .checked_add(quantity)
+                    .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
+                (total, count + records)
+            }
+            None => (quantity, records),
+        };
+        upsert.execute(params![
+            cloud,
+            tenant,
+            meter,
+            hour,
+            total.normalize().to_string(),
+            count
+        ])?;
+    }
+    Ok(())
+}
+
+fn ingest_batch(
+    tx: &Connection,
+    now_micros: i64,
+    cache: &Mutex<ValueCache>,
+    records: &[UsageRecord],
+) -> Result<(Vec<Disposition>, ValueIds)> {
+    let registry = load_registry(tx)?;
+    // The cache is held for the whole batch: batches are written one at a time anyway.
+    let mut values = Values {
+        cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
+        pending: ValueIds::default(),
+    };
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref,
+            quantity, usage_hour, instance_ref, reported_at, accepted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (cloud_ref, record_id) DO NOTHING",
+    )?;
+    let mut existing = tx.prepare_cached(
+        "SELECT tenant_ref, subscription_ref, meter_ref, quantity, usage_hour, instance_ref
+         FROM usage_records WHERE cloud_ref = ?1 AND record_id = ?2",
+    )?;
+    let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::new();
+    let mut dispositions = Vec::with_capacity(records.len());
+    let mut text = String::new();
+    for record in records {
+        if let Err(err) = check_references(record, &registry) {
+            dispositions.push(Disposition::Rejected(err));
+            continue;
+        }
+        let cloud = values.cloud(tx, record.cloud_id)?;
+        let tenant = values.tenant(tx, record.tenant_id)?;
+        let subscription = values.subscription(tx, record.subscription_id)?;
+        let meter = values.meter(tx, record.meter_id)?;
+        let instance = record
+            .instance_data
+            .as_deref()
+            .map(|data| values.instance_data(tx, data))
+            .transpose()?;
+        text.clear();
+        {
+            use std::fmt::Write as _;
+            let _ = write!(text, "{}", record.quantity);
+        }
+        let quantity = text.as_str();
+        let hour = hour_number(record);
+        let reported = record.reported_time.map_or(now_micros, micros);
+        let inserted = insert.execute(params![
+            cloud,
+            record.id.as_str(),
+            tenant,
+            subscription,
+            meter,
+            quantity,
+            hour,
+            instance,
+            reported,
+            now_micros
+        ])?;
+        if inserted == 1 {
+            let sum = sums
+                .entry((cloud, tenant, meter, hour))
+                .or_insert((Decimal::ZERO, 0));
+            sum.0 = sum
+                .0
+                .checked_add(record.quantity.value())
+                .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
+            sum.1 += 1;
+            dispositions.push(Disposition::Accepted);
+            continue;
+        }
+        let stored: (i64, i64, i64, String, i64, Option<i64>) =
+            existing.query_row(params![cloud, record.id.as_str()], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })?;
+        let same = stored.0 == tenant
+            && stored.1 == subscription
+            && stored.2 == meter
+            && parse::<Decimal>(&stored.3)? == record.quantity.value()
+            && stored.4 == hour
+            && stored.5 == instance;
+        dispositions.push(if same {
+            Disposition::Duplicate
+        } else {
+            Disposition::Conflict
+        });
+    }
+    add_to_hourly(tx, sums)?;
+    Ok((dispositions, values.pending))
+}
+
+impl Store {
+    /// Stores a batch of validated records in one transaction, committed and synced before
+    /// it returns. The answer has one disposition per record, in order.
+    pub async fn ingest(&self, records: Vec<UsageRecord>) -> Result<Vec<Disposition>> {
+        let store = self.clone();
+        let (dispositions, pending) = self
+            .write(move |tx, now| ingest_batch(tx, micros(now), store.value_cache(), &records))
+            .await?;
+        self.value_cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .merge(pending);
+        Ok(dispositions)
+    }
+}
+
+/// Whose usage an aggregate query sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageScope {
+    /// Usage billed to a subscription, after routing.
+    Subscription(SubscriptionId),
+    /// Usage of one tenant, on every stack.
+    Tenant(TenantId),
+    /// Usage of one stack.
+    Cloud(CloudId),
+}
+
+/// One meter's usage in one hour or day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageAggregate {
+    /// The meter.
+    pub meter_id: MeterId,
+    /// The first hour of the bucket, in whole hours since the Unix epoch.
+    pub start_hour: i64,
+    /// The sum of accepted quantities.
+    pub quantity: Decimal,
+}
+
+fn values_of_kind<T>(conn: &Connection, kind: ValueKind) -> Result<HashMap<i64, T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let mut stmt =
+        conn.prepare_cached("SELECT value_id, value FROM usage_values WHERE kind = ?1")?;
+    let rows = stmt.query_map([kind as i64], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+    })?;
+    rows.map(|row| {
+        let (id, text) = row?;
+        Ok((id, parse(&text)?))
+    })
+    .collect()
+}
+
+impl Store {
+    /// Sums accepted usage per meter and hour (or day, with `hours_per_bucket` 24) over
+    /// `[from_hour, to_hour)`, for one scope, in bucket then meter order.
+    pub async fn usage_aggregates(
+        &self,
+        scope: UsageScope,
+        from_hour: i64,
+        to_hour: i64,
+        hours_per_bucket: i64,
+    ) -> Result<Vec<UsageAggregate>> {
+        let routing = match scope {
+            UsageScope::Subscription(_) => Some(self.routing_table().await?),
+            _ => None,
+        };
+        self.read(move |conn| {
+            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
+            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
+            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
+                 WHERE usage_hour >= ?1 AND usage_hour < ?2",
+            )?;
+            let mut rows = stmt.query(params![from_hour, to_hour])?;
+            let mut sums: std::collections::BTreeMap<(i64, MeterId), Decimal> =
+                std::collections::BTreeMap::new();
+            while let Some(row) = rows.next()? {
+                let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let lookup = |found: Option<CloudId>| {
+                    found.ok_or_else(|| StoreError::corrupt("unknown value reference"))
+                };
+                let cloud = lookup(clouds.get(&cloud_ref).copied())?;
+                let tenant = *tenants
+                    .get(&tenant_ref)
+                    .ok_or_else(|| StoreError::corrupt("unknown tenant reference"))?;
+                let wanted = match scope {
+                    UsageScope::Cloud(wanted) => cloud == wanted,
+                    UsageScope::Tenant(wanted) => tenant == wanted,
+                    UsageScope::Subscription(wanted) => {
+                        let start = jiff::Timestamp::from_second(hour * 3600)
+                            .map_err(StoreError::corrupt)?;
+                        routing
+                            .as_ref()
+                            .and_then(|table| table.route(cloud, tenant, start))
+                            == Some(wanted)
+                    }
+                };
+                if !wanted {
+                    continue;
+                }
+                let meter = *meters
+                    .get(&meter_ref)
+                    .ok_or_else(|| StoreError::corrupt("unknown meter reference"))?;
+                let quantity: Decimal = parse(&row.get::<_, String>(4)?)?;
+                let bucket = hour - hour.rem_euclid(hours_per_bucket);
+                let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
+                *sum = sum
+                    .checked_add(quantity)
+                    .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+            }
+            Ok(sums
+                .into_iter()
+                .map(|((start_hour, meter_id), quantity)| UsageAggregate {
+                    meter_id,
+                    start_hour,
+                    quantity: quantity.normalize(),
+                })
+                .collect())
+        })
+        .await
+    }
+}
