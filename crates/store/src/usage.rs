@@ -384,6 +384,14 @@ where
     .collect()
 }
 
+/// The value behind a reference.
+fn resolve<T: Copy>(values: &HashMap<i64, T>, reference: i64) -> Result<T> {
+    values
+        .get(&reference)
+        .copied()
+        .ok_or_else(|| StoreError::corrupt(format!("unknown value reference {reference}")))
+}
+
 impl Store {
     /// Sums accepted usage per meter and hour (or day, with `hours_per_bucket` 24) over
     /// `[from_hour, to_hour)`, for one scope, in bucket then meter order.
@@ -452,6 +460,44 @@ impl Store {
                     quantity: quantity.normalize(),
                 })
                 .collect())
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// The accepted records whose usage hour is in `[from_hour, to_hour)`, by stack and id,
+    /// as they were stored (reported time included).
+    pub async fn usage_records(&self, from_hour: i64, to_hour: i64) -> Result<Vec<UsageRecord>> {
+        self.read(move |conn| {
+            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
+            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
+            let subscriptions: HashMap<i64, SubscriptionId> = values_of_kind(conn, ValueKind::Subscription)?;
+            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.cloud_ref, r.record_id, r.tenant_ref, r.subscription_ref, r.meter_ref, r.quantity,
+                        r.usage_hour, v.value, r.reported_at
+                 FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
+                 WHERE r.usage_hour >= ?1 AND r.usage_hour < ?2",
+            )?;
+            let mut rows = stmt.query(params![from_hour, to_hour])?;
+            let mut records = Vec::new();
+            while let Some(row) = rows.next()? {
+                let hour: i64 = row.get(6)?;
+                records.push(UsageRecord {
+                    cloud_id: resolve(&clouds, row.get(0)?)?,
+                    id: stackbill_core::RecordId::new(&row.get::<_, String>(1)?).map_err(StoreError::corrupt)?,
+                    tenant_id: resolve(&tenants, row.get(2)?)?,
+                    subscription_id: resolve(&subscriptions, row.get(3)?)?,
+                    meter_id: resolve(&meters, row.get(4)?)?,
+                    quantity: stackbill_core::Quantity::parse(&row.get::<_, String>(5)?).map_err(StoreError::corrupt)?,
+                    usage_start: jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?,
+                    reported_time: Some(crate::directory::instant(row.get(8)?)?),
+                    instance_data: row.get(7)?,
+                });
+            }
+            records.sort_by(|a, b| (a.cloud_id, &a.id).cmp(&(b.cloud_id, &b.id)));
+            Ok(records)
         })
         .await
     }

@@ -1,6 +1,8 @@
 //! Store tests on real SQLite files: restart safety and the migration runner.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod ingest_props;
+
 use std::sync::Arc;
 
 use stackbill_core::{OfferType, Partner, RateCardName, Subscription};
