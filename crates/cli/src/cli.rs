@@ -90,6 +90,10 @@ pub(crate) struct ImportArgs {
     /// Write every rejected and conflicting record to this file, as NDJSON
     #[arg(long)]
     pub(crate) errors: Option<PathBuf>,
+    /// Records per transaction (each is committed and synced before the next)
+    #[arg(long, default_value_t = crate::import::BATCH_RECORDS,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) batch_records: u64,
     #[command(flatten)]
     pub(crate) db: DbArgs,
     /// Print one JSON summary object and no progress bar

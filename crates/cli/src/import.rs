@@ -24,7 +24,7 @@ use crate::cli::ImportArgs;
 
 /// Records per transaction: large enough that the sync per commit is noise, small enough
 /// that two batches in flight stay a few tens of megabytes.
-pub(crate) const BATCH_RECORDS: usize = 50_000;
+pub(crate) const BATCH_RECORDS: u64 = 50_000;
 /// Batches parsed ahead of the writer.
 const BATCHES_IN_FLIGHT: usize = 2;
 
@@ -144,6 +144,7 @@ fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
 fn read_batches(
     reader: Box<dyn Read + Send>,
     format: Format,
+    batch_records: usize,
     sender: &tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<(), ReadError<&'static str>> {
     let bytes = Arc::new(AtomicU64::new(0));
@@ -164,7 +165,7 @@ fn read_batches(
             }
             Err(err) => batch.rejected.push((item.index, item.id, err)),
         }
-        if batch.records.len() + batch.rejected.len() >= BATCH_RECORDS {
+        if batch.records.len() + batch.rejected.len() >= batch_records {
             batch.bytes_read = bytes.load(Ordering::Relaxed);
             sender
                 .blocking_send(std::mem::take(&mut batch))
@@ -211,7 +212,9 @@ async fn import_file(
     let name = path.display().to_string();
     let bar = progress_bar(args.json, size);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
-    let reading = tokio::task::spawn_blocking(move || read_batches(reader, format, &sender));
+    let batch_records = usize::try_from(args.batch_records).unwrap_or(usize::MAX);
+    let reading =
+        tokio::task::spawn_blocking(move || read_batches(reader, format, batch_records, &sender));
     while let Some(batch) = receiver.recv().await {
         let Batch {
             positions,

@@ -1,12 +1,15 @@
 //! The `stackbill` binary as users run it: separate processes on one database file.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod crash;
+mod import;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-fn stackbill(db: &std::path::Path, args: &[&str]) -> Output {
+pub(crate) fn stackbill(db: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stackbill"))
         .args(args)
         .arg("--db")
@@ -17,7 +20,7 @@ fn stackbill(db: &std::path::Path, args: &[&str]) -> Output {
         .expect("stackbill runs")
 }
 
-fn ok_json(db: &std::path::Path, args: &[&str]) -> Value {
+pub(crate) fn ok_json(db: &std::path::Path, args: &[&str]) -> Value {
     let output = stackbill(db, args);
     assert!(
         output.status.success(),

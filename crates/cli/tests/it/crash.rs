@@ -1,0 +1,87 @@
+//! Crash safety: an import killed with SIGKILL at any moment, then run again, leaves exactly
+//! what one clean import leaves.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stackbill_core::UsageRecord;
+use stackbill_store::{Store, SystemClock};
+
+use crate::import::demo_with_usage;
+
+const KILL_POINTS: u32 = 20;
+
+fn import(db: &std::path::Path, file: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stackbill"));
+    command
+        .args(["usage", "import", "--json", "--batch-records", "250"])
+        .arg(file)
+        .arg("--db")
+        .arg(db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn stored(db: &std::path::Path) -> Vec<UsageRecord> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Store::open(db, Arc::new(SystemClock)).unwrap();
+    let mut records = runtime
+        .block_on(store.usage_records(0, i64::MAX / 7200))
+        .unwrap();
+    // When a record is accepted is the one thing a re-run may change.
+    for record in &mut records {
+        record.reported_time = None;
+    }
+    records
+}
+
+#[test]
+fn killed_imports_rerun_to_the_clean_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (template, file) = demo_with_usage(dir.path(), 6_000, true);
+
+    let clean = dir.path().join("clean.db");
+    std::fs::copy(&template, &clean).unwrap();
+    let started = Instant::now();
+    assert!(import(&clean, &file).status().unwrap().success());
+    let clean_duration = started.elapsed();
+    let expected = stored(&clean);
+    assert!(expected.len() > 5_000, "{}", expected.len());
+
+    let mut interrupted = 0;
+    for point in 0..KILL_POINTS {
+        let db = dir.path().join(format!("killed-{point}.db"));
+        std::fs::copy(&template, &db).unwrap();
+        // Kill points spread over the whole import, from its start to its end.
+        let delay = clean_duration.mul_f64(f64::from(point) / f64::from(KILL_POINTS));
+        let mut child = import(&db, &file).spawn().unwrap();
+        std::thread::sleep(delay.max(Duration::from_millis(1)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        if !status.success() {
+            interrupted += 1;
+        }
+        assert!(
+            import(&db, &file).status().unwrap().success(),
+            "the re-run after kill point {point} failed"
+        );
+        assert_eq!(
+            stored(&db),
+            expected,
+            "kill point {point} left a different state"
+        );
+    }
+    assert!(
+        interrupted >= KILL_POINTS / 2,
+        "only {interrupted} imports were interrupted"
+    );
+}
