@@ -10,11 +10,11 @@ use stackbill_core::{
     BillingModel, OfferType, Partner, PartnerId, RateCardName, Registration, RegistrationName,
     Subscription, SubscriptionId, TenantId,
 };
-use stackbill_io::generate::sample_guid;
+use stackbill_io::generate::{GenerateOptions, generate, sample_guid};
 use stackbill_store::{Store, SystemClock};
 
 use crate::cli::DemoArgs;
-use crate::serve;
+use crate::{import, serve};
 
 /// The demo's customer organisations. Every fifth one has no subscription of its own on
 /// any stack yet, so its usage goes to the stack's default subscription.
@@ -185,6 +185,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     }
     let store = Store::open(&args.db, Arc::new(SystemClock))?;
     let seeded = seed(&store).await?;
+    let usage = import_demo_usage(&store).await?;
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
         _ => serve::create_admin_token(&store, "demo admin").await?,
@@ -198,6 +199,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             "registrations": seeded.registrations.len(),
             "tenantsMapped": seeded.tenants_mapped,
             "tenantsUnregistered": seeded.unregistered.len(),
+            "usageRecords": usage.records,
+            "usageAccepted": usage.accepted,
+            "usageRejected": usage.rejected,
             "adminToken": token,
         }))?;
     } else {
@@ -208,21 +212,33 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             seeded.tenants_mapped,
             seeded.unregistered.len()
         );
+        eprintln!(
+            "imported last month's usage: {} records, {} accepted, {} re-sent duplicates, {} rejected",
+            usage.records, usage.accepted, usage.duplicates, usage.rejected
+        );
     }
     if args.no_serve {
         return Ok(());
     }
     let (tenant, subscription) = seeded.unregistered[0];
+    let billed = sample_guid(0xc0, 2);
+    let month = crate::generate::month(None)?;
+    let from = month.to_zoned(TimeZone::UTC)?.timestamp();
+    let to = month
+        .checked_add(1.month())?
+        .to_zoned(TimeZone::UTC)?
+        .timestamp();
     serve::serve(store, auth, args.listen, |address| {
         let base = format!("http://{address}");
         println!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
              Try:\n\n  \
              export TOKEN={token}\n\n  \
-             # the stacks and their default subscriptions\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/registrations\n\n  \
              # the tenants billed to their own CSP subscription on redmond-hub1\n  \
              curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/registrations/redmond-hub1/customerSubscriptions\n\n  \
+             # last month's usage billed to one customer, day by day\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" \\\n    \
+             '{base}/v1/usage/aggregates?subscriptionId={billed}&from={from}&to={to}&granularity=Daily'\n\n  \
              # onboard a customer whose usage still goes to the default subscription\n  \
              curl -s -X PUT -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    \
              -d '{{\"tenantId\":\"{tenant}\"}}' \\\n    \
@@ -231,4 +247,46 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         );
     })
     .await
+}
+
+/// Records of usage the demo imports for last month.
+const DEMO_USAGE_RECORDS: u64 = 100_000;
+
+/// Generates last month's usage for the demo's stacks and tenants, with a little noise
+/// (re-sent, late and malformed records), and imports it as `stackbill usage import` would.
+async fn import_demo_usage(store: &Store) -> Result<import::Summary> {
+    let options = GenerateOptions {
+        seed: 1,
+        records: DEMO_USAGE_RECORDS,
+        month: crate::generate::month(None)?,
+        stacks: 2,
+        tenants: 40,
+        duplicates_per_mille: 5,
+        late_per_mille: 5,
+        bad_per_mille: 1,
+    };
+    let mut bytes = Vec::new();
+    generate(&options, &mut bytes)?;
+    let source = import::Source {
+        name: "demo usage".to_owned(),
+        size: Some(bytes.len() as u64),
+        reader: Box::new(std::io::Cursor::new(bytes)),
+        format: stackbill_io::Format::Ndjson,
+    };
+    let settings = import::Settings {
+        batch_records: import::BATCH_RECORDS,
+        quiet: true,
+    };
+    let mut summary = import::Summary::default();
+    let mut errors = import::Errors { out: None };
+    import::import_source(
+        store,
+        source,
+        &settings,
+        &mut summary,
+        &mut errors,
+        std::time::Instant::now(),
+    )
+    .await?;
+    Ok(summary)
 }

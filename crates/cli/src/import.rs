@@ -53,17 +53,18 @@ struct Batch {
 
 /// The summary printed at the end, and with `--json`.
 #[derive(Debug, Default, Serialize)]
-struct Summary {
-    records: u64,
-    accepted: u64,
-    duplicates: u64,
-    conflicts: u64,
-    rejected: u64,
-    seconds: f64,
+pub(crate) struct Summary {
+    pub(crate) records: u64,
+    pub(crate) accepted: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) conflicts: u64,
+    pub(crate) rejected: u64,
+    pub(crate) seconds: f64,
 }
 
-struct Errors {
-    out: Option<BufWriter<File>>,
+/// Where rejections and conflicts are listed, if anywhere.
+pub(crate) struct Errors {
+    pub(crate) out: Option<BufWriter<File>>,
 }
 
 impl Errors {
@@ -199,6 +200,26 @@ fn progress_bar(json: bool, total_bytes: Option<u64>) -> ProgressBar {
     bar
 }
 
+/// One input to import.
+pub(crate) struct Source {
+    /// Its name in messages and in the errors file.
+    pub(crate) name: String,
+    /// Its bytes.
+    pub(crate) reader: Box<dyn Read + Send>,
+    /// Its size, when known, for the progress bar.
+    pub(crate) size: Option<u64>,
+    /// Its format.
+    pub(crate) format: Format,
+}
+
+/// How to import.
+pub(crate) struct Settings {
+    /// Records per transaction.
+    pub(crate) batch_records: u64,
+    /// Whether progress is drawn (on a terminal, without `--json`).
+    pub(crate) quiet: bool,
+}
+
 async fn import_file(
     store: &Store,
     path: &Path,
@@ -209,10 +230,37 @@ async fn import_file(
 ) -> Result<()> {
     let format = format_of(path, args.format)?;
     let (reader, size) = open_input(path)?;
-    let name = path.display().to_string();
-    let bar = progress_bar(args.json, size);
+    let source = Source {
+        name: path.display().to_string(),
+        reader,
+        size,
+        format,
+    };
+    let settings = Settings {
+        batch_records: args.batch_records,
+        quiet: args.json,
+    };
+    import_source(store, source, &settings, summary, errors, started).await
+}
+
+/// Imports one source, adding to `summary` and writing to `errors`.
+pub(crate) async fn import_source(
+    store: &Store,
+    source: Source,
+    settings: &Settings,
+    summary: &mut Summary,
+    errors: &mut Errors,
+    started: Instant,
+) -> Result<()> {
+    let Source {
+        name,
+        reader,
+        size,
+        format,
+    } = source;
+    let bar = progress_bar(settings.quiet, size);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
-    let batch_records = usize::try_from(args.batch_records).unwrap_or(usize::MAX);
+    let batch_records = usize::try_from(settings.batch_records).unwrap_or(usize::MAX);
     let reading =
         tokio::task::spawn_blocking(move || read_batches(reader, format, batch_records, &sender));
     while let Some(batch) = receiver.recv().await {

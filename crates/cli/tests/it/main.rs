@@ -214,6 +214,15 @@ fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
     assert!(summary["tenantsMapped"].as_u64().unwrap() >= 24);
     assert!(summary["tenantsUnregistered"].as_u64().unwrap() >= 3);
     assert!(summary["adminToken"].as_str().unwrap().starts_with("sb_"));
+    let imported = summary["usageAccepted"].as_u64().unwrap();
+    assert!(
+        imported > 90_000,
+        "the demo imports a month of usage: {summary}"
+    );
+    assert!(
+        summary["usageRejected"].as_u64().unwrap() > 0,
+        "with a few malformed records"
+    );
     let registrations = ok_json(&db, &["registration", "list", "--json"]);
     assert_eq!(registrations.as_array().unwrap().len(), 3);
     // Running it again starts afresh rather than failing on existing data.
