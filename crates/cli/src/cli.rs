@@ -152,6 +152,9 @@ pub(crate) struct DemoArgs {
     /// Seed the database and exit without serving
     #[arg(long)]
     pub(crate) no_serve: bool,
+    /// Records of last month's usage to generate and import (0 for none)
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) usage_records: u64,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }

@@ -185,7 +185,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     }
     let store = Store::open(&args.db, Arc::new(SystemClock))?;
     let seeded = seed(&store).await?;
-    let usage = import_demo_usage(&store).await?;
+    let usage = import_demo_usage(&store, args.usage_records).await?;
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
         _ => serve::create_admin_token(&store, "demo admin").await?,
@@ -249,15 +249,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     .await
 }
 
-/// Records of usage the demo imports for last month.
-const DEMO_USAGE_RECORDS: u64 = 100_000;
-
 /// Generates last month's usage for the demo's stacks and tenants, with a little noise
 /// (re-sent, late and malformed records), and imports it as `stackbill usage import` would.
-async fn import_demo_usage(store: &Store) -> Result<import::Summary> {
+async fn import_demo_usage(store: &Store, records: u64) -> Result<import::Summary> {
+    if records == 0 {
+        return Ok(import::Summary::default());
+    }
     let options = GenerateOptions {
         seed: 1,
-        records: DEMO_USAGE_RECORDS,
+        records,
         month: crate::generate::month(None)?,
         stacks: 2,
         tenants: 40,

@@ -3,8 +3,8 @@
 //! whatever the input's size. A record that cannot be read is handed over as a rejection;
 //! only I/O failures (and the sink's own errors) stop the reading.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
@@ -236,17 +236,28 @@ fn readable_id(text: &str) -> Option<String> {
 
 /// Reads one record's JSON text.
 fn parse_record(index: u64, text: &str, memo: &mut CanonicalMemo) -> Item {
+    // The fast path; only a failure is parsed again to learn the failing field's path.
+    if let Ok(wire) = serde_json::from_str::<WireRecord<'_>>(text) {
+        let id = wire.id.as_deref().map(str::to_owned);
+        return Item {
+            index,
+            id,
+            fields: wire.into_raw(memo),
+        };
+    }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let parsed: Result<WireRecord<'_>, _> = serde_path_to_error::deserialize(&mut deserializer);
     match parsed {
-        Ok(wire) => {
-            let id = wire.id.as_deref().map(str::to_owned);
-            Item {
-                index,
-                id,
-                fields: wire.into_raw(memo),
-            }
-        }
+        // The record itself was readable: what failed is the text after it.
+        Ok(wire) => Item {
+            index,
+            id: wire.id.as_deref().map(str::to_owned),
+            fields: Err(UsageError::new(
+                UsageErrorCode::InvalidJson,
+                "",
+                "unexpected text after the record",
+            )),
+        },
         Err(err) => {
             let target = static_target(&err.path().to_string());
             let inner = err.into_inner();

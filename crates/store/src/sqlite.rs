@@ -17,6 +17,8 @@ const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Page cache per connection, in KiB: enough to keep the upper levels of the usage key
 /// index in memory at tens of millions of records.
 const CACHE_KIB: i64 = 64 * 1024;
+/// WAL pages written before SQLite copies them back into the database file.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 32_768;
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -62,6 +64,9 @@ impl Store {
                 path.display()
             )));
         }
+        // Checkpoint in large steps: a batch of usage dirties thousands of pages, and the
+        // default (1,000 pages) would copy them back into the database after every commit.
+        writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
         migrate(&mut writer, SQLITE_MIGRATIONS, clock.now().as_microsecond())?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -2,7 +2,9 @@
 //! duplicate, or refused as a conflict, in one transaction that is committed and synced
 //! before anything is reported; and the hourly pre-aggregate is kept in step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -253,7 +255,7 @@ fn ingest_batch(
         "SELECT tenant_ref, subscription_ref, meter_ref, quantity, usage_hour, instance_ref
          FROM usage_records WHERE cloud_ref = ?1 AND record_id = ?2",
     )?;
-    let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::new();
+    let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
     let mut dispositions = Vec::with_capacity(records.len());
     let mut text = String::new();
     for record in records {

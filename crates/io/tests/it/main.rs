@@ -30,11 +30,11 @@ fn rejection(item: &Item) -> (u64, Option<&str>, UsageErrorCode, &str) {
 #[test]
 fn ndjson_keeps_line_numbers_and_exact_numbers() {
     let text = format!(
-        "{RECORD}\n\n{}\r\nnot json\n{{\"id\":\"b\",\"quantity\":[1]}}\n{{\"id\":\"c\",\"cloudId\":5}}\n[1]\n",
+        "{RECORD}\n\n{}\r\nnot json\n{{\"id\":\"b\",\"quantity\":[1]}}\n{{\"id\":\"c\",\"cloudId\":5}}\n[1]\n{{\"id\":\"d\"}} {{}}\n",
         RECORD.replace("\"a\"", "\"a2\"")
     );
     let items = read(&text, Format::Ndjson);
-    assert_eq!(items.len(), 6);
+    assert_eq!(items.len(), 7);
     let first = fields(&items[0]);
     assert_eq!(
         first.quantity.as_deref(),
