@@ -169,8 +169,9 @@ pub fn generate(options: &GenerateOptions, out: &mut impl Write) -> io::Result<G
                     use std::fmt::Write as _;
                     let _ = write!(
                         line,
-                        r#"{{"id":"r{resource:x}-m{meter_index}-h{h}","cloudId":"{cloud}","tenantId":"{tenant_id}","subscriptionId":"{sub}","meterId":"{meter}","quantity":"{quantity}","usageStartTime":"{start_text}","usageEndTime":"{end}","instanceData":{{"Microsoft.Resources":{{"resourceUri":"/subscriptions/{sub}/resourceGroups/rg-{resource}/providers/{provider}/res-{resource}","location":"local","tags":{{"env":"{env}"}}}}}}}}"#,
+                        r#"{{"id":"r{resource:x}-m{meter_index}-{hour_key}","cloudId":"{cloud}","tenantId":"{tenant_id}","subscriptionId":"{sub}","meterId":"{meter}","quantity":"{quantity}","usageStartTime":"{start_text}","usageEndTime":"{end}","instanceData":{{"Microsoft.Resources":{{"resourceUri":"/subscriptions/{sub}/resourceGroups/rg-{resource}/providers/{provider}/res-{resource}","location":"local","tags":{{"env":"{env}"}}}}}}}}"#,
                         cloud = sample_guid(0xca, stack),
+                        hour_key = start.as_second() / 3600 + h,
                         tenant_id = sample_guid(0x70, tenant),
                         sub = sample_guid(0x50, tenant),
                         end = hour(start, h + 1),

@@ -15,7 +15,7 @@ pub(crate) fn demo_with_usage(
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let db = dir.join("s.db");
     let seeded = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["demo", "--no-serve", "--db"])
+        .args(["demo", "--no-serve", "--usage-records", "0", "--db"])
         .arg(&db)
         .env("STACKBILL_ADMIN_TOKEN", "t")
         .output()
