@@ -285,3 +285,35 @@ async fn unknown_stacks_and_meters_are_rejected_inside_the_transaction() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn within_a_batch_the_first_record_of_a_key_wins() {
+    let db = registered().await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let first = record_strategy().new_tree(&mut runner).unwrap().current();
+    let mut second = first.clone();
+    second.quantity = Quantity::parse("999").unwrap();
+    let mut other = first.clone();
+    other.id = RecordId::new("a-key-sorting-before-r").unwrap();
+    let dispositions = db
+        .store
+        .ingest(vec![first.clone(), second, other, first.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        dispositions,
+        [
+            Disposition::Accepted,
+            Disposition::Conflict,
+            Disposition::Accepted,
+            Disposition::Duplicate
+        ]
+    );
+    let stored = db
+        .store
+        .usage_records(FIRST_HOUR, FIRST_HOUR + HOURS)
+        .await
+        .unwrap();
+    let kept = stored.iter().find(|r| r.id == first.id).unwrap();
+    assert_eq!(kept.quantity, first.quantity);
+}
