@@ -8,7 +8,10 @@
 pub mod clock;
 pub mod directory;
 pub mod ids;
+pub mod invoice;
 pub mod meters;
+pub mod period;
+pub mod rating;
 pub mod routing;
 pub mod rules;
 pub mod timeline;
@@ -20,6 +23,8 @@ pub use ids::{
     CloudId, IdError, MeterId, PartnerId, RateCardName, RegistrationName, SubscriptionId, TenantId,
 };
 pub use meters::Meter;
+pub use period::Period;
+pub use rating::{Currency, RateCard};
 pub use rules::RegistryError;
 pub use timeline::{MappingEvent, Timeline};
 pub use usage::{Quantity, RecordId, UsageError, UsageErrorCode, UsageRecord};

@@ -1,0 +1,211 @@
+//! Invoices (SPEC §6): lines rated from routed usage, adjustments that carry late or
+//! re-routed usage of final periods into the next open one, and totals.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::ids::MeterId;
+use crate::period::Period;
+use crate::rating::{Currency, RateCard, RatingError, rate};
+
+/// How a subscription's usage is priced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pricing<'a> {
+    /// Its rate card, if the card exists.
+    pub card: Option<&'a RateCard>,
+    /// Its markup in percent.
+    pub markup_percent: Decimal,
+}
+
+impl Pricing<'_> {
+    /// The invoice currency: the card's, or US dollars when the card is missing.
+    pub fn currency(&self) -> Currency {
+        self.card.map_or(Currency::USD, |card| card.currency)
+    }
+}
+
+/// One meter's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceLine {
+    /// The meter.
+    pub meter_id: MeterId,
+    /// The period's routed quantity.
+    pub quantity: Decimal,
+    /// The rated amount.
+    pub amount: Decimal,
+    /// No price was found.
+    pub unpriced: bool,
+}
+
+/// Rates each meter's period quantity: one line per meter that has usage (a zero quantity
+/// still gets its line), by meter.
+pub fn rate_lines(
+    period: Period,
+    quantities: &BTreeMap<MeterId, Decimal>,
+    pricing: Pricing<'_>,
+) -> Result<Vec<InvoiceLine>, RatingError> {
+    let currency = pricing.currency();
+    quantities
+        .iter()
+        .map(|(&meter_id, &quantity)| {
+            let price = pricing.card.and_then(|card| card.rate_for(meter_id, period.start()));
+            let rated = rate(meter_id, quantity, price, pricing.markup_percent, currency)?;
+            Ok(InvoiceLine {
+                meter_id,
+                quantity: quantity.normalize(),
+                amount: rated.amount,
+                unpriced: rated.unpriced,
+            })
+        })
+        .collect()
+}
+
+/// Why an adjustment is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AdjustmentReason {
+    /// Usage accepted after the period was finalized.
+    LateUsage,
+    /// Usage re-routed by a registration change recorded after the period was finalized.
+    Reassignment,
+}
+
+impl AdjustmentReason {
+    /// The wire spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::LateUsage => "LateUsage",
+            Self::Reassignment => "Reassignment",
+        }
+    }
+}
+
+/// A correction of a final period, billed on a later invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    /// The final period corrected.
+    pub period: Period,
+    /// The meter.
+    pub meter_id: MeterId,
+    /// The quantity difference.
+    pub quantity: Decimal,
+    /// The amount difference.
+    pub amount: Decimal,
+    /// Why.
+    pub reason: AdjustmentReason,
+}
+
+/// What a final period has billed so far for one meter: its final line plus adjustments
+/// already frozen on later final invoices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Billed {
+    /// Quantity billed.
+    pub quantity: Decimal,
+    /// Amount billed.
+    pub amount: Decimal,
+}
+
+/// The adjustments that bring a final period's billing in line with today's data. Three
+/// ratings of the period are compared per meter: what was billed; the usage known at
+/// finalization routed by today's registrations (`rerouted`); and all of today's usage
+/// (`today`). The first difference is a reassignment, the second late usage, so that
+/// billed + adjustments = today, to the cent.
+pub fn adjustments(
+    period: Period,
+    billed: &BTreeMap<MeterId, Billed>,
+    rerouted: &BTreeMap<MeterId, InvoiceLine>,
+    today: &BTreeMap<MeterId, InvoiceLine>,
+) -> Vec<Adjustment> {
+    let mut meters: Vec<MeterId> = billed.keys().chain(rerouted.keys()).chain(today.keys()).copied().collect();
+    meters.sort();
+    meters.dedup();
+    let mut out = Vec::new();
+    for meter_id in meters {
+        let before = billed.get(&meter_id).copied().unwrap_or_default();
+        let at = |lines: &BTreeMap<MeterId, InvoiceLine>| {
+            lines.get(&meter_id).map_or(Billed::default(), |l| Billed { quantity: l.quantity, amount: l.amount })
+        };
+        let (middle, after) = (at(rerouted), at(today));
+        for (from, to, reason) in [
+            (before, middle, AdjustmentReason::Reassignment),
+            (middle, after, AdjustmentReason::LateUsage),
+        ] {
+            let quantity = to.quantity - from.quantity;
+            let amount = to.amount - from.amount;
+            if !quantity.is_zero() || !amount.is_zero() {
+                out.push(Adjustment { period, meter_id, quantity: quantity.normalize(), amount, reason });
+            }
+        }
+    }
+    out
+}
+
+/// The total of an invoice: its lines and adjustments.
+pub fn total(lines: &[InvoiceLine], adjustments: &[Adjustment]) -> Decimal {
+    lines.iter().map(|l| l.amount).chain(adjustments.iter().map(|a| a.amount)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::RateCardName;
+    use crate::rating::{MeterRate, Tier};
+
+    fn meter(n: u8) -> MeterId {
+        format!("{n:032x}").parse().unwrap()
+    }
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    fn line(n: u8, quantity: &str, amount: &str) -> (MeterId, InvoiceLine) {
+        (meter(n), InvoiceLine { meter_id: meter(n), quantity: d(quantity), amount: d(amount), unpriced: false })
+    }
+
+    #[test]
+    fn lines_rate_each_meter_and_unpriced_meters_are_kept() {
+        let period: Period = "2025-06".parse().unwrap();
+        let card = RateCard {
+            name: RateCardName::default_card(),
+            currency: "EUR".parse().unwrap(),
+            rates: vec![MeterRate::new(
+                meter(1),
+                vec![Tier { from_quantity: d("0"), unit_price: d("0.25") }],
+                d("0"),
+                "2025-01-01T00:00:00Z".parse().unwrap(),
+            )
+            .unwrap()],
+        };
+        let quantities = BTreeMap::from([(meter(1), d("10.50")), (meter(2), d("3")), (meter(3), d("0"))]);
+        let pricing = Pricing { card: Some(&card), markup_percent: d("10") };
+        let lines = rate_lines(period, &quantities, pricing).unwrap();
+        assert_eq!(lines.len(), 3, "a zero quantity still gets a line");
+        assert_eq!((lines[0].quantity, lines[0].amount, lines[0].unpriced), (d("10.5"), d("2.89"), false));
+        assert_eq!((lines[1].amount, lines[1].unpriced), (d("0.00"), true));
+        assert_eq!(pricing.currency().code(), "EUR");
+        assert_eq!(total(&lines, &[]), d("2.89"));
+    }
+
+    #[test]
+    fn adjustments_split_reassignment_from_late_usage_and_add_up() {
+        let period: Period = "2025-05".parse().unwrap();
+        let billed = BTreeMap::from([(meter(1), Billed { quantity: d("10"), amount: d("1.00") })]);
+        let rerouted = BTreeMap::from([line(1, "8", "0.80")]);
+        let today = BTreeMap::from([line(1, "9", "0.90"), line(2, "1", "0.33")]);
+        let adjustments = adjustments(period, &billed, &rerouted, &today);
+        let summary: Vec<(MeterId, &str, Decimal, Decimal)> =
+            adjustments.iter().map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount)).collect();
+        assert_eq!(
+            summary,
+            [
+                (meter(1), "Reassignment", d("-2"), d("-0.20")),
+                (meter(1), "LateUsage", d("1"), d("0.10")),
+                (meter(2), "LateUsage", d("1"), d("0.33")),
+            ]
+        );
+        let adjusted: Decimal = adjustments.iter().map(|a| a.amount).sum();
+        assert_eq!(d("1.00") + adjusted, d("1.23"), "billed + adjustments = today");
+        assert!(super::adjustments(period, &billed, &BTreeMap::from([line(1, "10", "1.00")]), &BTreeMap::from([line(1, "10", "1.00")])).is_empty());
+    }
+}
