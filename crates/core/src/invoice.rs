@@ -49,7 +49,9 @@ pub fn rate_lines(
     quantities
         .iter()
         .map(|(&meter_id, &quantity)| {
-            let price = pricing.card.and_then(|card| card.rate_for(meter_id, period.start()));
+            let price = pricing
+                .card
+                .and_then(|card| card.rate_for(meter_id, period.start()));
             let rated = rate(meter_id, quantity, price, pricing.markup_percent, currency)?;
             Ok(InvoiceLine {
                 meter_id,
@@ -116,14 +118,22 @@ pub fn adjustments(
     rerouted: &BTreeMap<MeterId, InvoiceLine>,
     today: &BTreeMap<MeterId, InvoiceLine>,
 ) -> Vec<Adjustment> {
-    let mut meters: Vec<MeterId> = billed.keys().chain(rerouted.keys()).chain(today.keys()).copied().collect();
+    let mut meters: Vec<MeterId> = billed
+        .keys()
+        .chain(rerouted.keys())
+        .chain(today.keys())
+        .copied()
+        .collect();
     meters.sort();
     meters.dedup();
     let mut out = Vec::new();
     for meter_id in meters {
         let before = billed.get(&meter_id).copied().unwrap_or_default();
         let at = |lines: &BTreeMap<MeterId, InvoiceLine>| {
-            lines.get(&meter_id).map_or(Billed::default(), |l| Billed { quantity: l.quantity, amount: l.amount })
+            lines.get(&meter_id).map_or(Billed::default(), |l| Billed {
+                quantity: l.quantity,
+                amount: l.amount,
+            })
         };
         let (middle, after) = (at(rerouted), at(today));
         for (from, to, reason) in [
@@ -133,7 +143,13 @@ pub fn adjustments(
             let quantity = to.quantity - from.quantity;
             let amount = to.amount - from.amount;
             if !quantity.is_zero() || !amount.is_zero() {
-                out.push(Adjustment { period, meter_id, quantity: quantity.normalize(), amount, reason });
+                out.push(Adjustment {
+                    period,
+                    meter_id,
+                    quantity: quantity.normalize(),
+                    amount,
+                    reason,
+                });
             }
         }
     }
@@ -142,7 +158,11 @@ pub fn adjustments(
 
 /// The total of an invoice: its lines and adjustments.
 pub fn total(lines: &[InvoiceLine], adjustments: &[Adjustment]) -> Decimal {
-    lines.iter().map(|l| l.amount).chain(adjustments.iter().map(|a| a.amount)).sum()
+    lines
+        .iter()
+        .map(|l| l.amount)
+        .chain(adjustments.iter().map(|a| a.amount))
+        .sum()
 }
 
 #[cfg(test)]
@@ -160,7 +180,15 @@ mod tests {
     }
 
     fn line(n: u8, quantity: &str, amount: &str) -> (MeterId, InvoiceLine) {
-        (meter(n), InvoiceLine { meter_id: meter(n), quantity: d(quantity), amount: d(amount), unpriced: false })
+        (
+            meter(n),
+            InvoiceLine {
+                meter_id: meter(n),
+                quantity: d(quantity),
+                amount: d(amount),
+                unpriced: false,
+            },
+        )
     }
 
     #[test]
@@ -169,19 +197,34 @@ mod tests {
         let card = RateCard {
             name: RateCardName::default_card(),
             currency: "EUR".parse().unwrap(),
-            rates: vec![MeterRate::new(
-                meter(1),
-                vec![Tier { from_quantity: d("0"), unit_price: d("0.25") }],
-                d("0"),
-                "2025-01-01T00:00:00Z".parse().unwrap(),
-            )
-            .unwrap()],
+            rates: vec![
+                MeterRate::new(
+                    meter(1),
+                    vec![Tier {
+                        from_quantity: d("0"),
+                        unit_price: d("0.25"),
+                    }],
+                    d("0"),
+                    "2025-01-01T00:00:00Z".parse().unwrap(),
+                )
+                .unwrap(),
+            ],
         };
-        let quantities = BTreeMap::from([(meter(1), d("10.50")), (meter(2), d("3")), (meter(3), d("0"))]);
-        let pricing = Pricing { card: Some(&card), markup_percent: d("10") };
+        let quantities = BTreeMap::from([
+            (meter(1), d("10.50")),
+            (meter(2), d("3")),
+            (meter(3), d("0")),
+        ]);
+        let pricing = Pricing {
+            card: Some(&card),
+            markup_percent: d("10"),
+        };
         let lines = rate_lines(period, &quantities, pricing).unwrap();
         assert_eq!(lines.len(), 3, "a zero quantity still gets a line");
-        assert_eq!((lines[0].quantity, lines[0].amount, lines[0].unpriced), (d("10.5"), d("2.89"), false));
+        assert_eq!(
+            (lines[0].quantity, lines[0].amount, lines[0].unpriced),
+            (d("10.5"), d("2.89"), false)
+        );
         assert_eq!((lines[1].amount, lines[1].unpriced), (d("0.00"), true));
         assert_eq!(pricing.currency().code(), "EUR");
         assert_eq!(total(&lines, &[]), d("2.89"));
@@ -190,12 +233,20 @@ mod tests {
     #[test]
     fn adjustments_split_reassignment_from_late_usage_and_add_up() {
         let period: Period = "2025-05".parse().unwrap();
-        let billed = BTreeMap::from([(meter(1), Billed { quantity: d("10"), amount: d("1.00") })]);
+        let billed = BTreeMap::from([(
+            meter(1),
+            Billed {
+                quantity: d("10"),
+                amount: d("1.00"),
+            },
+        )]);
         let rerouted = BTreeMap::from([line(1, "8", "0.80")]);
         let today = BTreeMap::from([line(1, "9", "0.90"), line(2, "1", "0.33")]);
         let adjustments = adjustments(period, &billed, &rerouted, &today);
-        let summary: Vec<(MeterId, &str, Decimal, Decimal)> =
-            adjustments.iter().map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount)).collect();
+        let summary: Vec<(MeterId, &str, Decimal, Decimal)> = adjustments
+            .iter()
+            .map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount))
+            .collect();
         assert_eq!(
             summary,
             [
@@ -205,7 +256,19 @@ mod tests {
             ]
         );
         let adjusted: Decimal = adjustments.iter().map(|a| a.amount).sum();
-        assert_eq!(d("1.00") + adjusted, d("1.23"), "billed + adjustments = today");
-        assert!(super::adjustments(period, &billed, &BTreeMap::from([line(1, "10", "1.00")]), &BTreeMap::from([line(1, "10", "1.00")])).is_empty());
+        assert_eq!(
+            d("1.00") + adjusted,
+            d("1.23"),
+            "billed + adjustments = today"
+        );
+        assert!(
+            super::adjustments(
+                period,
+                &billed,
+                &BTreeMap::from([line(1, "10", "1.00")]),
+                &BTreeMap::from([line(1, "10", "1.00")])
+            )
+            .is_empty()
+        );
     }
 }

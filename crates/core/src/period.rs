@@ -104,7 +104,11 @@ impl FromStr for Period {
         if year.len() != 4 || month.len() != 2 {
             return Err(bad());
         }
-        Self::new(year.parse().map_err(|_| bad())?, month.parse().map_err(|_| bad())?).ok_or_else(bad)
+        Self::new(
+            year.parse().map_err(|_| bad())?,
+            month.parse().map_err(|_| bad())?,
+        )
+        .ok_or_else(bad)
     }
 }
 
@@ -125,10 +129,21 @@ mod tests {
         assert_eq!(p.start().to_string(), "2024-02-01T00:00:00Z");
         assert_eq!(p.end().to_string(), "2024-03-01T00:00:00Z");
         assert_eq!(p.hours().1 - p.hours().0, 29 * 24);
-        assert_eq!("2024-12".parse::<Period>().unwrap().next().to_string(), "2025-01");
-        assert_eq!("2025-01".parse::<Period>().unwrap().previous().to_string(), "2024-12");
-        assert_eq!(Period::containing("2025-06-30T23:59:59Z".parse().unwrap()).to_string(), "2025-06");
-        for bad in ["2024-13", "2024-2", "24-02", "2024/02", "", "2024-00", "abcd-ef"] {
+        assert_eq!(
+            "2024-12".parse::<Period>().unwrap().next().to_string(),
+            "2025-01"
+        );
+        assert_eq!(
+            "2025-01".parse::<Period>().unwrap().previous().to_string(),
+            "2024-12"
+        );
+        assert_eq!(
+            Period::containing("2025-06-30T23:59:59Z".parse().unwrap()).to_string(),
+            "2025-06"
+        );
+        for bad in [
+            "2024-13", "2024-2", "24-02", "2024/02", "", "2024-00", "abcd-ef",
+        ] {
             assert!(bad.parse::<Period>().is_err(), "{bad}");
         }
     }

@@ -49,14 +49,64 @@ pub struct Currency {
 /// ISO 4217 codes and their minor units (the standard's table; currencies with no minor
 /// unit and those with three are listed with theirs).
 const CURRENCIES: &[(&str, u32)] = &[
-    ("AED", 2), ("ARS", 2), ("AUD", 2), ("BGN", 2), ("BHD", 3), ("BRL", 2), ("CAD", 2), ("CHF", 2),
-    ("CLP", 0), ("CNY", 2), ("COP", 2), ("CZK", 2), ("DKK", 2), ("EGP", 2), ("EUR", 2), ("GBP", 2),
-    ("HKD", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2), ("INR", 2), ("IQD", 3), ("ISK", 0), ("JOD", 3),
-    ("JPY", 0), ("KES", 2), ("KRW", 0), ("KWD", 3), ("LYD", 3), ("MXN", 2), ("MYR", 2), ("NGN", 2),
-    ("NOK", 2), ("NZD", 2), ("OMR", 3), ("PEN", 2), ("PHP", 2), ("PKR", 2), ("PLN", 2), ("PYG", 0),
-    ("QAR", 2), ("RON", 2), ("RSD", 2), ("SAR", 2), ("SEK", 2), ("SGD", 2), ("THB", 2), ("TND", 3),
-    ("TRY", 2), ("TWD", 2), ("UAH", 2), ("UGX", 0), ("USD", 2), ("UYU", 2), ("VND", 0), ("XAF", 0),
-    ("XOF", 0), ("ZAR", 2),
+    ("AED", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BGN", 2),
+    ("BHD", 3),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EGP", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HKD", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("IQD", 3),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KES", 2),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("LYD", 3),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("NGN", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PEN", 2),
+    ("PHP", 2),
+    ("PKR", 2),
+    ("PLN", 2),
+    ("PYG", 0),
+    ("QAR", 2),
+    ("RON", 2),
+    ("RSD", 2),
+    ("SAR", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("THB", 2),
+    ("TND", 3),
+    ("TRY", 2),
+    ("TWD", 2),
+    ("UAH", 2),
+    ("UGX", 0),
+    ("USD", 2),
+    ("UYU", 2),
+    ("VND", 0),
+    ("XAF", 0),
+    ("XOF", 0),
+    ("ZAR", 2),
 ];
 
 impl Currency {
@@ -71,7 +121,10 @@ impl Currency {
     }
 
     /// US dollars.
-    pub const USD: Self = Self { code: *b"USD", minor_units: 2 };
+    pub const USD: Self = Self {
+        code: *b"USD",
+        minor_units: 2,
+    };
 }
 
 impl FromStr for Currency {
@@ -84,7 +137,10 @@ impl FromStr for Currency {
             .find(|(code, _)| *code == upper)
             .and_then(|(code, minor_units)| {
                 let bytes: [u8; 3] = code.as_bytes().try_into().ok()?;
-                Some(Self { code: bytes, minor_units: *minor_units })
+                Some(Self {
+                    code: bytes,
+                    minor_units: *minor_units,
+                })
             })
             .ok_or_else(|| RatingError::UnknownCurrency(text.chars().take(10).collect()))
     }
@@ -120,7 +176,10 @@ pub struct MeterRate {
 }
 
 fn invalid(target: &'static str, message: impl Into<String>) -> RatingError {
-    RatingError::InvalidRate { target, message: message.into() }
+    RatingError::InvalidRate {
+        target,
+        message: message.into(),
+    }
 }
 
 impl MeterRate {
@@ -140,19 +199,39 @@ impl MeterRate {
             }
             Some(_) => {}
         }
-        if tiers.windows(2).any(|w| w[0].from_quantity == w[1].from_quantity) {
+        if tiers
+            .windows(2)
+            .any(|w| w[0].from_quantity == w[1].from_quantity)
+        {
             return Err(invalid("rates", "two tiers start at the same quantity"));
         }
-        if let Some(tier) = tiers.iter().find(|t| t.unit_price.is_sign_negative() && !t.unit_price.is_zero()) {
-            return Err(invalid("rates", format!("the unit price {} is negative", tier.unit_price)));
+        if let Some(tier) = tiers
+            .iter()
+            .find(|t| t.unit_price.is_sign_negative() && !t.unit_price.is_zero())
+        {
+            return Err(invalid(
+                "rates",
+                format!("the unit price {} is negative", tier.unit_price),
+            ));
         }
-        if tiers.iter().any(|t| t.from_quantity.is_sign_negative() && !t.from_quantity.is_zero()) {
+        if tiers
+            .iter()
+            .any(|t| t.from_quantity.is_sign_negative() && !t.from_quantity.is_zero())
+        {
             return Err(invalid("rates", "tier thresholds are at least 0"));
         }
         if included_quantity.is_sign_negative() && !included_quantity.is_zero() {
-            return Err(invalid("includedQuantity", "the included quantity is at least 0"));
+            return Err(invalid(
+                "includedQuantity",
+                "the included quantity is at least 0",
+            ));
         }
-        Ok(Self { meter_id, tiers, included_quantity, effective_date })
+        Ok(Self {
+            meter_id,
+            tiers,
+            included_quantity,
+            effective_date,
+        })
     }
 
     /// The tiers, by ascending threshold.
@@ -194,10 +273,16 @@ struct Exact {
 const MAX_EXACT_SCALE: u32 = 76;
 
 impl Exact {
-    const ZERO: Self = Self { mantissa: I256::ZERO, scale: 0 };
+    const ZERO: Self = Self {
+        mantissa: I256::ZERO,
+        scale: 0,
+    };
 
     fn from_decimal(value: Decimal) -> Self {
-        Self { mantissa: I256::from(value.mantissa()), scale: value.scale() }
+        Self {
+            mantissa: I256::from(value.mantissa()),
+            scale: value.scale(),
+        }
     }
 
     fn rescaled(self, scale: u32) -> Option<Self> {
@@ -205,19 +290,28 @@ impl Exact {
             return None;
         }
         let factor = I256::from(10u8).checked_pow(scale - self.scale)?;
-        Some(Self { mantissa: self.mantissa.checked_mul(factor)?, scale })
+        Some(Self {
+            mantissa: self.mantissa.checked_mul(factor)?,
+            scale,
+        })
     }
 
     fn checked_add(self, other: Self) -> Option<Self> {
         let scale = self.scale.max(other.scale);
         let (a, b) = (self.rescaled(scale)?, other.rescaled(scale)?);
-        Some(Self { mantissa: a.mantissa.checked_add(b.mantissa)?, scale })
+        Some(Self {
+            mantissa: a.mantissa.checked_add(b.mantissa)?,
+            scale,
+        })
     }
 
     fn checked_mul(self, other: Self) -> Option<Self> {
         let scale = self.scale + other.scale;
         (scale <= MAX_EXACT_SCALE).then_some(())?;
-        Some(Self { mantissa: self.mantissa.checked_mul(other.mantissa)?, scale })
+        Some(Self {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            scale,
+        })
     }
 
     /// Rounds to `scale` digits, half away from zero.
@@ -260,7 +354,10 @@ pub fn rate(
 ) -> Result<Rated, RatingError> {
     let overflow = |what| RatingError::Overflow { meter_id, what };
     let Some(rate) = rate else {
-        return Ok(Rated { amount: Decimal::ZERO.round_dp(currency.minor_units()), unpriced: true });
+        return Ok(Rated {
+            amount: Decimal::ZERO.round_dp(currency.minor_units()),
+            unpriced: true,
+        });
     };
     let billable = (quantity - rate.included_quantity).max(Decimal::ZERO);
     let mut cost = Exact::ZERO;
@@ -268,17 +365,36 @@ pub fn rate(
         if billable <= tier.from_quantity {
             break;
         }
-        let upper = rate.tiers.get(index + 1).map_or(billable, |next| next.from_quantity.min(billable));
+        let upper = rate
+            .tiers
+            .get(index + 1)
+            .map_or(billable, |next| next.from_quantity.min(billable));
         let part = Exact::from_decimal(upper - tier.from_quantity);
-        let tier_cost = part.checked_mul(Exact::from_decimal(tier.unit_price)).ok_or_else(|| overflow("tier cost"))?;
-        cost = cost.checked_add(tier_cost).ok_or_else(|| overflow("cost"))?;
+        let tier_cost = part
+            .checked_mul(Exact::from_decimal(tier.unit_price))
+            .ok_or_else(|| overflow("tier cost"))?;
+        cost = cost
+            .checked_add(tier_cost)
+            .ok_or_else(|| overflow("cost"))?;
     }
     // cost × (100 + markup) / 100: the division by 100 is two more digits of scale.
-    let factor = Exact::from_decimal(Decimal::ONE_HUNDRED.checked_add(markup_percent).ok_or_else(|| overflow("markup"))?);
+    let factor = Exact::from_decimal(
+        Decimal::ONE_HUNDRED
+            .checked_add(markup_percent)
+            .ok_or_else(|| overflow("markup"))?,
+    );
     let marked = cost.checked_mul(factor).ok_or_else(|| overflow("markup"))?;
-    let marked = Exact { mantissa: marked.mantissa, scale: marked.scale + 2 };
-    let amount = marked.round_half_away(currency.minor_units()).ok_or_else(|| overflow("amount"))?;
-    Ok(Rated { amount, unpriced: false })
+    let marked = Exact {
+        mantissa: marked.mantissa,
+        scale: marked.scale + 2,
+    };
+    let amount = marked
+        .round_half_away(currency.minor_units())
+        .ok_or_else(|| overflow("amount"))?;
+    Ok(Rated {
+        amount,
+        unpriced: false,
+    })
 }
 
 #[cfg(test)]
@@ -296,7 +412,13 @@ mod tests {
     fn card(tiers: &[(&str, &str)], included: &str) -> MeterRate {
         MeterRate::new(
             meter(),
-            tiers.iter().map(|(from, price)| Tier { from_quantity: d(from), unit_price: d(price) }).collect(),
+            tiers
+                .iter()
+                .map(|(from, price)| Tier {
+                    from_quantity: d(from),
+                    unit_price: d(price),
+                })
+                .collect(),
             d(included),
             "2025-01-01T00:00:00Z".parse().unwrap(),
         )
@@ -304,10 +426,16 @@ mod tests {
     }
 
     fn amount(quantity: &str, rate: &MeterRate, markup: &str, currency: &str) -> String {
-        super::rate(meter(), d(quantity), Some(rate), d(markup), currency.parse().unwrap())
-            .unwrap()
-            .amount
-            .to_string()
+        super::rate(
+            meter(),
+            d(quantity),
+            Some(rate),
+            d(markup),
+            currency.parse().unwrap(),
+        )
+        .unwrap()
+        .amount
+        .to_string()
     }
 
     #[test]
@@ -325,20 +453,36 @@ mod tests {
             ("0", "0.00"),
         ];
         for (quantity, expected) in cases {
-            assert_eq!(amount(quantity, &tiered, "0", "USD"), expected, "{quantity}");
+            assert_eq!(
+                amount(quantity, &tiered, "0", "USD"),
+                expected,
+                "{quantity}"
+            );
         }
     }
 
     #[test]
     fn included_quantity_and_markup() {
         let rate = card(&[("0", "2")], "10");
-        assert_eq!(amount("5", &rate, "0", "USD"), "0.00", "included larger than usage");
+        assert_eq!(
+            amount("5", &rate, "0", "USD"),
+            "0.00",
+            "included larger than usage"
+        );
         assert_eq!(amount("10", &rate, "0", "USD"), "0.00");
         assert_eq!(amount("12.5", &rate, "0", "USD"), "5.00");
         assert_eq!(amount("12.5", &rate, "10", "USD"), "5.50");
-        assert_eq!(amount("12.5", &rate, "-10", "USD"), "4.50", "negative markup");
+        assert_eq!(
+            amount("12.5", &rate, "-10", "USD"),
+            "4.50",
+            "negative markup"
+        );
         assert_eq!(amount("12.5", &rate, "-100", "USD"), "0.00");
-        assert_eq!(amount("12.5", &rate, "12.345", "JPY"), "6", "JPY has no minor unit");
+        assert_eq!(
+            amount("12.5", &rate, "12.345", "JPY"),
+            "6",
+            "JPY has no minor unit"
+        );
         assert_eq!(amount("12.5", &rate, "0", "KWD"), "5.000");
     }
 
@@ -347,7 +491,10 @@ mod tests {
         let cent = card(&[("0", "1")], "0");
         assert_eq!(amount("3.005", &cent, "0", "USD"), "3.01");
         assert_eq!(amount("3.004999", &cent, "0", "USD"), "3.00");
-        assert_eq!(amount("0.0149999999995", &card(&[("0", "1")], "0"), "0", "USD"), "0.01");
+        assert_eq!(
+            amount("0.0149999999995", &card(&[("0", "1")], "0"), "0", "USD"),
+            "0.01"
+        );
         // 0.0149999999995 would become 0.02 if it were rounded twice (to 0.015, then up).
         let tiny = card(&[("0", "0.0000000001")], "0");
         assert_eq!(amount("149999999.995", &tiny, "0", "USD"), "0.01");
@@ -360,43 +507,93 @@ mod tests {
         let big = "9".repeat(28);
         let rate = card(&[("0", "0.0000000001")], "0");
         // 28 nines × 10^-10 = 999999999999999999.9999999999, which rounds up to 10^18.
-        assert_eq!(amount(&big, &rate, "0", "USD"), format!("1{}.00", "0".repeat(18)));
+        assert_eq!(
+            amount(&big, &rate, "0", "USD"),
+            format!("1{}.00", "0".repeat(18))
+        );
         // Half of 28 nines rounds to 5 × 10^27: a whole number of yen, but 30 digits as cents.
         let half = card(&[("0", "0.5")], "0");
-        assert_eq!(amount(&big, &half, "0", "JPY"), format!("5{}", "0".repeat(27)));
-        let err = super::rate(meter(), d(&big), Some(&half), Decimal::ZERO, Currency::USD).unwrap_err();
-        assert!(matches!(err, RatingError::Overflow { what: "amount", .. }), "{err}");
+        assert_eq!(
+            amount(&big, &half, "0", "JPY"),
+            format!("5{}", "0".repeat(27))
+        );
+        let err =
+            super::rate(meter(), d(&big), Some(&half), Decimal::ZERO, Currency::USD).unwrap_err();
+        assert!(
+            matches!(err, RatingError::Overflow { what: "amount", .. }),
+            "{err}"
+        );
         let costly = card(&[("0", &"9".repeat(28))], "0");
-        let err = super::rate(meter(), d(&big), Some(&costly), Decimal::ZERO, Currency::USD).unwrap_err();
+        let err = super::rate(
+            meter(),
+            d(&big),
+            Some(&costly),
+            Decimal::ZERO,
+            Currency::USD,
+        )
+        .unwrap_err();
         assert!(matches!(err, RatingError::Overflow { .. }), "{err}");
     }
 
     #[test]
     fn no_price_is_an_unpriced_zero() {
         let rated = super::rate(meter(), d("5"), None, Decimal::ZERO, Currency::USD).unwrap();
-        assert_eq!(rated, Rated { amount: d("0.00"), unpriced: true });
+        assert_eq!(
+            rated,
+            Rated {
+                amount: d("0.00"),
+                unpriced: true
+            }
+        );
     }
 
     #[test]
     fn rate_cards_pick_the_latest_entry_effective_by_the_period_start() {
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let entry = |price: &str, date: &str| {
-            MeterRate::new(meter(), vec![Tier { from_quantity: d("0"), unit_price: d(price) }], d("0"), at(date)).unwrap()
+            MeterRate::new(
+                meter(),
+                vec![Tier {
+                    from_quantity: d("0"),
+                    unit_price: d(price),
+                }],
+                d("0"),
+                at(date),
+            )
+            .unwrap()
         };
         let card = RateCard {
             name: RateCardName::default_card(),
             currency: Currency::USD,
-            rates: vec![entry("2", "2025-03-01T00:00:00Z"), entry("1", "2025-01-01T00:00:00Z")],
+            rates: vec![
+                entry("2", "2025-03-01T00:00:00Z"),
+                entry("1", "2025-01-01T00:00:00Z"),
+            ],
         };
         assert!(card.rate_for(meter(), at("2024-12-01T00:00:00Z")).is_none());
-        assert_eq!(card.rate_for(meter(), at("2025-02-01T00:00:00Z")).unwrap().tiers()[0].unit_price, d("1"));
-        assert_eq!(card.rate_for(meter(), at("2025-03-01T00:00:00Z")).unwrap().tiers()[0].unit_price, d("2"));
+        assert_eq!(
+            card.rate_for(meter(), at("2025-02-01T00:00:00Z"))
+                .unwrap()
+                .tiers()[0]
+                .unit_price,
+            d("1")
+        );
+        assert_eq!(
+            card.rate_for(meter(), at("2025-03-01T00:00:00Z"))
+                .unwrap()
+                .tiers()[0]
+                .unit_price,
+            d("2")
+        );
     }
 
     #[test]
     fn invalid_rates_are_refused() {
         let at: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-        let tier = |from: &str, price: &str| Tier { from_quantity: d(from), unit_price: d(price) };
+        let tier = |from: &str, price: &str| Tier {
+            from_quantity: d(from),
+            unit_price: d(price),
+        };
         assert!(MeterRate::new(meter(), vec![], d("0"), at).is_err());
         assert!(MeterRate::new(meter(), vec![tier("1", "1")], d("0"), at).is_err());
         assert!(MeterRate::new(meter(), vec![tier("0", "1"), tier("0", "2")], d("0"), at).is_err());

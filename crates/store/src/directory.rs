@@ -186,6 +186,40 @@ fn load_timeline(conn: &Connection, registration_id: i64) -> Result<Timeline> {
     Ok(timeline)
 }
 
+/// The registrations live at `as_of` (default: now) with their timelines as recorded by then.
+pub(crate) fn load_routing(conn: &Connection, as_of: Option<Timestamp>) -> Result<RoutingTable> {
+    let sql = format!(
+        "SELECT {REGISTRATION_COLUMNS} FROM registrations
+         WHERE (?1 IS NULL AND deleted_at IS NULL)
+            OR (?1 IS NOT NULL AND created_at <= ?1 AND (deleted_at IS NULL OR deleted_at > ?1))"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let registrations: Vec<(i64, Registration)> = stmt
+        .query_map([as_of.map(micros)], registration_from_row)?
+        .map(|row| registration_from_columns(row?))
+        .collect::<Result<_>>()?;
+    let entries = registrations
+        .into_iter()
+        .map(|(id, registration)| {
+            let timeline = load_timeline(conn, id)?;
+            let timeline = match as_of {
+                Some(at) => timeline.as_recorded_by(at),
+                None => timeline,
+            };
+            Ok((registration, timeline))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RoutingTable::new(entries))
+}
+
+/// Every billing subscription.
+pub(crate) fn load_subscriptions(conn: &Connection) -> Result<Vec<Subscription>> {
+    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY subscription_id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], subscription_from_row)?;
+    rows.map(|row| subscription_from_columns(row?)).collect()
+}
+
 fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i64, Registration)> {
     load_registration(conn, name)?.ok_or_else(|| {
         StoreError::Rule(RegistryError::RegistrationNotFound {
@@ -575,22 +609,7 @@ impl Store {
 
     /// Every live registration with its timeline: the input of routing.
     pub async fn routing_table(&self) -> Result<RoutingTable> {
-        self.read(|conn| {
-            let sql = format!(
-                "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL"
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let registrations: Vec<(i64, Registration)> = stmt
-                .query_map([], registration_from_row)?
-                .map(|row| registration_from_columns(row?))
-                .collect::<Result<_>>()?;
-            let entries = registrations
-                .into_iter()
-                .map(|(id, registration)| Ok((registration, load_timeline(conn, id)?)))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(RoutingTable::new(entries))
-        })
-        .await
+        self.read(|conn| load_routing(conn, None)).await
     }
 
     /// Adds a meter, or overrides a built-in one's name, unit or category.

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// A subscription's fields do not fit its offer type.
     #[error(transparent)]
     InvalidSubscription(#[from] SubscriptionError),
+    /// Billing refused the call.
+    #[error(transparent)]
+    Billing(#[from] crate::billing::BillingError),
     /// A subscription names a partner that does not exist.
     #[error("partner '{0}' does not exist; create it first")]
     UnknownPartner(PartnerId),

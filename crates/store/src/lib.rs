@@ -6,6 +6,7 @@
 //! their facts and run the core's rule checks inside the same write transaction, so a
 //! rule is never checked against one state and applied to another.
 
+mod billing;
 mod clock;
 mod directory;
 mod error;
@@ -14,6 +15,7 @@ mod sqlite;
 mod tokens;
 mod usage;
 
+pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;
 pub use directory::{CustomerSubscription, Written};
 pub use error::StoreError;

@@ -25,6 +25,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "usage",
         sql: include_str!("../migrations/sqlite/0002_usage.sql"),
     },
+    Migration {
+        version: 3,
+        name: "billing",
+        sql: include_str!("../migrations/sqlite/0003_billing.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -516,3 +516,63 @@ impl Store {
         .await
     }
 }
+
+/// Quantities of `period` routed to each subscription, per meter: from the hourly totals, or,
+/// with `accepted_by`, from the raw records accepted by then.
+pub(crate) fn routed_period_usage(
+    conn: &Connection,
+    period: stackbill_core::Period,
+    routing: &stackbill_core::routing::RoutingTable,
+    accepted_by: Option<i64>,
+) -> Result<std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>>
+{
+    let (from_hour, to_hour) = period.hours();
+    let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
+    let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
+    let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+    let sql = if accepted_by.is_some() {
+        "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
+         WHERE usage_hour >= ?1 AND usage_hour < ?2 AND accepted_at <= ?3"
+    } else {
+        "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
+         WHERE usage_hour >= ?1 AND usage_hour < ?2 AND ?3 IS NULL"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![from_hour, to_hour, accepted_by])?;
+    let mut out: std::collections::BTreeMap<
+        SubscriptionId,
+        std::collections::BTreeMap<MeterId, Decimal>,
+    > = std::collections::BTreeMap::new();
+    // Routing is constant for a (stack, tenant, hour); rows come grouped enough to cache it.
+    let mut routed: HashMap<(i64, i64, i64), Option<SubscriptionId>> = HashMap::default();
+    while let Some(row) = rows.next()? {
+        let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let key = (cloud_ref, tenant_ref, hour);
+        let target = match routed.get(&key) {
+            Some(target) => *target,
+            None => {
+                let start =
+                    jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+                let target = routing.route(
+                    resolve(&clouds, cloud_ref)?,
+                    resolve(&tenants, tenant_ref)?,
+                    start,
+                );
+                routed.insert(key, target);
+                target
+            }
+        };
+        let Some(subscription) = target else { continue };
+        let quantity: Decimal = parse(&row.get::<_, String>(4)?)?;
+        let sum = out
+            .entry(subscription)
+            .or_default()
+            .entry(resolve(&meters, meter_ref)?)
+            .or_insert(Decimal::ZERO);
+        *sum = sum
+            .checked_add(quantity)
+            .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,614 @@
+//! Billing: rate card versions, invoices (drafts computed from today's data or as of an
+//! instant, finals read back frozen), finalization and adjustments. The money is computed by
+//! the core (`stackbill_core::rating`, `stackbill_core::invoice`); this module gathers the
+//! facts it needs from the database and freezes its answers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use rust_decimal::Decimal;
+use stackbill_core::invoice::{
+    Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, adjustments, rate_lines, total,
+};
+use stackbill_core::rating::{MeterRate, RatingError, Tier};
+use stackbill_core::routing::RoutingTable;
+use stackbill_core::{
+    Currency, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription, SubscriptionId,
+};
+
+use crate::directory::{Written, instant, load_routing, load_subscriptions, micros, parse};
+use crate::error::{Result, StoreError};
+use crate::sqlite::Store;
+use crate::usage::routed_period_usage;
+
+/// Whether an invoice can still change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceStatus {
+    /// Computed from the data as it is.
+    Draft,
+    /// Frozen at finalization.
+    Final,
+}
+
+/// One subscription's invoice for one period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// The billed subscription.
+    pub subscription_id: SubscriptionId,
+    /// Who it is billed to.
+    pub partner_id: Option<PartnerId>,
+    /// The month.
+    pub period: Period,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// Draft or final.
+    pub status: InvoiceStatus,
+    /// One line per meter with usage.
+    pub lines: Vec<InvoiceLine>,
+    /// Corrections of earlier final periods.
+    pub adjustments: Vec<Adjustment>,
+    /// Lines plus adjustments.
+    pub total: Decimal,
+    /// When it was finalized.
+    pub finalized_at: Option<Timestamp>,
+}
+
+/// Why billing refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BillingError {
+    /// A period can be finalized only once it has ended.
+    #[error("period {period} has not ended yet; it can be finalized from {end} on")]
+    PeriodNotEnded {
+        /// The period.
+        period: Period,
+        /// Its end.
+        end: Timestamp,
+    },
+    /// Rating failed (overflow, or an invalid rate card).
+    #[error(transparent)]
+    Rating(#[from] RatingError),
+}
+
+fn load_rate_cards(
+    conn: &Connection,
+    as_of: Option<i64>,
+) -> Result<HashMap<RateCardName, RateCard>> {
+    let mut versions = conn.prepare_cached(
+        "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
+         WHERE v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
+                               WHERE w.name = v.name AND (?1 IS NULL OR w.recorded_at <= ?1))",
+    )?;
+    let rows: Vec<(i64, String, String)> = versions
+        .query_map([as_of], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut cards = HashMap::new();
+    let mut tiers = conn.prepare_cached(
+        "SELECT meter_id, effective_date, included_quantity, from_quantity, unit_price
+         FROM rate_card_tiers WHERE version_id = ?1 ORDER BY meter_id, effective_date",
+    )?;
+    for (version, name, currency) in rows {
+        let mut entries: BTreeMap<(MeterId, i64), (Decimal, Vec<Tier>)> = BTreeMap::new();
+        let mut rows = tiers.query([version])?;
+        while let Some(row) = rows.next()? {
+            let meter: MeterId = parse(&row.get::<_, String>(0)?)?;
+            let entry = entries
+                .entry((meter, row.get(1)?))
+                .or_insert((parse(&row.get::<_, String>(2)?)?, Vec::new()));
+            entry.1.push(Tier {
+                from_quantity: parse(&row.get::<_, String>(3)?)?,
+                unit_price: parse(&row.get::<_, String>(4)?)?,
+            });
+        }
+        let rates = entries
+            .into_iter()
+            .map(|((meter, effective), (included, tiers))| {
+                MeterRate::new(meter, tiers, included, instant(effective)?)
+                    .map_err(StoreError::corrupt)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let name: RateCardName = parse(&name)?;
+        cards.insert(
+            name.clone(),
+            RateCard {
+                name,
+                currency: parse(&currency)?,
+                rates,
+            },
+        );
+    }
+    Ok(cards)
+}
+
+/// Final periods: (period, partner scope) → finalized at (micros). The empty scope is all.
+fn load_finalized(
+    conn: &Connection,
+    as_of: Option<i64>,
+) -> Result<BTreeMap<(Period, String), i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT period, partner_id, finalized_at FROM finalized_periods WHERE ?1 IS NULL OR finalized_at <= ?1",
+    )?;
+    let rows = stmt.query_map([as_of], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (period, partner, at) = row?;
+        Ok(((parse(&period)?, partner), at))
+    })
+    .collect()
+}
+
+/// When `period` became final for a subscription of `partner`, if it has.
+fn final_at(
+    finalized: &BTreeMap<(Period, String), i64>,
+    period: Period,
+    partner: Option<&PartnerId>,
+) -> Option<i64> {
+    let all = finalized.get(&(period, String::new())).copied();
+    let own = partner.and_then(|p| finalized.get(&(period, p.to_string())).copied());
+    match (all, own) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn load_final_invoice(
+    conn: &Connection,
+    subscription: SubscriptionId,
+    period: Period,
+) -> Result<Option<Invoice>> {
+    let head: Option<(Option<String>, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT partner_id, currency, total, finalized_at FROM final_invoices WHERE subscription_id = ?1 AND period = ?2",
+        )?
+        .query_row(params![subscription.to_string(), period.to_string()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((partner, currency, total, finalized_at)) = head else {
+        return Ok(None);
+    };
+    let mut lines = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT meter_id, quantity, amount, unpriced FROM final_invoice_lines
+         WHERE subscription_id = ?1 AND period = ?2 ORDER BY meter_id",
+    )?;
+    let mut rows = stmt.query(params![subscription.to_string(), period.to_string()])?;
+    while let Some(row) = rows.next()? {
+        lines.push(InvoiceLine {
+            meter_id: parse(&row.get::<_, String>(0)?)?,
+            quantity: parse(&row.get::<_, String>(1)?)?,
+            amount: parse(&row.get::<_, String>(2)?)?,
+            unpriced: row.get::<_, i64>(3)? != 0,
+        });
+    }
+    let mut adjustments = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT adjusted_period, meter_id, quantity, amount, reason FROM final_invoice_adjustments
+         WHERE subscription_id = ?1 AND period = ?2 ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query(params![subscription.to_string(), period.to_string()])?;
+    while let Some(row) = rows.next()? {
+        adjustments.push(Adjustment {
+            period: parse(&row.get::<_, String>(0)?)?,
+            meter_id: parse(&row.get::<_, String>(1)?)?,
+            quantity: parse(&row.get::<_, String>(2)?)?,
+            amount: parse(&row.get::<_, String>(3)?)?,
+            reason: match row.get::<_, String>(4)?.as_str() {
+                "LateUsage" => AdjustmentReason::LateUsage,
+                _ => AdjustmentReason::Reassignment,
+            },
+        });
+    }
+    Ok(Some(Invoice {
+        subscription_id: subscription,
+        partner_id: partner.as_deref().map(parse).transpose()?,
+        period,
+        currency: parse(&currency)?,
+        status: InvoiceStatus::Final,
+        lines,
+        adjustments,
+        total: parse(&total)?,
+        finalized_at: Some(instant(finalized_at)?),
+    }))
+}
+
+/// What was billed so far for each (subscription, meter) of a final period: final lines
+/// plus adjustments frozen on later final invoices.
+fn billed_for(
+    conn: &Connection,
+    period: Period,
+    as_of: Option<i64>,
+) -> Result<HashMap<SubscriptionId, BTreeMap<MeterId, Billed>>> {
+    let mut billed: HashMap<SubscriptionId, BTreeMap<MeterId, Billed>> = HashMap::new();
+    let mut add = |sub: String, meter: String, quantity: String, amount: String| -> Result<()> {
+        let entry = billed
+            .entry(parse(&sub)?)
+            .or_default()
+            .entry(parse(&meter)?)
+            .or_default();
+        entry.quantity += parse::<Decimal>(&quantity)?;
+        entry.amount += parse::<Decimal>(&amount)?;
+        Ok(())
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.subscription_id, l.meter_id, l.quantity, l.amount FROM final_invoice_lines l
+         JOIN final_invoices f ON f.subscription_id = l.subscription_id AND f.period = l.period
+         WHERE l.period = ?1 AND (?2 IS NULL OR f.finalized_at <= ?2)",
+    )?;
+    let mut rows = stmt.query(params![period.to_string(), as_of])?;
+    while let Some(row) = rows.next()? {
+        add(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)?;
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.subscription_id, a.meter_id, a.quantity, a.amount FROM final_invoice_adjustments a
+         JOIN final_invoices f ON f.subscription_id = a.subscription_id AND f.period = a.period
+         WHERE a.adjusted_period = ?1 AND (?2 IS NULL OR f.finalized_at <= ?2)",
+    )?;
+    let mut rows = stmt.query(params![period.to_string(), as_of])?;
+    while let Some(row) = rows.next()? {
+        add(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)?;
+    }
+    Ok(billed)
+}
+
+/// The data an invoice computation reads, as of an instant (`None`: as it is now).
+struct Facts {
+    as_of: Option<i64>,
+    subscriptions: HashMap<SubscriptionId, Subscription>,
+    cards: HashMap<RateCardName, RateCard>,
+    routing: RoutingTable,
+    finalized: BTreeMap<(Period, String), i64>,
+}
+
+impl Facts {
+    fn load(conn: &Connection, as_of: Option<i64>) -> Result<Self> {
+        let as_of_instant = as_of.map(instant).transpose()?;
+        Ok(Self {
+            as_of,
+            subscriptions: load_subscriptions(conn)?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect(),
+            cards: load_rate_cards(conn, as_of)?,
+            routing: load_routing(conn, as_of_instant)?,
+            finalized: load_finalized(conn, as_of)?,
+        })
+    }
+
+    fn pricing(&self, subscription: &Subscription) -> Pricing<'_> {
+        Pricing {
+            card: self.cards.get(&subscription.rate_card),
+            markup_percent: subscription.markup_percent,
+        }
+    }
+
+    fn partner_of(&self, subscription: SubscriptionId) -> Option<&PartnerId> {
+        self.subscriptions
+            .get(&subscription)
+            .and_then(|s| s.partner_id.as_ref())
+    }
+
+    /// The earliest period after `period` that is not final for `partner`.
+    fn next_open(&self, period: Period, partner: Option<&PartnerId>) -> Period {
+        let mut next = period.next();
+        while final_at(&self.finalized, next, partner).is_some() {
+            next = next.next();
+        }
+        next
+    }
+
+    fn rate(
+        &self,
+        subscription: SubscriptionId,
+        period: Period,
+        quantities: &BTreeMap<MeterId, Decimal>,
+    ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
+        let pricing = match self.subscriptions.get(&subscription) {
+            Some(s) => self.pricing(s),
+            None => Pricing {
+                card: None,
+                markup_percent: Decimal::ZERO,
+            },
+        };
+        Ok(rate_lines(period, quantities, pricing)?
+            .into_iter()
+            .map(|l| (l.meter_id, l))
+            .collect())
+    }
+}
+
+/// Drafts of `period` for every subscription not final in it (optionally one partner's):
+/// today's lines plus adjustments of final periods whose next open period this is.
+fn draft_invoices(
+    conn: &Connection,
+    facts: &Facts,
+    period: Period,
+    partner: Option<&PartnerId>,
+) -> Result<Vec<Invoice>> {
+    let in_scope = |sub: SubscriptionId| {
+        partner.is_none_or(|p| facts.partner_of(sub) == Some(p))
+            && final_at(&facts.finalized, period, facts.partner_of(sub)).is_none()
+    };
+    let usage = routed_period_usage(conn, period, &facts.routing, facts.as_of)?;
+    let mut drafts: BTreeMap<SubscriptionId, (Vec<InvoiceLine>, Vec<Adjustment>)> = BTreeMap::new();
+    for (sub, quantities) in &usage {
+        if in_scope(*sub) {
+            let lines = facts.rate(*sub, period, quantities).map_err(billing)?;
+            drafts.entry(*sub).or_default().0 = lines.into_values().collect();
+        }
+    }
+    // Final periods before this one whose next open period, for some partner, is this one.
+    let earlier: BTreeSet<Period> = facts
+        .finalized
+        .keys()
+        .map(|(p, _)| *p)
+        .filter(|p| *p < period)
+        .collect();
+    for final_period in earlier {
+        let today = routed_period_usage(conn, final_period, &facts.routing, facts.as_of)?;
+        let billed = billed_for(conn, final_period, facts.as_of)?;
+        let mut subscriptions: BTreeSet<SubscriptionId> = today.keys().copied().collect();
+        subscriptions.extend(billed.keys().copied());
+        let mut rerouted_cache: HashMap<i64, BTreeMap<SubscriptionId, BTreeMap<MeterId, Decimal>>> =
+            HashMap::new();
+        for sub in subscriptions {
+            let owner = facts.partner_of(sub);
+            let Some(finalized_at) = final_at(&facts.finalized, final_period, owner) else {
+                continue;
+            };
+            if !in_scope(sub) || facts.next_open(final_period, owner) != period {
+                continue;
+            }
+            let rerouted_usage = match rerouted_cache.get(&finalized_at) {
+                Some(usage) => usage,
+                None => {
+                    let known = routed_period_usage(
+                        conn,
+                        final_period,
+                        &facts.routing,
+                        Some(finalized_at),
+                    )?;
+                    rerouted_cache.entry(finalized_at).or_insert(known)
+                }
+            };
+            let empty = BTreeMap::new();
+            let rerouted = facts
+                .rate(
+                    sub,
+                    final_period,
+                    rerouted_usage.get(&sub).unwrap_or(&empty),
+                )
+                .map_err(billing)?;
+            let now = facts
+                .rate(sub, final_period, today.get(&sub).unwrap_or(&empty))
+                .map_err(billing)?;
+            let found = adjustments(
+                final_period,
+                billed.get(&sub).unwrap_or(&BTreeMap::new()),
+                &rerouted,
+                &now,
+            );
+            if !found.is_empty() {
+                drafts.entry(sub).or_default().1.extend(found);
+            }
+        }
+    }
+    Ok(drafts
+        .into_iter()
+        .map(|(sub, (lines, adjustments))| {
+            let subscription = facts.subscriptions.get(&sub);
+            let currency = subscription.map_or(Currency::USD, |s| facts.pricing(s).currency());
+            Invoice {
+                subscription_id: sub,
+                partner_id: subscription.and_then(|s| s.partner_id.clone()),
+                period,
+                currency,
+                status: InvoiceStatus::Draft,
+                total: total(&lines, &adjustments),
+                lines,
+                adjustments,
+                finalized_at: None,
+            }
+        })
+        .collect())
+}
+
+fn billing(error: BillingError) -> StoreError {
+    StoreError::Billing(error)
+}
+
+/// Every invoice of `period` (finals frozen, drafts computed), optionally one partner's.
+fn invoices_of(
+    conn: &Connection,
+    period: Period,
+    partner: Option<&PartnerId>,
+    as_of: Option<i64>,
+) -> Result<Vec<Invoice>> {
+    let facts = Facts::load(conn, as_of)?;
+    let mut invoices = draft_invoices(conn, &facts, period, partner)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT subscription_id FROM final_invoices WHERE period = ?1 AND (?2 IS NULL OR finalized_at <= ?2)
+         ORDER BY subscription_id",
+    )?;
+    let finals: Vec<String> = stmt
+        .query_map(params![period.to_string(), as_of], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for sub in finals {
+        let sub: SubscriptionId = parse(&sub)?;
+        if partner.is_some_and(|p| facts.partner_of(sub) != Some(p)) {
+            continue;
+        }
+        if let Some(invoice) = load_final_invoice(conn, sub, period)? {
+            invoices.push(invoice);
+        }
+    }
+    invoices.sort_by_key(|i| i.subscription_id);
+    Ok(invoices)
+}
+
+impl Store {
+    /// Stores a new version of a rate card; the latest version recorded is current.
+    pub async fn put_rate_card(&self, card: RateCard) -> Result<Written> {
+        self.write(move |tx, now| {
+            let existed = tx
+                .query_row("SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1", [card.name.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            tx.execute(
+                "INSERT INTO rate_card_versions (name, currency, recorded_at) VALUES (?1, ?2, ?3)",
+                params![card.name.as_str(), card.currency.code(), micros(now)],
+            )?;
+            let version = tx.last_insert_rowid();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO rate_card_tiers (version_id, meter_id, effective_date, included_quantity, from_quantity, unit_price)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for rate in &card.rates {
+                for tier in rate.tiers() {
+                    insert.execute(params![
+                        version,
+                        rate.meter_id.to_string(),
+                        micros(rate.effective_date),
+                        rate.included_quantity.normalize().to_string(),
+                        tier.from_quantity.normalize().to_string(),
+                        tier.unit_price.normalize().to_string(),
+                    ])?;
+                }
+            }
+            Ok(if existed { Written::Updated } else { Written::Created })
+        })
+        .await
+    }
+
+    /// A rate card as it is now, or as it was recorded by `as_of`.
+    pub async fn rate_card(
+        &self,
+        name: RateCardName,
+        as_of: Option<Timestamp>,
+    ) -> Result<Option<RateCard>> {
+        self.read(move |conn| Ok(load_rate_cards(conn, as_of.map(micros))?.remove(&name)))
+            .await
+    }
+
+    /// Every invoice of a period, optionally one partner's, now or as of an instant.
+    pub async fn invoices(
+        &self,
+        period: Period,
+        partner: Option<PartnerId>,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<Invoice>> {
+        self.read(move |conn| invoices_of(conn, period, partner.as_ref(), as_of.map(micros)))
+            .await
+    }
+
+    /// One subscription's invoice of a period, if it has one.
+    pub async fn invoice(
+        &self,
+        subscription: SubscriptionId,
+        period: Period,
+        as_of: Option<Timestamp>,
+    ) -> Result<Option<Invoice>> {
+        let as_of = as_of.map(micros);
+        self.read(move |conn| {
+            if let Some(invoice) = load_final_invoice(conn, subscription, period)?
+                && as_of.is_none_or(|t| invoice.finalized_at.is_some_and(|f| micros(f) <= t))
+            {
+                return Ok(Some(invoice));
+            }
+            let facts = Facts::load(conn, as_of)?;
+            let partner = facts.partner_of(subscription).cloned();
+            Ok(draft_invoices(conn, &facts, period, partner.as_ref())?
+                .into_iter()
+                .find(|i| i.subscription_id == subscription))
+        })
+        .await
+    }
+
+    /// Freezes the invoices of `period` (optionally one partner's). Repeating it changes
+    /// nothing; the answer is the final invoices.
+    pub async fn finalize_period(
+        &self,
+        period: Period,
+        partner: Option<PartnerId>,
+    ) -> Result<Vec<Invoice>> {
+        self.write(move |tx, now| {
+            if now < period.end() {
+                return Err(StoreError::Billing(BillingError::PeriodNotEnded { period, end: period.end() }));
+            }
+            let scope = partner.as_ref().map(ToString::to_string).unwrap_or_default();
+            let already = tx
+                .query_row(
+                    "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
+                    params![period.to_string(), scope],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !already {
+                let facts = Facts::load(tx, None)?;
+                for invoice in draft_invoices(tx, &facts, period, partner.as_ref())? {
+                    write_final(tx, &invoice, now)?;
+                }
+                tx.execute(
+                    "INSERT INTO finalized_periods (period, partner_id, finalized_at) VALUES (?1, ?2, ?3)",
+                    params![period.to_string(), scope, micros(now)],
+                )?;
+            }
+            invoices_of(tx, period, partner.as_ref(), None)
+                .map(|all| all.into_iter().filter(|i| i.status == InvoiceStatus::Final).collect())
+        })
+        .await
+    }
+}
+
+fn write_final(conn: &Connection, invoice: &Invoice, now: Timestamp) -> Result<()> {
+    let sub = invoice.subscription_id.to_string();
+    let period = invoice.period.to_string();
+    conn.prepare_cached(
+        "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total, finalized_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        sub,
+        period,
+        invoice.partner_id.as_ref().map(PartnerId::as_str),
+        invoice.currency.code(),
+        invoice.total.to_string(),
+        micros(now)
+    ])?;
+    let mut line = conn.prepare_cached(
+        "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity, amount, unpriced)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for l in &invoice.lines {
+        line.execute(params![
+            sub,
+            period,
+            l.meter_id.to_string(),
+            l.quantity.to_string(),
+            l.amount.to_string(),
+            i64::from(l.unpriced)
+        ])?;
+    }
+    let mut adjustment = conn.prepare_cached(
+        "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period, meter_id, quantity, amount, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for a in &invoice.adjustments {
+        adjustment.execute(params![
+            sub,
+            period,
+            a.period.to_string(),
+            a.meter_id.to_string(),
+            a.quantity.to_string(),
+            a.amount.to_string(),
+            a.reason.as_str()
+        ])?;
+    }
+    Ok(())
+}
