@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthConfig, require_admin};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
-use crate::{routes, usage};
+use crate::{billing, routes, usage};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -63,6 +63,16 @@ pub fn router(state: AppState) -> Router {
             post(usage::post_usage).layer(DefaultBodyLimit::max(usage::MAX_USAGE_BODY_BYTES)),
         )
         .route("/usage/aggregates", get(usage::get_aggregates))
+        .route(
+            "/ratecards/{name}",
+            get(billing::get_rate_card).put(billing::put_rate_card),
+        )
+        .route("/invoices", get(billing::list_invoices))
+        .route(
+            "/invoices/{subscription_id}/{period}",
+            get(billing::get_invoice),
+        )
+        .route("/periods/{period}/finalize", post(billing::finalize))
         .route("/meters", get(routes::list_meters))
         .route(
             "/meters/{meter_id}",

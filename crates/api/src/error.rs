@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stackbill_core::RegistryError;
-use stackbill_store::StoreError;
+use stackbill_core::rating::RatingError;
+use stackbill_store::{BillingError, StoreError};
 
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $variant:ident = ($text:literal, $status:ident)),+ $(,)?) => {
@@ -85,6 +86,16 @@ error_codes! {
     TenantMismatch = ("TenantMismatch", BAD_REQUEST),
     /// SPEC §2: no tenant is mapped to that subscription then.
     CustomerSubscriptionNotFound = ("CustomerSubscriptionNotFound", NOT_FOUND),
+    /// No such rate card.
+    RateCardNotFound = ("RateCardNotFound", NOT_FOUND),
+    /// A rate card's entry breaks a rule.
+    InvalidRateCard = ("InvalidRateCard", BAD_REQUEST),
+    /// No invoice for that subscription and period.
+    InvoiceNotFound = ("InvoiceNotFound", NOT_FOUND),
+    /// A period can be finalized only once it has ended.
+    PeriodNotEnded = ("PeriodNotEnded", CONFLICT),
+    /// An amount does not fit in 28 digits.
+    AmountOverflow = ("AmountOverflow", UNPROCESSABLE_ENTITY),
     /// The database is not answering; try again.
     ServiceUnavailable = ("ServiceUnavailable", SERVICE_UNAVAILABLE),
     /// A fault of ours; the details are in the server log.
@@ -159,6 +170,18 @@ impl From<StoreError> for ApiError {
                 format!("partner '{partner}' does not exist; create it with PUT /v1/partners/{partner} first"),
             )
             .with_target("partnerId"),
+            StoreError::Billing(BillingError::PeriodNotEnded { .. }) => {
+                Self::new(ErrorCode::PeriodNotEnded, error.to_string()).with_target("period")
+            }
+            StoreError::Billing(BillingError::Rating(rating)) => match rating {
+                RatingError::Overflow { .. } => Self::new(ErrorCode::AmountOverflow, rating.to_string()),
+                RatingError::UnknownCurrency(_) => {
+                    Self::new(ErrorCode::InvalidRateCard, rating.to_string()).with_target("currency")
+                }
+                RatingError::InvalidRate { target, .. } => {
+                    Self::new(ErrorCode::InvalidRateCard, rating.to_string()).with_target(target)
+                }
+            },
             ref unavailable if unavailable.is_unavailable() => {
                 tracing::warn!(error = %error, "database busy");
                 Self::new(ErrorCode::ServiceUnavailable, "the database is busy; try again")

@@ -4,6 +4,7 @@
 
 mod app;
 pub mod auth;
+pub mod billing;
 pub mod dto;
 pub mod error;
 pub mod extract;

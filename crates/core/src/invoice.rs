@@ -114,6 +114,7 @@ pub struct Billed {
 /// billed + adjustments = today, to the cent.
 pub fn adjustments(
     period: Period,
+    currency: Currency,
     billed: &BTreeMap<MeterId, Billed>,
     rerouted: &BTreeMap<MeterId, InvoiceLine>,
     today: &BTreeMap<MeterId, InvoiceLine>,
@@ -141,7 +142,10 @@ pub fn adjustments(
             (middle, after, AdjustmentReason::LateUsage),
         ] {
             let quantity = to.quantity - from.quantity;
-            let amount = to.amount - from.amount;
+            // Both sides are amounts in minor units, so the difference is exact; give it the
+            // currency's scale even when one side is an absent (scale-less) zero.
+            let mut amount = to.amount - from.amount;
+            amount.rescale(currency.minor_units());
             if !quantity.is_zero() || !amount.is_zero() {
                 out.push(Adjustment {
                     period,
@@ -242,7 +246,7 @@ mod tests {
         )]);
         let rerouted = BTreeMap::from([line(1, "8", "0.80")]);
         let today = BTreeMap::from([line(1, "9", "0.90"), line(2, "1", "0.33")]);
-        let adjustments = adjustments(period, &billed, &rerouted, &today);
+        let adjustments = adjustments(period, Currency::USD, &billed, &rerouted, &today);
         let summary: Vec<(MeterId, &str, Decimal, Decimal)> = adjustments
             .iter()
             .map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount))
@@ -264,6 +268,7 @@ mod tests {
         assert!(
             super::adjustments(
                 period,
+                Currency::USD,
                 &billed,
                 &BTreeMap::from([line(1, "10", "1.00")]),
                 &BTreeMap::from([line(1, "10", "1.00")])

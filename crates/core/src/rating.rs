@@ -191,7 +191,7 @@ impl MeterRate {
         included_quantity: Decimal,
         effective_date: Timestamp,
     ) -> Result<Self, RatingError> {
-        tiers.sort_by(|a, b| a.from_quantity.cmp(&b.from_quantity));
+        tiers.sort_by_key(|tier| tier.from_quantity);
         match tiers.first() {
             None => return Err(invalid("rates", "a meter needs at least one tier")),
             Some(first) if !first.from_quantity.is_zero() => {
@@ -355,7 +355,7 @@ pub fn rate(
     let overflow = |what| RatingError::Overflow { meter_id, what };
     let Some(rate) = rate else {
         return Ok(Rated {
-            amount: Decimal::ZERO.round_dp(currency.minor_units()),
+            amount: Decimal::new(0, currency.minor_units()),
             unpriced: true,
         });
     };

@@ -387,8 +387,13 @@ fn draft_invoices(
             let now = facts
                 .rate(sub, final_period, today.get(&sub).unwrap_or(&empty))
                 .map_err(billing)?;
+            let currency = facts
+                .subscriptions
+                .get(&sub)
+                .map_or(Currency::USD, |s| facts.pricing(s).currency());
             let found = adjustments(
                 final_period,
+                currency,
                 billed.get(&sub).unwrap_or(&BTreeMap::new()),
                 &rerouted,
                 &now,

@@ -1,0 +1,413 @@
+//! Rate cards, invoices and finalization: `/v1/ratecards`, `/v1/invoices`, `/v1/periods`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::{Meter, MeterId, PartnerId, Period, RateCard, RateCardName, SubscriptionId};
+use stackbill_store::{Invoice, InvoiceStatus, Written};
+
+use crate::app::AppState;
+use crate::dto::ListDto;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
+
+/// Body of `PUT /v1/ratecards/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateCardBody {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The entries; several per meter with different dates are a price history.
+    pub meters: Vec<MeterRateBody>,
+}
+
+/// One entry of a rate card.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeterRateBody {
+    /// The meter.
+    pub meter_id: String,
+    /// Threshold (decimal string) → unit price (decimal), graduated; the first at "0".
+    pub rates: serde_json::Map<String, serde_json::Value>,
+    /// Free quantity per period (default 0).
+    pub included_quantity: Option<serde_json::Value>,
+    /// From when (default: the beginning of time).
+    pub effective_date: Option<String>,
+}
+
+/// A rate card as answered.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateCardDto {
+    name: String,
+    currency: String,
+    meters: Vec<MeterRateDto>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterRateDto {
+    meter_id: String,
+    rates: serde_json::Map<String, serde_json::Value>,
+    included_quantity: String,
+    effective_date: String,
+}
+
+impl From<RateCard> for RateCardDto {
+    fn from(card: RateCard) -> Self {
+        let mut meters: Vec<MeterRateDto> = card
+            .rates
+            .iter()
+            .map(|rate| MeterRateDto {
+                meter_id: rate.meter_id.to_string(),
+                rates: rate
+                    .tiers()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.from_quantity.normalize().to_string(),
+                            serde_json::Value::String(t.unit_price.normalize().to_string()),
+                        )
+                    })
+                    .collect(),
+                included_quantity: rate.included_quantity.normalize().to_string(),
+                effective_date: rate.effective_date.to_string(),
+            })
+            .collect();
+        meters.sort_by(|a, b| {
+            (&a.meter_id, &a.effective_date).cmp(&(&b.meter_id, &b.effective_date))
+        });
+        Self {
+            name: card.name.to_string(),
+            currency: card.currency.to_string(),
+            meters,
+        }
+    }
+}
+
+fn invalid(target: String, message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRateCard, message).with_target(target)
+}
+
+fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiError> {
+    let currency = body
+        .currency
+        .parse()
+        .map_err(|err: stackbill_core::rating::RatingError| {
+            invalid("currency".into(), err.to_string())
+        })?;
+    let mut rates = Vec::new();
+    for (index, entry) in body.meters.into_iter().enumerate() {
+        let at = |field: &str| format!("meters[{index}].{field}");
+        let meter_id: MeterId = entry
+            .meter_id
+            .parse()
+            .map_err(|err: stackbill_core::IdError| invalid(at("meterId"), err.to_string()))?;
+        let mut tiers = Vec::new();
+        for (threshold, price) in &entry.rates {
+            let from_quantity =
+                decimal(&serde_json::Value::String(threshold.clone()), &at("rates"))
+                    .map_err(|err| invalid(at("rates"), err.message))?;
+            let unit_price =
+                decimal(price, &at("rates")).map_err(|err| invalid(at("rates"), err.message))?;
+            tiers.push(Tier {
+                from_quantity,
+                unit_price,
+            });
+        }
+        let included_quantity = match &entry.included_quantity {
+            Some(value) => decimal(value, &at("includedQuantity"))
+                .map_err(|err| invalid(at("includedQuantity"), err.message))?,
+            None => rust_decimal::Decimal::ZERO,
+        };
+        let effective_date = match entry.effective_date.as_deref() {
+            Some(text) => instant(text, &at("effectiveDate"))
+                .map_err(|err| invalid(at("effectiveDate"), err.message))?,
+            None => jiff::Timestamp::UNIX_EPOCH,
+        };
+        let rate =
+            MeterRate::new(meter_id, tiers, included_quantity, effective_date).map_err(|err| {
+                let target = match &err {
+                    stackbill_core::rating::RatingError::InvalidRate { target, .. } => at(target),
+                    _ => at("rates"),
+                };
+                invalid(target, err.to_string())
+            })?;
+        if rates
+            .iter()
+            .any(|r: &MeterRate| r.meter_id == meter_id && r.effective_date == effective_date)
+        {
+            return Err(invalid(
+                at("effectiveDate"),
+                format!("meter {meter_id} has two entries effective {effective_date}"),
+            ));
+        }
+        rates.push(rate);
+    }
+    Ok(RateCard {
+        name,
+        currency,
+        rates,
+    })
+}
+
+pub(crate) async fn put_rate_card(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<RateCardBody>,
+) -> Result<Response, ApiError> {
+    let name: RateCardName = param(&name, "name")?;
+    let card = rate_card(name, body)?;
+    let written = state.store.put_rate_card(card.clone()).await?;
+    let status = if written == Written::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(RateCardDto::from(card))).into_response())
+}
+
+pub(crate) async fn get_rate_card(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: QueryParams,
+) -> Result<Json<RateCardDto>, ApiError> {
+    let name: RateCardName = param(&name, "name")?;
+    let card = state
+        .store
+        .rate_card(name.clone(), query.instant("asOf")?)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RateCardNotFound,
+                format!("rate card '{name}' does not exist"),
+            )
+            .with_target("name")
+        })?;
+    Ok(Json(card.into()))
+}
+
+/// An invoice as answered.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceDto {
+    subscription_id: String,
+    partner_id: Option<String>,
+    period: String,
+    currency: String,
+    status: &'static str,
+    lines: Vec<LineDto>,
+    adjustments: Vec<AdjustmentDto>,
+    total: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finalized_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LineDto {
+    meter_id: String,
+    meter_name: String,
+    unit: String,
+    quantity: String,
+    amount: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unpriced: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdjustmentDto {
+    period: String,
+    meter_id: String,
+    quantity: String,
+    amount: String,
+    reason: &'static str,
+}
+
+fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> InvoiceDto {
+    let meter = |id: MeterId| {
+        meters.get(&id).map_or((String::new(), String::new()), |m| {
+            (m.name.clone(), m.unit.clone())
+        })
+    };
+    InvoiceDto {
+        subscription_id: invoice.subscription_id.to_string(),
+        partner_id: invoice.partner_id.map(|p| p.to_string()),
+        period: invoice.period.to_string(),
+        currency: invoice.currency.to_string(),
+        status: match invoice.status {
+            InvoiceStatus::Draft => "draft",
+            InvoiceStatus::Final => "final",
+        },
+        lines: invoice
+            .lines
+            .into_iter()
+            .map(|l| {
+                let (meter_name, unit) = meter(l.meter_id);
+                LineDto {
+                    meter_id: l.meter_id.to_string(),
+                    meter_name,
+                    unit,
+                    quantity: l.quantity.to_string(),
+                    amount: l.amount.to_string(),
+                    unpriced: l.unpriced,
+                }
+            })
+            .collect(),
+        adjustments: invoice
+            .adjustments
+            .into_iter()
+            .map(|a| AdjustmentDto {
+                period: a.period.to_string(),
+                meter_id: a.meter_id.to_string(),
+                quantity: a.quantity.to_string(),
+                amount: a.amount.to_string(),
+                reason: a.reason.as_str(),
+            })
+            .collect(),
+        total: invoice.total.to_string(),
+        finalized_at: invoice.finalized_at.map(|t| t.to_string()),
+    }
+}
+
+async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiError> {
+    Ok(state
+        .store
+        .meters()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect())
+}
+
+pub(crate) async fn list_invoices(
+    State(state): State<AppState>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
+    let period: Period = query.parsed("period")?.ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
+            .with_target("period")
+    })?;
+    let partner = query.parsed::<PartnerId>("partnerId")?;
+    let invoices = state
+        .store
+        .invoices(period, partner, query.instant("asOf")?)
+        .await?;
+    let meters = meter_names(&state).await?;
+    let dtos: Vec<InvoiceDto> = invoices
+        .into_iter()
+        .map(|i| invoice_dto(i, &meters))
+        .collect();
+    crate::routes::page(dtos, &query, &uri)
+}
+
+fn csv_escape(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+/// An invoice as CSV: one row per line and per adjustment.
+pub fn invoice_csv(invoice: &InvoiceDto) -> String {
+    let mut out = String::from(
+        "subscriptionId,period,currency,status,kind,adjustedPeriod,meterId,meterName,unit,quantity,amount,unpriced,reason\n",
+    );
+    let head = [
+        &invoice.subscription_id,
+        &invoice.period,
+        &invoice.currency,
+        invoice.status,
+    ];
+    let head: Vec<String> = head.iter().map(|f| csv_escape(f)).collect();
+    for line in &invoice.lines {
+        out.push_str(&format!(
+            "{},line,,{},{},{},{},{},{},\n",
+            head.join(","),
+            line.meter_id,
+            csv_escape(&line.meter_name),
+            csv_escape(&line.unit),
+            line.quantity,
+            line.amount,
+            line.unpriced
+        ));
+    }
+    for a in &invoice.adjustments {
+        out.push_str(&format!(
+            "{},adjustment,{},{},,,{},{},,{}\n",
+            head.join(","),
+            a.period,
+            a.meter_id,
+            a.quantity,
+            a.amount,
+            a.reason
+        ));
+    }
+    out.push_str(&format!(
+        "{},total,,,,,,{},,\n",
+        head.join(","),
+        invoice.total
+    ));
+    out
+}
+
+pub(crate) async fn get_invoice(
+    State(state): State<AppState>,
+    Path((subscription, period)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
+    let period: Period = param(&period, "period")?;
+    let invoice = state
+        .store
+        .invoice(subscription, period, query.instant("asOf")?)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvoiceNotFound,
+                format!("subscription {subscription} has no usage or adjustment in {period}"),
+            )
+        })?;
+    let dto = invoice_dto(invoice, &meter_names(&state).await?);
+    let wants_csv = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|m| m.trim().starts_with("text/csv")));
+    if wants_csv {
+        let mut response = invoice_csv(&dto).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        return Ok(response);
+    }
+    Ok(Json(dto).into_response())
+}
+
+pub(crate) async fn finalize(
+    State(state): State<AppState>,
+    Path(period): Path<String>,
+    query: QueryParams,
+) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
+    let period: Period = param(&period, "period")?;
+    let partner = query.parsed::<PartnerId>("partnerId")?;
+    let invoices = state.store.finalize_period(period, partner).await?;
+    let meters = meter_names(&state).await?;
+    Ok(Json(ListDto {
+        value: invoices
+            .into_iter()
+            .map(|i| invoice_dto(i, &meters))
+            .collect(),
+        next_link: None,
+    }))
+}

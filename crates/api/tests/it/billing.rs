@@ -1,0 +1,324 @@
+//! Rate cards, invoices, finalization and adjustments over HTTP.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use stackbill_test_support::{ADMIN_TOKEN, Answer, TestApp};
+
+use crate::*;
+
+const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
+const UNPRICED_METER: &str = "f271a8a3-88c4-4d93-956a-063e1d2fa80b";
+
+fn record(id: &str, tenant: &str, meter: &str, start: &str, quantity: &str) -> String {
+    let start: jiff::Timestamp = start.parse().unwrap();
+    let end = start + jiff::SignedDuration::from_hours(1);
+    format!(
+        "{}\n",
+        json!({"id": id, "cloudId": CLOUD_1, "tenantId": tenant, "subscriptionId": "50000000-0000-0000-0000-000000000001",
+               "meterId": meter, "quantity": quantity, "usageStartTime": start.to_string(), "usageEndTime": end.to_string()})
+    )
+}
+
+async fn post_usage(app: &TestApp, body: String) -> Answer {
+    let answer = app
+        .raw(
+            Method::POST,
+            "/v1/usage",
+            Some(ADMIN_TOKEN),
+            Some(body),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer
+}
+
+/// Tenant 1 mapped to CUSTOMER_1 (10 % markup) for all of May; a USD card with two tiers.
+async fn priced() -> TestApp {
+    let app = seeded().await;
+    let card = app
+        .put(
+            "/v1/ratecards/default",
+            json!({"currency": "USD", "meters": [
+                {"meterId": METER, "rates": {"0": "0.5", "10": "0.25"}, "includedQuantity": "1", "effectiveDate": "2025-01-01T00:00:00Z"}
+            ]}),
+        )
+        .await;
+    assert_eq!(card.status, 201, "{card:?}");
+    let markup = app
+        .put(&format!("/v1/subscriptions/{CUSTOMER_1}"), json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": TENANT_1, "markupPercent": "10"}))
+        .await;
+    assert_eq!(markup.status, 200);
+    let mapped = app
+        .put(
+            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1}"),
+            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(mapped.status, 200);
+    let body = [
+        record("a", TENANT_1, METER, "2025-05-03T10:00:00Z", "5"),
+        record("b", TENANT_1, METER, "2025-05-03T11:00:00Z", "5.0"),
+        record("c", TENANT_1, METER, "2025-05-20T11:00:00Z", "5"),
+        record("d", TENANT_1, UNPRICED_METER, "2025-05-20T11:00:00Z", "2"),
+        record("e", TENANT_2, METER, "2025-05-20T11:00:00Z", "0"),
+    ]
+    .concat();
+    assert_eq!(post_usage(&app, body).await.body["accepted"], 5);
+    app
+}
+
+fn invoice_of<'a>(list: &'a Answer, subscription: &str) -> &'a Value {
+    list.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["subscriptionId"] == subscription)
+        .expect("an invoice")
+}
+
+#[tokio::test]
+async fn rate_cards_round_trip_and_bad_entries_name_their_field() {
+    let app = priced().await;
+    let card = app.get("/v1/ratecards/default").await;
+    assert_eq!(card.body["currency"], "USD");
+    assert_eq!(
+        card.body["meters"][0]["rates"],
+        json!({"0": "0.5", "10": "0.25"})
+    );
+    assert_eq!(card.body["meters"][0]["includedQuantity"], "1");
+    let missing = app.get("/v1/ratecards/gold").await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.code()),
+        (404, "RateCardNotFound")
+    );
+    let cases = [
+        (json!({"currency": "XXY", "meters": []}), "currency"),
+        (
+            json!({"currency": "USD", "meters": [{"meterId": "x", "rates": {"0": "1"}}]}),
+            "meters[0].meterId",
+        ),
+        (
+            json!({"currency": "USD", "meters": [{"meterId": METER, "rates": {"5": "1"}}]}),
+            "meters[0].rates",
+        ),
+        (
+            json!({"currency": "USD", "meters": [{"meterId": METER, "rates": {"0": "-1"}}]}),
+            "meters[0].rates",
+        ),
+        (
+            json!({"currency": "USD", "meters": [{"meterId": METER, "rates": {"0": "1"}, "includedQuantity": "-2"}]}),
+            "meters[0].includedQuantity",
+        ),
+        (
+            json!({"currency": "USD", "meters": [{"meterId": METER, "rates": {"0": "1"}}, {"meterId": METER, "rates": {"0": "2"}}]}),
+            "meters[1].effectiveDate",
+        ),
+    ];
+    for (body, target) in cases {
+        let answer = app.put("/v1/ratecards/bad", body).await;
+        assert_eq!(
+            (answer.status.as_u16(), answer.code(), answer.target()),
+            (400, "InvalidRateCard", target),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn drafts_rate_routed_usage_with_tiers_included_quantity_and_markup() {
+    let app = priced().await;
+    let list = app.get("/v1/invoices?period=2025-05").await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let customer = invoice_of(&list, CUSTOMER_1);
+    assert_eq!(customer["status"], "draft");
+    assert_eq!(customer["partnerId"], "p1");
+    // 15 units, 1 included: 10 × 0.50 + 4 × 0.25 = 6.00, plus 10 % = 6.60.
+    assert_eq!(customer["lines"][0]["meterId"], METER);
+    assert_eq!(customer["lines"][0]["meterName"], "TableCapacity");
+    assert_eq!(customer["lines"][0]["quantity"], "15");
+    assert_eq!(customer["lines"][0]["amount"], "6.60");
+    assert_eq!(customer["lines"][1]["meterId"], UNPRICED_METER);
+    assert_eq!(
+        (
+            customer["lines"][1]["amount"].as_str(),
+            customer["lines"][1]["unpriced"].as_bool()
+        ),
+        (Some("0.00"), Some(true))
+    );
+    assert_eq!(customer["total"], "6.60");
+    // Tenant 2 has no subscription of its own: the default pays, and a zero still gets a line.
+    let default = invoice_of(&list, CSPSS_DEFAULT);
+    assert_eq!(default["lines"][0]["quantity"], "0");
+    assert_eq!(default["total"], "0.00");
+    assert_eq!(list.body["value"].as_array().unwrap().len(), 2);
+
+    let one = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(one.body, customer.clone());
+    let csv = app
+        .raw(
+            Method::GET,
+            &format!("/v1/invoices/{CUSTOMER_1}/2025-05"),
+            Some(ADMIN_TOKEN),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    let none = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-04")).await;
+    assert_eq!(
+        (none.status.as_u16(), none.code()),
+        (404, "InvoiceNotFound")
+    );
+    let bad = app.get("/v1/invoices?period=2025-13").await;
+    assert_eq!((bad.status.as_u16(), bad.target()), (400, "period"));
+}
+
+#[tokio::test]
+async fn invoices_come_as_csv_on_request() {
+    let app = priced().await;
+    let request = axum::http::Request::builder()
+        .uri(format!("/v1/invoices/{CUSTOMER_1}/2025-05"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("accept", "text/csv")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("subscriptionId,period,currency,status,kind"));
+    assert!(
+        lines[1].contains(
+            ",line,,b4438d5d-453b-4ee1-b42a-dc72e377f1e4,TableCapacity,GB*hours,15,6.60,false,"
+        ),
+        "{text}"
+    );
+    assert!(
+        lines.last().unwrap().contains(",total,,,,,,6.60,,"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn finalized_invoices_never_change_and_late_usage_becomes_an_adjustment() {
+    let app = priced().await;
+    let early = app
+        .call(Method::POST, "/v1/periods/2025-06/finalize", None)
+        .await;
+    assert_eq!(
+        (early.status.as_u16(), early.code()),
+        (409, "PeriodNotEnded")
+    );
+
+    app.db.clock.set("2025-06-15T13:00:00Z");
+    let finalized = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(finalized.status, 200, "{finalized:?}");
+    assert_eq!(finalized.body["value"].as_array().unwrap().len(), 2);
+    let frozen = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(frozen.body["status"], "final");
+    assert_eq!(frozen.body["total"], "6.60");
+    let again = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(
+        again.body, finalized.body,
+        "repeating a finalization changes nothing"
+    );
+
+    // Late usage for May: the final invoice stands, June's draft carries the difference.
+    app.db.clock.set("2025-06-16T00:00:00Z");
+    post_usage(
+        &app,
+        record("late", TENANT_1, METER, "2025-05-30T23:00:00Z", "4"),
+    )
+    .await;
+    let still = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(still.body, frozen.body);
+    let june = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-06")).await;
+    assert_eq!(june.status, 200, "{june:?}");
+    assert_eq!(june.body["lines"], json!([]));
+    // 19 units, 1 included: 10 × 0.50 + 8 × 0.25 = 7.00, plus 10 % = 7.70; billed 6.60.
+    assert_eq!(
+        june.body["adjustments"],
+        json!([{"period": "2025-05", "meterId": METER, "quantity": "4", "amount": "1.10", "reason": "LateUsage"}])
+    );
+    assert_eq!(june.body["total"], "1.10");
+
+    // As of before the late record, June had nothing to bill.
+    let before = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-06?asOf=2025-06-15T14:00:00Z"
+        ))
+        .await;
+    assert_eq!(before.code(), "InvoiceNotFound");
+    let may_then = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-05?asOf=2025-06-15T12:30:00Z"
+        ))
+        .await;
+    assert_eq!(
+        may_then.body["status"], "draft",
+        "as of before finalization it was a draft"
+    );
+    assert_eq!(may_then.body["total"], "6.60");
+}
+
+#[tokio::test]
+async fn a_backdated_reassignment_moves_money_between_subscriptions() {
+    let app = priced().await;
+    assert_eq!(
+        app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
+            .await
+            .status,
+        200
+    );
+    app.db.clock.set("2025-06-16T00:00:00Z");
+    // Tenant 1 switches to CUSTOMER_1B for all of May, recorded after May was final.
+    let moved = app
+        .put(
+            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1B}"),
+            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200);
+    let old = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-06")).await;
+    let new = app
+        .get(&format!("/v1/invoices/{CUSTOMER_1B}/2025-06"))
+        .await;
+    let reasons = |a: &Answer| {
+        a.body["adjustments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["reason"].clone(), x["amount"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        reasons(&old),
+        [
+            (json!("Reassignment"), json!("-6.60")),
+            (json!("Reassignment"), json!("0.00"))
+        ]
+    );
+    // CUSTOMER_1B has no markup: 6.00 for the priced meter, 0.00 for the unpriced one.
+    assert_eq!(
+        reasons(&new),
+        [
+            (json!("Reassignment"), json!("6.00")),
+            (json!("Reassignment"), json!("0.00"))
+        ]
+    );
+    let list = app.get("/v1/invoices?period=2025-06&partnerId=p1").await;
+    assert_eq!(list.body["value"].as_array().unwrap().len(), 2);
+}
