@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
             "/invoices/{subscription_id}/{period}",
             get(billing::get_invoice),
         )
+        .route(
+            "/invoices/{subscription_id}/{period}/records",
+            get(billing::invoice_records),
+        )
         .route("/periods/{period}/finalize", post(billing::finalize))
         .route("/meters", get(routes::list_meters))
         .route(

@@ -411,3 +411,60 @@ pub(crate) async fn finalize(
         next_link: None,
     }))
 }
+
+/// A stored usage record, as the drill-down answers it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordDto {
+    id: String,
+    cloud_id: String,
+    tenant_id: String,
+    subscription_id: String,
+    meter_id: String,
+    quantity: String,
+    usage_start_time: String,
+    usage_end_time: String,
+    reported_time: Option<String>,
+    instance_data: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl From<stackbill_core::UsageRecord> for RecordDto {
+    fn from(r: stackbill_core::UsageRecord) -> Self {
+        Self {
+            id: r.id.as_str().to_owned(),
+            cloud_id: r.cloud_id.to_string(),
+            tenant_id: r.tenant_id.to_string(),
+            subscription_id: r.subscription_id.to_string(),
+            meter_id: r.meter_id.to_string(),
+            quantity: r.quantity.to_string(),
+            usage_start_time: r.usage_start.to_string(),
+            usage_end_time: (r.usage_start + stackbill_core::usage::USAGE_WINDOW).to_string(),
+            reported_time: r.reported_time.map(|t| t.to_string()),
+            instance_data: r
+                .instance_data
+                .and_then(|text| serde_json::value::RawValue::from_string(text).ok()),
+        }
+    }
+}
+
+pub(crate) async fn invoice_records(
+    State(state): State<AppState>,
+    Path((subscription, period)): Path<(String, String)>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> Result<Json<ListDto<RecordDto>>, ApiError> {
+    let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
+    let period: Period = param(&period, "period")?;
+    let meter = query.parsed::<MeterId>("meterId")?;
+    let mut as_of = query.instant("asOf")?;
+    if as_of.is_none() {
+        // A final invoice is explained by the data it was computed from.
+        let invoice = state.store.invoice(subscription, period, None).await?;
+        as_of = invoice.and_then(|i| i.finalized_at);
+    }
+    let records = state
+        .store
+        .invoice_records(subscription, period, meter, as_of)
+        .await?;
+    crate::routes::page(records, &query, &uri)
+}

@@ -20,7 +20,7 @@ use stackbill_core::{
 use crate::directory::{Written, instant, load_routing, load_subscriptions, micros, parse};
 use crate::error::{Result, StoreError};
 use crate::sqlite::Store;
-use crate::usage::routed_period_usage;
+use crate::usage::{RecordFilter, load_records, routed_period_usage};
 
 /// Whether an invoice can still change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,6 +530,29 @@ impl Store {
             Ok(draft_invoices(conn, &facts, period, partner.as_ref())?
                 .into_iter()
                 .find(|i| i.subscription_id == subscription))
+        })
+        .await
+    }
+
+    /// The raw records behind an invoice (optionally one meter's line): the records of the
+    /// period routed to the subscription, now or as of an instant. Their quantities add up to
+    /// the line's.
+    pub async fn invoice_records(
+        &self,
+        subscription: SubscriptionId,
+        period: Period,
+        meter: Option<MeterId>,
+        as_of: Option<Timestamp>,
+    ) -> Result<Vec<stackbill_core::UsageRecord>> {
+        self.read(move |conn| {
+            let routing = load_routing(conn, as_of)?;
+            let (from_hour, to_hour) = period.hours();
+            let filter = RecordFilter {
+                meter,
+                routed_to: Some((subscription, &routing)),
+                accepted_by: as_of.map(micros),
+            };
+            load_records(conn, from_hour, to_hour, &filter)
         })
         .await
     }

@@ -30,6 +30,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "billing",
         sql: include_str!("../migrations/sqlite/0003_billing.sql"),
     },
+    Migration {
+        version: 4,
+        name: "usage_by_hour",
+        sql: include_str!("../migrations/sqlite/0004_usage_by_hour.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -479,41 +479,80 @@ impl Store {
     }
 }
 
+/// Which stored records to list.
+#[derive(Default)]
+pub(crate) struct RecordFilter<'a> {
+    /// Only this meter's.
+    pub(crate) meter: Option<MeterId>,
+    /// Only those routed to this subscription by this table.
+    pub(crate) routed_to: Option<(SubscriptionId, &'a stackbill_core::routing::RoutingTable)>,
+    /// Only those accepted by this instant (microseconds).
+    pub(crate) accepted_by: Option<i64>,
+}
+
+/// The stored records whose usage hour is in `[from_hour, to_hour)` and that pass `filter`,
+/// by stack and id, as they were stored (reported time included).
+pub(crate) fn load_records(
+    conn: &Connection,
+    from_hour: i64,
+    to_hour: i64,
+    filter: &RecordFilter<'_>,
+) -> Result<Vec<UsageRecord>> {
+    let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
+    let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
+    let subscriptions: HashMap<i64, SubscriptionId> =
+        values_of_kind(conn, ValueKind::Subscription)?;
+    let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+    let meter_ref = match filter.meter {
+        Some(meter) => match meters.iter().find(|(_, m)| **m == meter) {
+            Some((reference, _)) => Some(*reference),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.cloud_ref, r.record_id, r.tenant_ref, r.subscription_ref, r.meter_ref, r.quantity,
+                r.usage_hour, v.value, r.reported_at
+         FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
+         WHERE r.usage_hour >= ?1 AND r.usage_hour < ?2
+           AND (?3 IS NULL OR r.meter_ref = ?3) AND (?4 IS NULL OR r.accepted_at <= ?4)",
+    )?;
+    let mut rows = stmt.query(params![from_hour, to_hour, meter_ref, filter.accepted_by])?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next()? {
+        let hour: i64 = row.get(6)?;
+        let usage_start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+        let cloud_id = resolve(&clouds, row.get(0)?)?;
+        let tenant_id = resolve(&tenants, row.get(2)?)?;
+        if let Some((subscription, routing)) = filter.routed_to
+            && routing.route(cloud_id, tenant_id, usage_start) != Some(subscription)
+        {
+            continue;
+        }
+        records.push(UsageRecord {
+            cloud_id,
+            id: stackbill_core::RecordId::new(&row.get::<_, String>(1)?)
+                .map_err(StoreError::corrupt)?,
+            tenant_id,
+            subscription_id: resolve(&subscriptions, row.get(3)?)?,
+            meter_id: resolve(&meters, row.get(4)?)?,
+            quantity: stackbill_core::Quantity::parse(&row.get::<_, String>(5)?)
+                .map_err(StoreError::corrupt)?,
+            usage_start,
+            reported_time: Some(crate::directory::instant(row.get(8)?)?),
+            instance_data: row.get(7)?,
+        });
+    }
+    records.sort_by(|a, b| (a.cloud_id, &a.id).cmp(&(b.cloud_id, &b.id)));
+    Ok(records)
+}
+
 impl Store {
     /// The accepted records whose usage hour is in `[from_hour, to_hour)`, by stack and id,
     /// as they were stored (reported time included).
     pub async fn usage_records(&self, from_hour: i64, to_hour: i64) -> Result<Vec<UsageRecord>> {
-        self.read(move |conn| {
-            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
-            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
-            let subscriptions: HashMap<i64, SubscriptionId> = values_of_kind(conn, ValueKind::Subscription)?;
-            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.cloud_ref, r.record_id, r.tenant_ref, r.subscription_ref, r.meter_ref, r.quantity,
-                        r.usage_hour, v.value, r.reported_at
-                 FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
-                 WHERE r.usage_hour >= ?1 AND r.usage_hour < ?2",
-            )?;
-            let mut rows = stmt.query(params![from_hour, to_hour])?;
-            let mut records = Vec::new();
-            while let Some(row) = rows.next()? {
-                let hour: i64 = row.get(6)?;
-                records.push(UsageRecord {
-                    cloud_id: resolve(&clouds, row.get(0)?)?,
-                    id: stackbill_core::RecordId::new(&row.get::<_, String>(1)?).map_err(StoreError::corrupt)?,
-                    tenant_id: resolve(&tenants, row.get(2)?)?,
-                    subscription_id: resolve(&subscriptions, row.get(3)?)?,
-                    meter_id: resolve(&meters, row.get(4)?)?,
-                    quantity: stackbill_core::Quantity::parse(&row.get::<_, String>(5)?).map_err(StoreError::corrupt)?,
-                    usage_start: jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?,
-                    reported_time: Some(crate::directory::instant(row.get(8)?)?),
-                    instance_data: row.get(7)?,
-                });
-            }
-            records.sort_by(|a, b| (a.cloud_id, &a.id).cmp(&(b.cloud_id, &b.id)));
-            Ok(records)
-        })
-        .await
+        self.read(move |conn| load_records(conn, from_hour, to_hour, &RecordFilter::default()))
+            .await
     }
 }
 

@@ -322,3 +322,72 @@ async fn a_backdated_reassignment_moves_money_between_subscriptions() {
     let list = app.get("/v1/invoices?period=2025-06&partnerId=p1").await;
     assert_eq!(list.body["value"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_records_behind_a_line_add_up_to_it() {
+    let app = priced().await;
+    let invoice = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    let line = &invoice.body["lines"][0];
+    let records = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-05/records?meterId={METER}&$top=2"
+        ))
+        .await;
+    assert_eq!(records.status, 200, "{records:?}");
+    let mut all: Vec<Value> = records.body["value"].as_array().unwrap().clone();
+    let next = records.body["nextLink"].as_str().unwrap().to_owned();
+    all.extend(
+        app.get(&next).await.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned(),
+    );
+    let sum: rust_decimal::Decimal = all
+        .iter()
+        .map(|r| {
+            r["quantity"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(sum.to_string(), line["quantity"].as_str().unwrap());
+    let ids: Vec<&str> = all.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(all[0]["usageEndTime"], "2025-05-03T11:00:00Z");
+    // The default subscription's records are not this subscription's.
+    let other = app
+        .get(&format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05/records"))
+        .await;
+    assert_eq!(other.body["value"].as_array().unwrap().len(), 1);
+    assert_eq!(other.body["value"][0]["id"], "e");
+
+    // After finalization and late usage, the final line is still explained by its records.
+    app.db.clock.set("2025-06-15T13:00:00Z");
+    assert_eq!(
+        app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
+            .await
+            .status,
+        200
+    );
+    app.db.clock.set("2025-06-16T00:00:00Z");
+    post_usage(
+        &app,
+        record("late", TENANT_1, METER, "2025-05-30T23:00:00Z", "4"),
+    )
+    .await;
+    let frozen = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-05/records?meterId={METER}"
+        ))
+        .await;
+    assert_eq!(frozen.body["value"].as_array().unwrap().len(), 3);
+    let today = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-05/records?meterId={METER}&asOf=2025-06-16T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(today.body["value"].as_array().unwrap().len(), 4);
+}
