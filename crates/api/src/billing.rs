@@ -231,7 +231,8 @@ struct AdjustmentDto {
     reason: &'static str,
 }
 
-fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> InvoiceDto {
+/// The wire shape of an invoice, with meter names and units from the catalog.
+pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> InvoiceDto {
     let meter = |id: MeterId| {
         meters.get(&id).map_or((String::new(), String::new()), |m| {
             (m.name.clone(), m.unit.clone())
@@ -464,7 +465,7 @@ pub(crate) async fn invoice_records(
     }
     let records = state
         .store
-        .invoice_records(subscription, period, meter, as_of)
+        .invoice_records(subscription, period, meter, as_of, as_of)
         .await?;
     crate::routes::page(records, &query, &uri)
 }

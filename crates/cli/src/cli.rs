@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::{
-    BillingModel, CloudId, MeterId, OfferType, PartnerId, RateCardName, RegistrationName,
+    BillingModel, CloudId, MeterId, OfferType, PartnerId, Period, RateCardName, RegistrationName,
     SubscriptionId, TenantId,
 };
 
@@ -69,8 +69,101 @@ pub(crate) enum Command {
     /// Import usage records from files
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Invoices: list, show, finalize a month, explain a change, export
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
     /// Write realistic synthetic usage as NDJSON (deterministic for a seed)
     Generate(GenerateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InvoiceCommand {
+    /// Every invoice of a month
+    List {
+        /// The month, YYYY-MM
+        period: Period,
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        /// As the data stood at this instant (RFC 3339)
+        #[arg(long)]
+        as_of: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// One invoice, line by line
+    Show {
+        /// The billed subscription
+        subscription: SubscriptionId,
+        /// The month, YYYY-MM
+        period: Period,
+        /// As the data stood at this instant (RFC 3339)
+        #[arg(long)]
+        as_of: Option<Timestamp>,
+        /// Print CSV
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Freeze a month's invoices (once it has ended); running it again changes nothing
+    Finalize {
+        /// The month, YYYY-MM
+        period: Period,
+        /// Only this partner's invoices
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// What changed in an invoice between two instants, and why
+    Diff {
+        /// The billed subscription
+        subscription: SubscriptionId,
+        /// The month, YYYY-MM
+        period: Period,
+        /// The earlier instant (RFC 3339)
+        #[arg(long)]
+        from: Timestamp,
+        /// The later instant (RFC 3339; default now)
+        #[arg(long)]
+        to: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write a month's invoices to files: one per invoice, plus a summary per partner
+    Export {
+        /// The month, YYYY-MM
+        period: Period,
+        /// csv or json
+        #[arg(long, default_value = "csv")]
+        format: ExportFormat,
+        /// The directory to write to (created if missing)
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// File formats of `invoice export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One CSV file per invoice, and a CSV summary
+    Csv,
+    /// One JSON file per invoice, and a JSON summary
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,13 +3,16 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use jiff::Timestamp;
 use jiff::ToSpan;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
+use stackbill_core::rating::{MeterRate, Tier};
 use stackbill_core::{
     BillingModel, OfferType, Partner, PartnerId, RateCardName, Registration, RegistrationName,
     Subscription, SubscriptionId, TenantId,
 };
+use stackbill_core::{Currency, Period, Quantity, RateCard, RecordId, UsageRecord};
 use stackbill_io::generate::{GenerateOptions, generate, sample_guid};
 use stackbill_store::{Store, SystemClock};
 
@@ -185,7 +188,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     }
     let store = Store::open(&args.db, Arc::new(SystemClock))?;
     let seeded = seed(&store).await?;
-    let usage = import_demo_usage(&store, args.usage_records).await?;
+    let (usage, billing) = demo_billing(&store, args.usage_records).await?;
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
         _ => serve::create_admin_token(&store, "demo admin").await?,
@@ -202,6 +205,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             "usageRecords": usage.records,
             "usageAccepted": usage.accepted,
             "usageRejected": usage.rejected,
+            "finalizedPeriod": billing.last_month.to_string(),
+            "finalizedInvoices": billing.finalized,
+            "finalizedTotal": billing.finalized_total.to_string(),
+            "draftPeriod": billing.this_month.to_string(),
+            "draftInvoices": billing.drafts,
             "adminToken": token,
         }))?;
     } else {
@@ -216,29 +224,32 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             "imported last month's usage: {} records, {} accepted, {} re-sent duplicates, {} rejected",
             usage.records, usage.accepted, usage.duplicates, usage.rejected
         );
+        eprintln!(
+            "{} is final ({} invoices, {} USD); {} has {} draft invoices so far, one with a late record of {} as an adjustment",
+            billing.last_month,
+            billing.finalized,
+            billing.finalized_total,
+            billing.this_month,
+            billing.drafts,
+            billing.last_month
+        );
     }
     if args.no_serve {
         return Ok(());
     }
     let (tenant, subscription) = seeded.unregistered[0];
     let billed = sample_guid(0xc0, 2);
-    let month = crate::generate::month(None)?;
-    let from = month.to_zoned(TimeZone::UTC)?.timestamp();
-    let to = month
-        .checked_add(1.month())?
-        .to_zoned(TimeZone::UTC)?
-        .timestamp();
+    let (last_month, this_month) = (billing.last_month, billing.this_month);
     serve::serve(store, auth, args.listen, |address| {
         let base = format!("http://{address}");
         println!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
              Try:\n\n  \
              export TOKEN={token}\n\n  \
-             # the tenants billed to their own CSP subscription on redmond-hub1\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/registrations/redmond-hub1/customerSubscriptions\n\n  \
-             # last month's usage billed to one customer, day by day\n  \
-             curl -s -H \"Authorization: Bearer $TOKEN\" \\\n    \
-             '{base}/v1/usage/aggregates?subscriptionId={billed}&from={from}&to={to}&granularity=Daily'\n\n  \
+             # last month's final invoice of one customer, line by line\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/invoices/{billed}/{last_month}\n\n  \
+             # this month's draft for the same customer: usage so far, and last month's late record\n  \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/invoices/{billed}/{this_month}\n\n  \
              # onboard a customer whose usage still goes to the default subscription\n  \
              curl -s -X PUT -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    \
              -d '{{\"tenantId\":\"{tenant}\"}}' \\\n    \
@@ -249,21 +260,133 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     .await
 }
 
-/// Generates last month's usage for the demo's stacks and tenants, with a little noise
-/// (re-sent, late and malformed records), and imports it as `stackbill usage import` would.
-async fn import_demo_usage(store: &Store, records: u64) -> Result<import::Summary> {
+/// The demo's price list: the meters the generator emits, one with graduated tiers.
+fn demo_rate_card() -> Result<RateCard> {
+    let at: Timestamp = "2020-01-01T00:00:00Z".parse()?;
+    let entry = |meter: &str, tiers: &[(&str, &str)], included: &str| -> Result<MeterRate> {
+        let tiers = tiers
+            .iter()
+            .map(|(from, price)| {
+                Ok(Tier {
+                    from_quantity: from.parse()?,
+                    unit_price: price.parse()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MeterRate::new(
+            meter.parse()?,
+            tiers,
+            included.parse()?,
+            at,
+        )?)
+    };
+    Ok(RateCard {
+        name: RateCardName::default_card(),
+        currency: Currency::USD,
+        rates: vec![
+            // Base VM size hours, per virtual core hour, cheaper past 10,000.
+            entry(
+                "fab6eb84-500b-4a09-a8ca-7358f8bbaea5",
+                &[("0", "0.008"), ("10000", "0.0065")],
+                "0",
+            )?,
+            // Block and page blob capacity, per GB hour.
+            entry(
+                "09f8879e-87e9-4305-a572-4b7be209f857",
+                &[("0", "0.0000333")],
+                "100",
+            )?,
+            entry(
+                "b5c15376-6c94-4fdd-b655-1a69d138aca3",
+                &[("0", "0.0000666")],
+                "0",
+            )?,
+            // Blob egress, per GB, the first 5 GB free.
+            entry(
+                "3023fef4-eca5-4d7b-87b3-cfbc061931e8",
+                &[("0", "0.087")],
+                "5",
+            )?,
+            // Static IP addresses, per address hour.
+            entry(
+                "f271a8a3-88c4-4d93-956a-063e1d2fa80b",
+                &[("0", "0.004")],
+                "0",
+            )?,
+        ],
+    })
+}
+
+/// What the demo did to its month of billing.
+struct Billing {
+    last_month: Period,
+    this_month: Period,
+    finalized: usize,
+    finalized_total: rust_decimal::Decimal,
+    drafts: usize,
+}
+
+/// Prices the usage, finalizes last month, imports this month's usage so far, and one late
+/// record for last month, which shows on this month's draft as an adjustment.
+async fn demo_billing(store: &Store, records: u64) -> Result<(import::Summary, Billing)> {
+    store.put_rate_card(demo_rate_card()?).await?;
+    let last = crate::generate::month(None)?;
+    let last_month = Period::containing(last.to_zoned(TimeZone::UTC)?.timestamp());
+    let this_month = last_month.next();
+    let usage = import_demo_usage(store, records, last, 1).await?;
+    let finals = store.finalize_period(last_month, None).await?;
+    let finalized_total = finals.iter().map(|i| i.total).sum();
+    let this = this_month.start().to_zoned(TimeZone::UTC).date();
+    import_demo_usage(store, records / 2, this, 2).await?;
+    // A stack re-sends an hour of last month it had missed: late usage for a final period.
+    let late_hour = last_month.end() - jiff::SignedDuration::from_hours(1);
+    let late = UsageRecord {
+        id: RecordId::new("late-resend-1")?,
+        cloud_id: sample_guid(0xca, 1).parse()?,
+        tenant_id: sample_guid(0x70, 2).parse()?,
+        subscription_id: sample_guid(0x50, 2).parse()?,
+        meter_id: "fab6eb84-500b-4a09-a8ca-7358f8bbaea5".parse()?,
+        quantity: Quantity::parse("64").map_err(|err| anyhow::anyhow!("{err}"))?,
+        usage_start: late_hour,
+        reported_time: None,
+        instance_data: None,
+    };
+    store.ingest(vec![late]).await?;
+    let drafts = store.invoices(this_month, None, None).await?.len();
+    Ok((
+        usage,
+        Billing {
+            last_month,
+            this_month,
+            finalized: finals.len(),
+            finalized_total,
+            drafts,
+        },
+    ))
+}
+
+/// Generates a month's usage (hours ended so far) for the demo's stacks and tenants, with a
+/// little noise (re-sent, late and malformed records), and imports it as `stackbill usage
+/// import` would.
+async fn import_demo_usage(
+    store: &Store,
+    records: u64,
+    month: jiff::civil::Date,
+    seed: u64,
+) -> Result<import::Summary> {
     if records == 0 {
         return Ok(import::Summary::default());
     }
     let options = GenerateOptions {
-        seed: 1,
+        seed,
         records,
-        month: crate::generate::month(None)?,
+        month,
         stacks: 2,
         tenants: 40,
         duplicates_per_mille: 5,
         late_per_mille: 5,
         bad_per_mille: 1,
+        until: Some(store.now()),
     };
     let mut bytes = Vec::new();
     generate(&options, &mut bytes)?;

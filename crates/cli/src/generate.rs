@@ -41,6 +41,7 @@ pub(crate) fn options(args: &GenerateArgs) -> Result<GenerateOptions> {
         duplicates_per_mille: args.duplicates,
         late_per_mille: args.late,
         bad_per_mille: args.bad,
+        until: Some(jiff::Timestamp::now()),
     })
 }
 

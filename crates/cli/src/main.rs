@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod generate;
 mod import;
+mod invoice;
 mod output;
 mod serve;
 
@@ -53,6 +54,9 @@ fn describe(err: &anyhow::Error) -> String {
         Some(StoreError::Rule(rule)) => format!("{}: {rule}", rule.code()),
         Some(StoreError::InvalidSubscription(invalid)) => format!("InvalidSubscription: {invalid}"),
         Some(StoreError::UnknownPartner(_)) => format!("UnknownPartner: {err}"),
+        Some(StoreError::Billing(stackbill_store::BillingError::PeriodNotEnded { .. })) => {
+            format!("PeriodNotEnded: {err}")
+        }
         _ => format!("{err:#}"),
     }
 }
@@ -75,5 +79,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Meter(command) => admin::meter(command).await,
         Command::Generate(args) => generate::run(&args),
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
+        Command::Invoice(command) => invoice::run(command).await,
     }
 }

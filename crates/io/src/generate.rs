@@ -37,6 +37,8 @@ pub struct GenerateOptions {
     pub late_per_mille: u32,
     /// Per mille of records that are malformed (rejected on import).
     pub bad_per_mille: u32,
+    /// Only hours that have ended by then (`None`: the whole month).
+    pub until: Option<Timestamp>,
 }
 
 /// What was written.
@@ -122,7 +124,11 @@ fn hour(start: Timestamp, n: i64) -> String {
 /// Writes `options.records` NDJSON usage records to `out`.
 pub fn generate(options: &GenerateOptions, out: &mut impl Write) -> io::Result<GenerateSummary> {
     let mut rng = fastrand::Rng::with_seed(options.seed);
-    let (start, hours) = month_hours(options.month)?;
+    let (start, month_hours) = month_hours(options.month)?;
+    let ended_hours = options.until.map_or(month_hours, |until| {
+        until.duration_since(start).as_hours().clamp(0, month_hours)
+    });
+    let hours = ended_hours.max(1);
     let tenants = options.tenants.max(1);
     let stacks = options.stacks.max(1);
     let meters_per_round: u64 = KINDS.iter().map(|k| k.meters.len() as u64).sum();
@@ -242,6 +248,7 @@ mod tests {
             duplicates_per_mille: 10,
             late_per_mille: 10,
             bad_per_mille: 5,
+            until: None,
         }
     }
 

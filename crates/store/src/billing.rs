@@ -535,22 +535,24 @@ impl Store {
     }
 
     /// The raw records behind an invoice (optionally one meter's line): the records of the
-    /// period routed to the subscription, now or as of an instant. Their quantities add up to
-    /// the line's.
+    /// period accepted by `accepted_by` and routed to the subscription by the registrations as
+    /// recorded by `routed_as_of` (`None`: now). With both instants equal, their quantities add
+    /// up to the line's as of that instant.
     pub async fn invoice_records(
         &self,
         subscription: SubscriptionId,
         period: Period,
         meter: Option<MeterId>,
-        as_of: Option<Timestamp>,
+        routed_as_of: Option<Timestamp>,
+        accepted_by: Option<Timestamp>,
     ) -> Result<Vec<stackbill_core::UsageRecord>> {
         self.read(move |conn| {
-            let routing = load_routing(conn, as_of)?;
+            let routing = load_routing(conn, routed_as_of)?;
             let (from_hour, to_hour) = period.hours();
             let filter = RecordFilter {
                 meter,
                 routed_to: Some((subscription, &routing)),
-                accepted_by: as_of.map(micros),
+                accepted_by: accepted_by.map(micros),
             };
             load_records(conn, from_hour, to_hour, &filter)
         })

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod crash;
 mod import;
+mod invoice;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

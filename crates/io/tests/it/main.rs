@@ -161,6 +161,7 @@ fn generated_usage_parses() {
         duplicates_per_mille: 0,
         late_per_mille: 0,
         bad_per_mille: 0,
+        until: None,
     };
     let mut out = Vec::new();
     stackbill_io::generate::generate(&options, &mut out).unwrap();

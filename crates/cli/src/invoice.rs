@@ -1,0 +1,495 @@
+//! `stackbill invoice`: list, show, finalize, diff and export, straight on the database.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
+use stackbill_core::{Meter, MeterId, Period, SubscriptionId, UsageRecord};
+use stackbill_store::{Invoice, InvoiceStatus, Store};
+
+use crate::admin::open;
+use crate::cli::{ExportFormat, InvoiceCommand};
+use crate::output;
+
+async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
+    Ok(store
+        .meters()
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect())
+}
+
+fn status(invoice: &Invoice) -> &'static str {
+    match invoice.status {
+        InvoiceStatus::Draft => "draft",
+        InvoiceStatus::Final => "final",
+    }
+}
+
+fn not_found(subscription: SubscriptionId, period: Period) -> anyhow::Error {
+    anyhow::anyhow!(
+        "InvoiceNotFound: subscription {subscription} has no usage or adjustment in {period}"
+    )
+}
+
+pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
+    match command {
+        InvoiceCommand::List {
+            period,
+            partner,
+            as_of,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let invoices = store.invoices(period, partner, as_of).await?;
+            if output.json {
+                let meters = meters(&store).await?;
+                let dtos: Vec<InvoiceDto> = invoices
+                    .into_iter()
+                    .map(|i| invoice_dto(i, &meters))
+                    .collect();
+                return output::json(&dtos);
+            }
+            let rows: Vec<Vec<String>> = invoices
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.subscription_id.to_string(),
+                        i.partner_id
+                            .as_ref()
+                            .map_or_else(|| "-".to_owned(), ToString::to_string),
+                        status(i).to_owned(),
+                        i.lines.len().to_string(),
+                        i.adjustments.len().to_string(),
+                        format!("{} {}", i.total, i.currency),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "SUBSCRIPTION",
+                    "PARTNER",
+                    "STATUS",
+                    "LINES",
+                    "ADJUSTMENTS",
+                    "TOTAL",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        InvoiceCommand::Show {
+            subscription,
+            period,
+            as_of,
+            csv,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let invoice = store
+                .invoice(subscription, period, as_of)
+                .await?
+                .ok_or_else(|| not_found(subscription, period))?;
+            let dto = invoice_dto(invoice.clone(), &meters(&store).await?);
+            if csv {
+                print!("{}", invoice_csv(&dto));
+                return Ok(());
+            }
+            if output.json {
+                return output::json(&dto);
+            }
+            println!(
+                "invoice {} {} ({}), {} {}",
+                invoice.subscription_id,
+                invoice.period,
+                status(&invoice),
+                invoice.currency,
+                invoice
+                    .partner_id
+                    .map(|p| format!("billed to {p}"))
+                    .unwrap_or_default()
+            );
+            let meters = meters(&store).await?;
+            let name = |id: MeterId| {
+                meters
+                    .get(&id)
+                    .map_or_else(|| id.to_string(), |m| m.name.clone())
+            };
+            let rows: Vec<Vec<String>> = invoice
+                .lines
+                .iter()
+                .map(|l| {
+                    vec![
+                        name(l.meter_id),
+                        l.quantity.to_string(),
+                        meters
+                            .get(&l.meter_id)
+                            .map(|m| m.unit.clone())
+                            .unwrap_or_default(),
+                        if l.unpriced {
+                            format!("{} (no price)", l.amount)
+                        } else {
+                            l.amount.to_string()
+                        },
+                    ]
+                })
+                .collect();
+            output::table(&["METER", "QUANTITY", "UNIT", "AMOUNT"], &rows);
+            if !invoice.adjustments.is_empty() {
+                println!("\nadjustments of earlier final periods:");
+                let rows: Vec<Vec<String>> = invoice
+                    .adjustments
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.period.to_string(),
+                            name(a.meter_id),
+                            a.quantity.to_string(),
+                            a.amount.to_string(),
+                            a.reason.as_str().to_owned(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["PERIOD", "METER", "QUANTITY", "AMOUNT", "REASON"], &rows);
+            }
+            println!("\ntotal {} {}", invoice.total, invoice.currency);
+            Ok(())
+        }
+        InvoiceCommand::Finalize {
+            period,
+            partner,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let invoices = store.finalize_period(period, partner.clone()).await?;
+            if output.json {
+                let meters = meters(&store).await?;
+                let dtos: Vec<InvoiceDto> = invoices
+                    .into_iter()
+                    .map(|i| invoice_dto(i, &meters))
+                    .collect();
+                return output::json(&dtos);
+            }
+            let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
+            for invoice in &invoices {
+                *totals.entry(invoice.currency.to_string()).or_default() += invoice.total;
+            }
+            let totals: Vec<String> = totals.iter().map(|(c, t)| format!("{t} {c}")).collect();
+            println!(
+                "{period}{} is final: {} invoices, {}",
+                partner.map(|p| format!(" for {p}")).unwrap_or_default(),
+                invoices.len(),
+                if totals.is_empty() {
+                    "nothing billed".to_owned()
+                } else {
+                    totals.join(", ")
+                }
+            );
+            Ok(())
+        }
+        InvoiceCommand::Diff {
+            subscription,
+            period,
+            from,
+            to,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let to = to.unwrap_or_else(|| store.now());
+            diff(&store, subscription, period, from, to, output.json).await
+        }
+        InvoiceCommand::Export {
+            period,
+            format,
+            out,
+            partner,
+            db,
+        } => {
+            let store = open(&db)?;
+            export(&store, period, format, &out, partner).await
+        }
+    }
+}
+
+/// One meter's change between two instants, and what explains it.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MeterDiff {
+    meter_id: String,
+    meter_name: String,
+    #[serde(serialize_with = "as_text")]
+    quantity_from: Decimal,
+    #[serde(serialize_with = "as_text")]
+    quantity_to: Decimal,
+    #[serde(serialize_with = "as_text")]
+    amount_from: Decimal,
+    #[serde(serialize_with = "as_text")]
+    amount_to: Decimal,
+    late_records: usize,
+    #[serde(serialize_with = "as_text")]
+    late_quantity: Decimal,
+    rerouted_in_records: usize,
+    #[serde(serialize_with = "as_text")]
+    rerouted_in_quantity: Decimal,
+    rerouted_out_records: usize,
+    #[serde(serialize_with = "as_text")]
+    rerouted_out_quantity: Decimal,
+    price_changed: bool,
+}
+
+/// Decimals are strings on the wire, as everywhere in stackbill.
+fn as_text<S: serde::Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+type Key = (stackbill_core::CloudId, String);
+
+fn keyed(records: Vec<UsageRecord>) -> BTreeMap<MeterId, BTreeMap<Key, Decimal>> {
+    let mut out: BTreeMap<MeterId, BTreeMap<Key, Decimal>> = BTreeMap::new();
+    for r in records {
+        out.entry(r.meter_id)
+            .or_default()
+            .insert((r.cloud_id, r.id.as_str().to_owned()), r.quantity.value());
+    }
+    out
+}
+
+async fn diff(
+    store: &Store,
+    subscription: SubscriptionId,
+    period: Period,
+    from: Timestamp,
+    to: Timestamp,
+    json: bool,
+) -> Result<()> {
+    let before = store.invoice(subscription, period, Some(from)).await?;
+    let after = store.invoice(subscription, period, Some(to)).await?;
+    // The records billed then, now, and those known then but routed by today's registrations.
+    let then = keyed(
+        store
+            .invoice_records(subscription, period, None, Some(from), Some(from))
+            .await?,
+    );
+    let now = keyed(
+        store
+            .invoice_records(subscription, period, None, Some(to), Some(to))
+            .await?,
+    );
+    let known_rerouted = keyed(
+        store
+            .invoice_records(subscription, period, None, Some(to), Some(from))
+            .await?,
+    );
+    let card = store.subscription(subscription).await?.map(|s| s.rate_card);
+    let price_changed = match card {
+        Some(card) => {
+            store.rate_card(card.clone(), Some(from)).await?
+                != store.rate_card(card, Some(to)).await?
+        }
+        None => false,
+    };
+    let meters_catalog = meters(store).await?;
+    let line = |invoice: &Option<Invoice>, meter: MeterId| {
+        invoice
+            .as_ref()
+            .and_then(|i| i.lines.iter().find(|l| l.meter_id == meter))
+            .map_or((Decimal::ZERO, Decimal::ZERO), |l| (l.quantity, l.amount))
+    };
+    let mut meters: BTreeSet<MeterId> = then.keys().chain(now.keys()).copied().collect();
+    for invoice in [&before, &after].into_iter().flatten() {
+        meters.extend(invoice.lines.iter().map(|l| l.meter_id));
+    }
+    let empty = BTreeMap::new();
+    let mut diffs = Vec::new();
+    for meter in meters {
+        let (q1, a1) = line(&before, meter);
+        let (q2, a2) = line(&after, meter);
+        let (r1, r2, known) = (
+            then.get(&meter).unwrap_or(&empty),
+            now.get(&meter).unwrap_or(&empty),
+            known_rerouted.get(&meter).unwrap_or(&empty),
+        );
+        let only = |a: &BTreeMap<Key, Decimal>, b: &BTreeMap<Key, Decimal>| {
+            let keys: Vec<&Key> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+            (keys.len(), keys.iter().map(|k| a[*k]).sum::<Decimal>())
+        };
+        let (late_records, late_quantity) = only(r2, known);
+        let (rerouted_in_records, rerouted_in_quantity) = only(known, r1);
+        let (rerouted_out_records, rerouted_out_quantity) = only(r1, known);
+        if q1 == q2 && a1 == a2 && late_records + rerouted_in_records + rerouted_out_records == 0 {
+            continue;
+        }
+        diffs.push(MeterDiff {
+            meter_id: meter.to_string(),
+            meter_name: meters_catalog
+                .get(&meter)
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            quantity_from: q1,
+            quantity_to: q2,
+            amount_from: a1,
+            amount_to: a2,
+            late_records,
+            late_quantity,
+            rerouted_in_records,
+            rerouted_in_quantity,
+            rerouted_out_records,
+            rerouted_out_quantity,
+            price_changed: price_changed && a1 != a2,
+        });
+    }
+    let total = |i: &Option<Invoice>| i.as_ref().map_or(Decimal::ZERO, |i| i.total);
+    if json {
+        return output::json(&serde_json::json!({
+            "subscriptionId": subscription.to_string(),
+            "period": period.to_string(),
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "totalFrom": total(&before).to_string(),
+            "totalTo": total(&after).to_string(),
+            "meters": diffs,
+        }));
+    }
+    println!(
+        "invoice {subscription} {period}: total {} at {from}, {} at {to}",
+        total(&before),
+        total(&after)
+    );
+    if diffs.is_empty() {
+        println!("nothing changed");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = diffs
+        .iter()
+        .map(|d| {
+            let mut why = Vec::new();
+            if d.late_records > 0 {
+                why.push(format!(
+                    "{} late records (+{})",
+                    d.late_records, d.late_quantity
+                ));
+            }
+            if d.rerouted_in_records > 0 {
+                why.push(format!(
+                    "{} records re-routed here (+{})",
+                    d.rerouted_in_records, d.rerouted_in_quantity
+                ));
+            }
+            if d.rerouted_out_records > 0 {
+                why.push(format!(
+                    "{} records re-routed away (-{})",
+                    d.rerouted_out_records, d.rerouted_out_quantity
+                ));
+            }
+            if d.price_changed {
+                why.push("rate card changed".to_owned());
+            }
+            let unbilled = d.late_records + d.rerouted_in_records + d.rerouted_out_records > 0;
+            if unbilled
+                && after
+                    .as_ref()
+                    .is_some_and(|i| i.status == InvoiceStatus::Final)
+            {
+                why.push("after finalization: billed as adjustments on a later invoice".to_owned());
+            }
+            vec![
+                if d.meter_name.is_empty() {
+                    d.meter_id.clone()
+                } else {
+                    d.meter_name.clone()
+                },
+                format!("{} -> {}", d.quantity_from, d.quantity_to),
+                format!("{} -> {}", d.amount_from, d.amount_to),
+                why.join("; "),
+            ]
+        })
+        .collect();
+    output::table(&["METER", "QUANTITY", "AMOUNT", "WHY"], &rows);
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryRow {
+    subscription_id: String,
+    status: &'static str,
+    currency: String,
+    lines: usize,
+    adjustments: usize,
+    total: String,
+}
+
+async fn export(
+    store: &Store,
+    period: Period,
+    format: ExportFormat,
+    out: &Path,
+    partner: Option<stackbill_core::PartnerId>,
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let invoices = store.invoices(period, partner, None).await?;
+    let meters = meters(store).await?;
+    let mut summaries: BTreeMap<String, Vec<SummaryRow>> = BTreeMap::new();
+    let mut written = 0;
+    for invoice in invoices {
+        let partner = invoice
+            .partner_id
+            .as_ref()
+            .map_or_else(|| "no-partner".to_owned(), ToString::to_string);
+        summaries.entry(partner).or_default().push(SummaryRow {
+            subscription_id: invoice.subscription_id.to_string(),
+            status: status(&invoice),
+            currency: invoice.currency.to_string(),
+            lines: invoice.lines.len(),
+            adjustments: invoice.adjustments.len(),
+            total: invoice.total.to_string(),
+        });
+        let name = format!("{}-{period}", invoice.subscription_id);
+        let dto = invoice_dto(invoice, &meters);
+        let (path, text) = match format {
+            ExportFormat::Csv => (out.join(format!("{name}.csv")), invoice_csv(&dto)),
+            ExportFormat::Json => (
+                out.join(format!("{name}.json")),
+                serde_json::to_string_pretty(&dto)?,
+            ),
+        };
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        written += 1;
+    }
+    for (partner, rows) in &summaries {
+        let path = match format {
+            ExportFormat::Csv => out.join(format!("summary-{partner}-{period}.csv")),
+            ExportFormat::Json => out.join(format!("summary-{partner}-{period}.json")),
+        };
+        let text = match format {
+            ExportFormat::Json => serde_json::to_string_pretty(rows)?,
+            ExportFormat::Csv => {
+                let mut text =
+                    String::from("subscriptionId,status,currency,lines,adjustments,total\n");
+                for r in rows {
+                    text.push_str(&format!(
+                        "{},{},{},{},{},{}\n",
+                        r.subscription_id, r.status, r.currency, r.lines, r.adjustments, r.total
+                    ));
+                }
+                text
+            }
+        };
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    eprintln!(
+        "wrote {written} invoices and {} partner summaries to {}",
+        summaries.len(),
+        out.display()
+    );
+    Ok(())
+}

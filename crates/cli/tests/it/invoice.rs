@@ -1,0 +1,135 @@
+//! `stackbill invoice` and the demo's month end, as users run them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::{ok_json, stackbill};
+
+#[test]
+fn the_demo_month_end_lists_shows_diffs_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args([
+            "demo",
+            "--no-serve",
+            "--json",
+            "--usage-records",
+            "20000",
+            "--db",
+        ])
+        .arg(&db)
+        .env("STACKBILL_ADMIN_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let last = summary["finalizedPeriod"].as_str().unwrap().to_owned();
+    let this = summary["draftPeriod"].as_str().unwrap().to_owned();
+    assert!(
+        summary["finalizedInvoices"].as_u64().unwrap() > 5,
+        "{summary}"
+    );
+    assert!(summary["draftInvoices"].as_u64().unwrap() > 0, "{summary}");
+
+    let finals = ok_json(&db, &["invoice", "list", &last, "--json"]);
+    let finals = finals.as_array().unwrap();
+    assert!(finals.iter().all(|i| i["status"] == "final"));
+    let billed_total: rust_decimal::Decimal = finals
+        .iter()
+        .map(|i| {
+            i["total"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        billed_total.to_string(),
+        summary["finalizedTotal"].as_str().unwrap()
+    );
+
+    let drafts = ok_json(&db, &["invoice", "list", &this, "--json"]);
+    let with_adjustment: Vec<&Value> = drafts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| !i["adjustments"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(with_adjustment.len(), 1, "one late record, one adjustment");
+    let adjustment = &with_adjustment[0]["adjustments"][0];
+    assert_eq!(adjustment["period"], last.as_str());
+    assert_eq!(adjustment["reason"], "LateUsage");
+    assert_eq!(adjustment["quantity"], "64");
+    let subscription = with_adjustment[0]["subscriptionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let csv = stackbill(&db, &["invoice", "show", &subscription, &this, "--csv"]);
+    assert!(csv.status.success());
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",adjustment,") && l.contains(",LateUsage")),
+        "{csv}"
+    );
+
+    let diff = ok_json(
+        &db,
+        &[
+            "invoice",
+            "diff",
+            &subscription,
+            &last,
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    let vm = diff["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meterName"] == "Base VM Size Hours")
+        .unwrap();
+    assert_eq!(vm["lateRecords"], 1, "{diff}");
+    assert_eq!(vm["lateQuantity"], "64");
+
+    let out = dir.path().join("export");
+    let export = stackbill(
+        &db,
+        &[
+            "invoice",
+            "export",
+            &last,
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let files = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(
+        files,
+        finals.len() + 1,
+        "one file per invoice and a partner summary"
+    );
+
+    let early = stackbill(&db, &["invoice", "finalize", &this]);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("PeriodNotEnded"));
+    let again = stackbill(&db, &["invoice", "finalize", &last]);
+    assert!(again.status.success(), "finalizing again changes nothing");
+}
