@@ -37,6 +37,17 @@ struct Inner {
     values: Mutex<ValueCache>,
 }
 
+impl Drop for Inner {
+    /// Readers close first, so that the writer is the last connection: only it can
+    /// checkpoint the write-ahead log into the database file and remove it.
+    fn drop(&mut self) {
+        self.readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;

@@ -117,3 +117,26 @@ async fn tokens_are_found_by_the_hash_of_their_secret() {
     assert_eq!((found.id.as_str(), &found.grant), ("t1", &grant));
     assert!(store.token_by_secret([8; 32]).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn closing_the_store_folds_the_write_ahead_log_into_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path, Arc::new(SystemClock)).unwrap();
+    store.put_partner(partner()).await.unwrap();
+    assert_eq!(
+        store.partners().await.unwrap().len(),
+        1,
+        "a reader connection is used"
+    );
+    drop(store);
+    assert!(
+        !dir.path().join("s.db-wal").exists(),
+        "the last connection to close checkpoints"
+    );
+    // The file alone now holds everything.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let reopened = Store::open(&copy, Arc::new(SystemClock)).unwrap();
+    assert_eq!(reopened.partners().await.unwrap(), vec![partner()]);
+}
