@@ -35,6 +35,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "usage_by_hour",
         sql: include_str!("../migrations/sqlite/0004_usage_by_hour.sql"),
     },
+    Migration {
+        version: 5,
+        name: "store_clock",
+        sql: include_str!("../migrations/sqlite/0005_store_clock.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

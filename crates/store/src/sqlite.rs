@@ -147,7 +147,7 @@ impl Store {
             // still usable after a poisoned lock.
             let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = stackbill_core::clock::to_micros(inner.clock.now());
+            let now = transaction_instant(&tx, inner.clock.now())?;
             let value = f(&tx, now)?;
             tx.commit()?;
             Ok(value)
@@ -165,6 +165,22 @@ impl Store {
         })
         .await
     }
+}
+
+/// The instant of a write transaction: the clock's reading, but always after the previous
+/// write transaction's, by this process or any other on the same file.
+fn transaction_instant(tx: &Transaction<'_>, clock: Timestamp) -> Result<Timestamp> {
+    let last: i64 = tx.query_row(
+        "SELECT last_micros FROM store_clock WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    let micros = clock.as_microsecond().max(last.saturating_add(1));
+    tx.execute(
+        "UPDATE store_clock SET last_micros = ?1 WHERE id = 1",
+        [micros],
+    )?;
+    Timestamp::from_microsecond(micros).map_err(StoreError::corrupt)
 }
 
 async fn run_blocking<T, F>(f: F) -> Result<T>

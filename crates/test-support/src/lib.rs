@@ -29,6 +29,11 @@ impl FixedClock {
         )))
     }
 
+    /// Moves the clock to an instant.
+    pub fn set_instant(&self, at: Timestamp) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
+    }
+
     /// Moves the clock to `at`.
     pub fn set(&self, at: &str) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) =

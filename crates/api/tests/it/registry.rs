@@ -179,6 +179,7 @@ async fn customer_subscription_errors_in_spec_order() {
 #[tokio::test]
 async fn add_replace_remove_and_history() {
     let app = seeded().await;
+    app.db.clock.set("2025-06-15T13:00:00Z");
     let added = app
         .put(
             &mapping("stack1", &CUSTOMER_1.to_uppercase()),
@@ -188,7 +189,7 @@ async fn add_replace_remove_and_history() {
     assert_eq!(added.status, 200, "{added:?}");
     assert_eq!(added.body["subscriptionId"], CUSTOMER_1);
     assert_eq!(added.body["effectiveFrom"], "2025-05-01T00:00:00Z");
-    assert_eq!(added.body["recordedAt"], "2025-06-15T12:00:00Z");
+    assert_eq!(added.body["recordedAt"], "2025-06-15T13:00:00Z");
 
     // Replace the tenant's mapping from June on (Azure's overwrite).
     app.db.clock.set("2025-06-16T00:00:00Z");

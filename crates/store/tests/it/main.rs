@@ -1,6 +1,7 @@
 //! Store tests on real SQLite files: restart safety and the migration runner.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod billing_props;
 mod ingest_props;
 
 use std::sync::Arc;
