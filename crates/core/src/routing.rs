@@ -45,6 +45,25 @@ impl RoutingTable {
             .map(|(registration, _)| registration)
     }
 
+    /// Routes every hour of `[from, to)` at once when they all go to the same place:
+    /// `Some(route)` (the route being `None` for an unregistered stack), or `None` when the
+    /// tenant's mapping changes inside the span and each hour must be routed on its own.
+    pub fn route_span(
+        &self,
+        cloud: CloudId,
+        tenant: TenantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Option<Option<SubscriptionId>> {
+        let Some((registration, timeline)) = self.by_cloud.get(&cloud) else {
+            return Some(None);
+        };
+        if timeline.changes_within(tenant, from, to) {
+            return None;
+        }
+        Some(Some(route(registration, timeline, tenant, from)))
+    }
+
     /// Routes one usage hour; `None` when the stack is not registered.
     pub fn route(
         &self,

@@ -102,6 +102,13 @@ impl Timeline {
         })
     }
 
+    /// Whether `tenant`'s mapping changes at some instant strictly inside `(from, to)`.
+    pub fn changes_within(&self, tenant: TenantId, from: Timestamp, to: Timestamp) -> bool {
+        self.by_tenant
+            .get(&tenant)
+            .is_some_and(|events| events.range((from, usize::MAX)..(to, 0)).next().is_some())
+    }
+
     /// The timeline as it was known at `recorded_by`: only events recorded up to then.
     pub fn as_recorded_by(&self, recorded_by: Timestamp) -> Self {
         Self::new(
@@ -226,6 +233,22 @@ mod tests {
             event(1, None, "2024-06-01T00:00:00Z"),
         ]);
         assert!(!timeline.has_mappings_from(ts("2025-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn changes_within_is_strictly_inside_the_span() {
+        let timeline = Timeline::new([
+            event(1, Some(1), "2025-05-01T00:00:00Z"),
+            event(1, None, "2025-06-01T00:00:00Z"),
+            event(2, Some(2), "2025-05-10T00:00:00Z"),
+        ]);
+        let (may, june) = (ts("2025-05-01T00:00:00Z"), ts("2025-06-01T00:00:00Z"));
+        assert!(
+            !timeline.changes_within(tenant(1), may, june),
+            "changes at the ends do not count"
+        );
+        assert!(timeline.changes_within(tenant(2), may, june));
+        assert!(!timeline.changes_within(tenant(3), may, june));
     }
 
     #[test]

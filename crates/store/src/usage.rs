@@ -194,20 +194,44 @@ pub(crate) fn hour_number(record: &UsageRecord) -> i64 {
 
 type HourKey = (i64, i64, i64, i64);
 
-fn add_to_hourly(conn: &Connection, sums: HashMap<HourKey, (Decimal, i64)>) -> Result<()> {
-    let mut select = conn.prepare_cached(
-        "SELECT quantity, records FROM usage_hourly
-         WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND usage_hour = ?4",
-    )?;
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour, quantity, records)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (cloud_ref, tenant_ref, meter_ref, usage_hour)
-         DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
-    )?;
-    for ((cloud, tenant, meter, hour), (quantity, records)) in sums {
+/// A pre-aggregate kept in step with the accepted records.
+#[derive(Clone, Copy)]
+enum Sums {
+    Hourly,
+    Monthly,
+}
+
+impl Sums {
+    fn statements(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Hourly => (
+                "SELECT quantity, records FROM usage_hourly
+                 WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND usage_hour = ?4",
+                "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour, quantity, records)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (cloud_ref, tenant_ref, meter_ref, usage_hour)
+                 DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
+            ),
+            Self::Monthly => (
+                "SELECT quantity, records FROM usage_monthly
+                 WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND month_hour = ?4",
+                "INSERT INTO usage_monthly (cloud_ref, tenant_ref, meter_ref, month_hour, quantity, records)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (month_hour, cloud_ref, tenant_ref, meter_ref)
+                 DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
+            ),
+        }
+    }
+}
+
+/// Adds a batch's sums to a pre-aggregate, keyed (stack, tenant, meter, hour or month).
+fn add_sums(conn: &Connection, table: Sums, sums: &HashMap<HourKey, (Decimal, i64)>) -> Result<()> {
+    let (select, upsert) = table.statements();
+    let mut select = conn.prepare_cached(select)?;
+    let mut upsert = conn.prepare_cached(upsert)?;
+    for (&(cloud, tenant, meter, at), &(quantity, records)) in sums {
         let existing: Option<(String, i64)> = select
-            .query_row(params![cloud, tenant, meter, hour], |row| {
+            .query_row(params![cloud, tenant, meter, at], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
@@ -216,7 +240,7 @@ fn add_to_hourly(conn: &Connection, sums: HashMap<HourKey, (Decimal, i64)>) -> R
                 let stored: Decimal = parse(&text)?;
                 let total = stored
                     .checked_add(quantity)
-                    .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
+                    .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
                 (total, count + records)
             }
             None => (quantity, records),
@@ -225,12 +249,43 @@ fn add_to_hourly(conn: &Connection, sums: HashMap<HourKey, (Decimal, i64)>) -> R
             cloud,
             tenant,
             meter,
-            hour,
+            at,
             total.normalize().to_string(),
             count
         ])?;
     }
     Ok(())
+}
+
+/// The first hour of the calendar month of an hour.
+pub(crate) fn month_hour(hour: i64) -> Result<i64> {
+    let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+    Ok(stackbill_core::Period::containing(start).hours().0)
+}
+
+/// Folds hourly sums into monthly ones.
+fn monthly(hourly: &HashMap<HourKey, (Decimal, i64)>) -> Result<HashMap<HourKey, (Decimal, i64)>> {
+    let mut months: HashMap<i64, i64> = HashMap::default();
+    let mut out: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
+    for (&(cloud, tenant, meter, hour), &(quantity, records)) in hourly {
+        let month = match months.get(&hour) {
+            Some(&month) => month,
+            None => {
+                let month = month_hour(hour)?;
+                months.insert(hour, month);
+                month
+            }
+        };
+        let sum = out
+            .entry((cloud, tenant, meter, month))
+            .or_insert((Decimal::ZERO, 0));
+        sum.0 = sum
+            .0
+            .checked_add(quantity)
+            .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+        sum.1 += records;
+    }
+    Ok(out)
 }
 
 fn ingest_batch(
@@ -335,7 +390,8 @@ fn ingest_batch(
             Disposition::Conflict
         });
     }
-    add_to_hourly(tx, sums)?;
+    add_sums(tx, Sums::Monthly, &monthly(&sums)?)?;
+    add_sums(tx, Sums::Hourly, &sums)?;
     let dispositions = dispositions
         .into_iter()
         .map(|d| d.ok_or_else(|| StoreError::corrupt("a record of the batch was not decided")))
@@ -556,54 +612,25 @@ impl Store {
     }
 }
 
-/// Quantities of `period` routed to each subscription, per meter: from the hourly totals, or,
-/// with `accepted_by`, from the raw records accepted by then.
+type PeriodUsage =
+    std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>;
+
+/// Quantities of `period` routed to each subscription, per meter: from the monthly totals for
+/// tenants whose routing is the same all month and the hourly ones for the others, or, with
+/// `accepted_by`, from the raw records accepted by then.
 pub(crate) fn routed_period_usage(
     conn: &Connection,
     period: stackbill_core::Period,
     routing: &stackbill_core::routing::RoutingTable,
     accepted_by: Option<i64>,
-) -> Result<std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>>
-{
+) -> Result<PeriodUsage> {
     let (from_hour, to_hour) = period.hours();
     let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
     let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
     let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
-    let sql = if accepted_by.is_some() {
-        "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
-         WHERE usage_hour >= ?1 AND usage_hour < ?2 AND accepted_at <= ?3"
-    } else {
-        "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
-         WHERE usage_hour >= ?1 AND usage_hour < ?2 AND ?3 IS NULL"
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![from_hour, to_hour, accepted_by])?;
-    let mut out: std::collections::BTreeMap<
-        SubscriptionId,
-        std::collections::BTreeMap<MeterId, Decimal>,
-    > = std::collections::BTreeMap::new();
-    // Routing is constant for a (stack, tenant, hour); rows come grouped enough to cache it.
-    let mut routed: HashMap<(i64, i64, i64), Option<SubscriptionId>> = HashMap::default();
-    while let Some(row) = rows.next()? {
-        let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        let key = (cloud_ref, tenant_ref, hour);
-        let target = match routed.get(&key) {
-            Some(target) => *target,
-            None => {
-                let start =
-                    jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
-                let target = routing.route(
-                    resolve(&clouds, cloud_ref)?,
-                    resolve(&tenants, tenant_ref)?,
-                    start,
-                );
-                routed.insert(key, target);
-                target
-            }
-        };
-        let Some(subscription) = target else { continue };
-        let quantity: Decimal = parse(&row.get::<_, String>(4)?)?;
+    let mut out = PeriodUsage::new();
+    let mut add = |subscription: SubscriptionId, meter_ref: i64, text: String| -> Result<()> {
+        let quantity: Decimal = parse(&text)?;
         let sum = out
             .entry(subscription)
             .or_default()
@@ -612,6 +639,78 @@ pub(crate) fn routed_period_usage(
         *sum = sum
             .checked_add(quantity)
             .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+        Ok(())
+    };
+    let route_hour =
+        |cloud_ref: i64, tenant_ref: i64, hour: i64| -> Result<Option<SubscriptionId>> {
+            let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+            Ok(routing.route(
+                resolve(&clouds, cloud_ref)?,
+                resolve(&tenants, tenant_ref)?,
+                start,
+            ))
+        };
+    if let Some(accepted_by) = accepted_by {
+        let mut stmt = conn.prepare_cached(
+            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
+             WHERE usage_hour >= ?1 AND usage_hour < ?2 AND accepted_at <= ?3",
+        )?;
+        let mut rows = stmt.query(params![from_hour, to_hour, accepted_by])?;
+        let mut routed: HashMap<(i64, i64, i64), Option<SubscriptionId>> = HashMap::default();
+        while let Some(row) = rows.next()? {
+            let key: (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(3)?);
+            let target = match routed.get(&key) {
+                Some(target) => *target,
+                None => *routed
+                    .entry(key)
+                    .or_insert(route_hour(key.0, key.1, key.2)?),
+            };
+            if let Some(subscription) = target {
+                add(subscription, row.get(2)?, row.get(4)?)?;
+            }
+        }
+        return Ok(out);
+    }
+    let (start, end) = (period.start(), period.end());
+    let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
+    let mut varying: Vec<(i64, i64)> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT cloud_ref, tenant_ref, meter_ref, quantity FROM usage_monthly WHERE month_hour = ?1",
+    )?;
+    let mut rows = stmt.query([from_hour])?;
+    while let Some(row) = rows.next()? {
+        let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
+        let span = match spans.get(&pair) {
+            Some(span) => *span,
+            None => {
+                let span = routing.route_span(
+                    resolve(&clouds, pair.0)?,
+                    resolve(&tenants, pair.1)?,
+                    start,
+                    end,
+                );
+                if span.is_none() {
+                    varying.push(pair);
+                }
+                *spans.entry(pair).or_insert(span)
+            }
+        };
+        if let Some(Some(subscription)) = span {
+            add(subscription, row.get(2)?, row.get(3)?)?;
+        }
+    }
+    // Tenants re-mapped inside the month: hour by hour.
+    let mut stmt = conn.prepare_cached(
+        "SELECT meter_ref, usage_hour, quantity FROM usage_hourly
+         WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
+    )?;
+    for (cloud_ref, tenant_ref) in varying {
+        let mut rows = stmt.query(params![cloud_ref, tenant_ref, from_hour, to_hour])?;
+        while let Some(row) = rows.next()? {
+            if let Some(subscription) = route_hour(cloud_ref, tenant_ref, row.get(1)?)? {
+                add(subscription, row.get(0)?, row.get(2)?)?;
+            }
+        }
     }
     Ok(out)
 }

@@ -41,3 +41,15 @@ CREATE TABLE usage_hourly (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX usage_hourly_by_hour ON usage_hourly (usage_hour);
+
+-- The same sums per calendar month (`month_hour`: the month's first hour), for invoices: a
+-- tenant whose routing does not change within a month is billed from one row per meter.
+CREATE TABLE usage_monthly (
+    cloud_ref INTEGER NOT NULL,
+    tenant_ref INTEGER NOT NULL,
+    meter_ref INTEGER NOT NULL,
+    month_hour INTEGER NOT NULL,
+    quantity TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    PRIMARY KEY (month_hour, cloud_ref, tenant_ref, meter_ref)
+) STRICT, WITHOUT ROWID;
