@@ -245,6 +245,9 @@ pub(crate) struct DemoArgs {
     /// Seed the database and exit without serving
     #[arg(long)]
     pub(crate) no_serve: bool,
+    /// Customer tenants to create (every fifth has no subscription of its own)
+    #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u64).range(5..=100_000))]
+    pub(crate) tenants: u64,
     /// Records of last month's usage to generate and import (0 for none)
     #[arg(long, default_value_t = 100_000)]
     pub(crate) usage_records: u64,

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
-use jiff::ToSpan;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use stackbill_core::rating::{MeterRate, Tier};
@@ -80,7 +79,7 @@ struct Seeded {
     subscriptions: usize,
 }
 
-async fn seed(store: &Store) -> Result<Seeded> {
+async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
     let partner_id: PartnerId = PARTNER.parse()?;
     store
         .put_partner(Partner {
@@ -116,27 +115,24 @@ async fn seed(store: &Store) -> Result<Seeded> {
         registrations.push(registration);
     }
 
-    // Tenants joined at the start of last month, so last month's usage is theirs.
-    let now = store.now();
-    let start_of_last_month = now
-        .to_zoned(TimeZone::UTC)
-        .date()
-        .first_of_month()
-        .checked_sub(1.month())?
-        .to_zoned(TimeZone::UTC)?
-        .timestamp();
+    // The customers joined long ago, so every month's usage is theirs.
+    let joined: jiff::Timestamp = "2020-01-01T00:00:00Z".parse()?;
     let mut tenants_mapped = 0;
     let mut unregistered = Vec::new();
     let mut subscriptions = 1;
-    for (index, name) in CUSTOMERS.iter().enumerate() {
+    for index in 0..tenants {
         let n = index as u64 + 1;
+        let name = match CUSTOMERS.get(index) {
+            Some(name) => (*name).to_owned(),
+            None => format!("Customer {n}"),
+        };
         let tenant = guid::<TenantId>(0x70, n)?;
         let subscription = Subscription {
             id: guid(0xc0, n)?,
             offer_type: OfferType::Csp,
             partner_id: Some(partner_id.clone()),
             customer_tenant_id: Some(tenant),
-            display_name: (*name).to_owned(),
+            display_name: name,
             rate_card: RateCardName::default_card(),
             markup_percent: Decimal::new(if index % 3 == 0 { 15 } else { 10 }, 0),
         };
@@ -160,7 +156,7 @@ async fn seed(store: &Store) -> Result<Seeded> {
                     registrations[hub].name.clone(),
                     subscription.id,
                     tenant,
-                    Some(start_of_last_month),
+                    Some(joined),
                 )
                 .await?;
             tenants_mapped += 1;
@@ -187,7 +183,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         }
     }
     let store = Store::open(&args.db, Arc::new(SystemClock))?;
-    let seeded = seed(&store).await?;
+    let seeded = seed(&store, usize::try_from(args.tenants)?).await?;
     let (usage, billing) = demo_billing(&store, args.usage_records).await?;
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
