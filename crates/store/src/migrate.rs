@@ -32,8 +32,8 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        name: "usage_by_hour",
-        sql: include_str!("../migrations/sqlite/0004_usage_by_hour.sql"),
+        name: "late_usage",
+        sql: include_str!("../migrations/sqlite/0004_late_usage.sql"),
     },
     Migration {
         version: 5,

@@ -187,6 +187,22 @@ fn load_registry(conn: &Connection) -> Result<Registry> {
     Ok(Registry { clouds, meters })
 }
 
+/// The first hours of the months finalized for anyone.
+fn final_months(conn: &Connection) -> Result<HashSet<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT period FROM finalized_periods")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    rows.map(|row| Ok(parse::<stackbill_core::Period>(&row?)?.hours().0))
+        .collect()
+}
+
+/// The last record rowid committed by `at` (0 when none was).
+pub(crate) fn last_rowid_by(conn: &Connection, at: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT max(last_rowid) FROM usage_batches WHERE accepted_at <= ?1")?
+        .query_row([at], |row| row.get::<_, Option<i64>>(0))?
+        .unwrap_or(0))
+}
+
 /// Whole hours since the Unix epoch.
 pub(crate) fn hour_number(record: &UsageRecord) -> i64 {
     record.usage_start.as_second().div_euclid(3600)
@@ -295,6 +311,10 @@ fn ingest_batch(
     records: &[UsageRecord],
 ) -> Result<(Vec<Disposition>, ValueIds)> {
     let registry = load_registry(tx)?;
+    let final_months = final_months(tx)?;
+    let mut late =
+        tx.prepare_cached("INSERT INTO usage_late (month_hour, record_rowid) VALUES (?1, ?2)")?;
+    let mut last_rowid = None;
     // The cache is held for the whole batch: batches are written one at a time anyway.
     let mut values = Values {
         cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
@@ -356,6 +376,11 @@ fn ingest_batch(
             now_micros
         ])?;
         if inserted == 1 {
+            let rowid = tx.last_insert_rowid();
+            last_rowid = Some(rowid);
+            if !final_months.is_empty() && final_months.contains(&month_hour(hour)?) {
+                late.execute(params![month_hour(hour)?, rowid])?;
+            }
             let sum = sums
                 .entry((cloud, tenant, meter, hour))
                 .or_insert((Decimal::ZERO, 0));
@@ -389,6 +414,10 @@ fn ingest_batch(
         } else {
             Disposition::Conflict
         });
+    }
+    if let Some(rowid) = last_rowid {
+        tx.prepare_cached("INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)")?
+            .execute(params![now_micros, rowid])?;
     }
     add_sums(tx, Sums::Monthly, &monthly(&sums)?)?;
     add_sums(tx, Sums::Hourly, &sums)?;
@@ -615,9 +644,15 @@ impl Store {
 type PeriodUsage =
     std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>;
 
-/// Quantities of `period` routed to each subscription, per meter: from the monthly totals for
-/// tenants whose routing is the same all month and the hourly ones for the others, or, with
-/// `accepted_by`, from the raw records accepted by then.
+/// Quantity and record count per subscription and meter, while they are being summed.
+type Tally =
+    std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, (Decimal, i64)>>;
+
+/// Quantities of `period` routed to each subscription by `routing`, per meter, counting the
+/// records accepted by `accepted_by` (`None`: all). All records come from the monthly totals
+/// for tenants whose routing is the same all month and from the hourly ones for the others;
+/// records accepted after `accepted_by` are then taken off one by one (found through
+/// `usage_late` when the month was already final by then, else by their rowids).
 pub(crate) fn routed_period_usage(
     conn: &Connection,
     period: stackbill_core::Period,
@@ -628,17 +663,25 @@ pub(crate) fn routed_period_usage(
     let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
     let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
     let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
-    let mut out = PeriodUsage::new();
-    let mut add = |subscription: SubscriptionId, meter_ref: i64, text: String| -> Result<()> {
-        let quantity: Decimal = parse(&text)?;
-        let sum = out
+    let mut tally = Tally::new();
+    let mut add = |subscription: SubscriptionId,
+                   meter_ref: i64,
+                   text: &str,
+                   records: i64,
+                   sign: i64|
+     -> Result<()> {
+        let quantity: Decimal = parse(text)?;
+        let entry = tally
             .entry(subscription)
             .or_default()
             .entry(resolve(&meters, meter_ref)?)
-            .or_insert(Decimal::ZERO);
-        *sum = sum
-            .checked_add(quantity)
+            .or_insert((Decimal::ZERO, 0));
+        let change = if sign < 0 { -quantity } else { quantity };
+        entry.0 = entry
+            .0
+            .checked_add(change)
             .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+        entry.1 += sign * records;
         Ok(())
     };
     let route_hour =
@@ -650,32 +693,11 @@ pub(crate) fn routed_period_usage(
                 start,
             ))
         };
-    if let Some(accepted_by) = accepted_by {
-        let mut stmt = conn.prepare_cached(
-            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
-             WHERE usage_hour >= ?1 AND usage_hour < ?2 AND accepted_at <= ?3",
-        )?;
-        let mut rows = stmt.query(params![from_hour, to_hour, accepted_by])?;
-        let mut routed: HashMap<(i64, i64, i64), Option<SubscriptionId>> = HashMap::default();
-        while let Some(row) = rows.next()? {
-            let key: (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(3)?);
-            let target = match routed.get(&key) {
-                Some(target) => *target,
-                None => *routed
-                    .entry(key)
-                    .or_insert(route_hour(key.0, key.1, key.2)?),
-            };
-            if let Some(subscription) = target {
-                add(subscription, row.get(2)?, row.get(4)?)?;
-            }
-        }
-        return Ok(out);
-    }
     let (start, end) = (period.start(), period.end());
     let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
     let mut varying: Vec<(i64, i64)> = Vec::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT cloud_ref, tenant_ref, meter_ref, quantity FROM usage_monthly WHERE month_hour = ?1",
+        "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly WHERE month_hour = ?1",
     )?;
     let mut rows = stmt.query([from_hour])?;
     while let Some(row) = rows.next()? {
@@ -696,21 +718,69 @@ pub(crate) fn routed_period_usage(
             }
         };
         if let Some(Some(subscription)) = span {
-            add(subscription, row.get(2)?, row.get(3)?)?;
+            add(
+                subscription,
+                row.get(2)?,
+                &row.get::<_, String>(3)?,
+                row.get(4)?,
+                1,
+            )?;
         }
     }
     // Tenants re-mapped inside the month: hour by hour.
     let mut stmt = conn.prepare_cached(
-        "SELECT meter_ref, usage_hour, quantity FROM usage_hourly
+        "SELECT meter_ref, usage_hour, quantity, records FROM usage_hourly
          WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
     )?;
     for (cloud_ref, tenant_ref) in varying {
         let mut rows = stmt.query(params![cloud_ref, tenant_ref, from_hour, to_hour])?;
         while let Some(row) = rows.next()? {
             if let Some(subscription) = route_hour(cloud_ref, tenant_ref, row.get(1)?)? {
-                add(subscription, row.get(0)?, row.get(2)?)?;
+                add(
+                    subscription,
+                    row.get(0)?,
+                    &row.get::<_, String>(2)?,
+                    row.get(3)?,
+                    1,
+                )?;
             }
         }
     }
-    Ok(out)
+    if let Some(accepted_by) = accepted_by {
+        let last = last_rowid_by(conn, accepted_by)?;
+        let final_by_then: bool = conn
+            .prepare_cached(
+                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND finalized_at <= ?2 LIMIT 1",
+            )?
+            .query_row(params![period.to_string(), accepted_by], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let sql = if final_by_then {
+            "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity
+             FROM usage_late l JOIN usage_records r ON r.rowid = l.record_rowid
+             WHERE l.month_hour = ?1 AND l.record_rowid > ?3 AND ?2 = ?2"
+        } else {
+            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
+             WHERE rowid > ?3 AND usage_hour >= ?1 AND usage_hour < ?2"
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![from_hour, to_hour, last])?;
+        while let Some(row) = rows.next()? {
+            if let Some(subscription) = route_hour(row.get(0)?, row.get(1)?, row.get(3)?)? {
+                add(subscription, row.get(2)?, &row.get::<_, String>(4)?, 1, -1)?;
+            }
+        }
+    }
+    Ok(tally
+        .into_iter()
+        .map(|(subscription, meters)| {
+            let meters: std::collections::BTreeMap<MeterId, Decimal> = meters
+                .into_iter()
+                .filter(|(_, (_, records))| *records > 0)
+                .map(|(meter, (quantity, _))| (meter, quantity.normalize()))
+                .collect();
+            (subscription, meters)
+        })
+        .filter(|(_, meters)| !meters.is_empty())
+        .collect())
 }

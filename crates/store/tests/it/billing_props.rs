@@ -323,6 +323,14 @@ async fn finalization_racing_ingestion_splits_records_exactly() {
         "every record is billed once"
     );
     assert!(april.iter().all(|i| i.status == InvoiceStatus::Draft));
+    // Nothing was re-mapped: every correction is late usage.
+    assert!(
+        april
+            .iter()
+            .flat_map(|i| i.adjustments.iter())
+            .all(|a| a.reason == stackbill_core::invoice::AdjustmentReason::LateUsage),
+        "{april:?}"
+    );
     // The records in the final invoice are exactly those accepted before it was frozen.
     let finalized_at = finals.first().and_then(|i| i.finalized_at);
     if let Some(at) = finalized_at {
