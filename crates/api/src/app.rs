@@ -10,10 +10,10 @@ use stackbill_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{AuthConfig, require_admin};
+use crate::auth::{AuthConfig, authenticate};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
-use crate::{billing, routes, usage};
+use crate::{billing, routes, tokens, usage};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -77,6 +77,11 @@ pub fn router(state: AppState) -> Router {
             get(billing::invoice_records),
         )
         .route("/periods/{period}/finalize", post(billing::finalize))
+        .route(
+            "/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
         .route("/meters", get(routes::list_meters))
         .route(
             "/meters/{meter_id}",
@@ -85,7 +90,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            require_admin,
+            authenticate,
         ))
         .layer(DefaultBodyLimit::max(MAX_DIRECTORY_BODY_BYTES));
     Router::new()

@@ -7,14 +7,32 @@ use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use stackbill_store::Role;
 
+use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 
 /// The SHA-256 of a token secret.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
+}
+
+/// A fresh random secret: `sb_` and 64 hex digits.
+pub fn new_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| format!("no system randomness: {err}"))?;
+    Ok(format!("sb_{}", hex(&bytes)))
+}
+
+/// A fresh public token id: 16 hex digits.
+pub fn new_token_id() -> Result<String, String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|err| format!("no system randomness: {err}"))?;
+    Ok(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Who may call the API besides the tokens in the store.
@@ -44,10 +62,10 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-/// Lets a request through only with an admin bearer token.
-pub(crate) async fn require_admin(
+/// Resolves the bearer token to a [`Caller`] for the handlers, or answers 401.
+pub(crate) async fn authenticate(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let secret = request
@@ -64,12 +82,17 @@ pub(crate) async fn require_admin(
         return unauthorized("the request needs an 'Authorization: Bearer <token>' header");
     };
     let hash = hash_secret(secret);
-    if state.auth.env_admin_sha256 == Some(hash) {
-        return next.run(request).await;
-    }
-    match state.store.token_by_secret(hash).await {
-        Ok(Some(token)) if token.grant.role == Role::Admin => next.run(request).await,
-        Ok(_) => unauthorized("the bearer token is not valid for this API"),
-        Err(err) => ApiError::from(err).into_response(),
-    }
+    let caller = if state.auth.env_admin_sha256 == Some(hash) {
+        Some(Caller::Admin)
+    } else {
+        match state.store.token_by_secret(hash).await {
+            Ok(token) => token.and_then(|t| Caller::from_grant(&t.grant)),
+            Err(err) => return ApiError::from(err).into_response(),
+        }
+    };
+    let Some(caller) = caller else {
+        return unauthorized("the bearer token is not valid for this API");
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }

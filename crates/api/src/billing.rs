@@ -2,16 +2,17 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use stackbill_core::rating::{MeterRate, Tier};
 use stackbill_core::{Meter, MeterId, PartnerId, Period, RateCard, RateCardName, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Written};
 
+use crate::access::{Caller, check_subscription, forbidden};
 use crate::app::AppState;
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
@@ -91,6 +92,30 @@ impl From<RateCard> for RateCardDto {
     }
 }
 
+/// A partner manages a rate card that only its own subscriptions use; to it, a card used by
+/// another partner's subscriptions does not exist.
+async fn check_rate_card(
+    state: &AppState,
+    caller: &Caller,
+    name: &RateCardName,
+) -> Result<(), ApiError> {
+    let Some(own) = caller.partner_scope()? else {
+        return Ok(());
+    };
+    let users = state.store.subscriptions(None).await?;
+    if users
+        .iter()
+        .any(|s| s.rate_card == *name && s.partner_id.as_ref() != Some(own))
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateCardNotFound,
+            format!("rate card '{name}' does not exist"),
+        )
+        .with_target("name"));
+    }
+    Ok(())
+}
+
 fn invalid(target: String, message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidRateCard, message).with_target(target)
 }
@@ -159,10 +184,12 @@ fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiErro
 
 pub(crate) async fn put_rate_card(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<RateCardBody>,
 ) -> Result<Response, ApiError> {
     let name: RateCardName = param(&name, "name")?;
+    check_rate_card(&state, &caller, &name).await?;
     let card = rate_card(name, body)?;
     let written = state.store.put_rate_card(card.clone()).await?;
     let status = if written == Written::Created {
@@ -175,10 +202,12 @@ pub(crate) async fn put_rate_card(
 
 pub(crate) async fn get_rate_card(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     query: QueryParams,
 ) -> Result<Json<RateCardDto>, ApiError> {
     let name: RateCardName = param(&name, "name")?;
+    check_rate_card(&state, &caller, &name).await?;
     let card = state
         .store
         .rate_card(name.clone(), query.instant("asOf")?)
@@ -290,6 +319,7 @@ async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiErr
 
 pub(crate) async fn list_invoices(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
@@ -297,7 +327,13 @@ pub(crate) async fn list_invoices(
         ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
             .with_target("period")
     })?;
-    let partner = query.parsed::<PartnerId>("partnerId")?;
+    let mut partner = query.parsed::<PartnerId>("partnerId")?;
+    if let Some(own) = caller.partner_scope()? {
+        if partner.as_ref().is_some_and(|p| p != own) {
+            return crate::routes::page(Vec::<InvoiceDto>::new(), &query, &uri);
+        }
+        partner = Some(own.clone());
+    }
     let invoices = state
         .store
         .invoices(period, partner, query.instant("asOf")?)
@@ -363,12 +399,14 @@ pub fn invoice_csv(invoice: &InvoiceDto) -> String {
 
 pub(crate) async fn get_invoice(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((subscription, period)): Path<(String, String)>,
     headers: HeaderMap,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
     let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
     let period: Period = param(&period, "period")?;
+    check_subscription(&state, &caller, subscription).await?;
     let invoice = state
         .store
         .invoice(subscription, period, query.instant("asOf")?)
@@ -397,11 +435,19 @@ pub(crate) async fn get_invoice(
 
 pub(crate) async fn finalize(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(period): Path<String>,
     query: QueryParams,
 ) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
     let period: Period = param(&period, "period")?;
-    let partner = query.parsed::<PartnerId>("partnerId")?;
+    let mut partner = query.parsed::<PartnerId>("partnerId")?;
+    if let Some(own) = caller.partner_scope()? {
+        if partner.as_ref().is_some_and(|p| p != own) {
+            return Err(forbidden("a partner token finalizes its own invoices only")
+                .with_target("partnerId"));
+        }
+        partner = Some(own.clone());
+    }
     let invoices = state.store.finalize_period(period, partner).await?;
     let meters = meter_names(&state).await?;
     Ok(Json(ListDto {
@@ -450,6 +496,7 @@ impl From<stackbill_core::UsageRecord> for RecordDto {
 
 pub(crate) async fn invoice_records(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((subscription, period)): Path<(String, String)>,
     query: QueryParams,
     uri: OriginalUri,
@@ -457,6 +504,7 @@ pub(crate) async fn invoice_records(
     let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
     let period: Period = param(&period, "period")?;
     let meter = query.parsed::<MeterId>("meterId")?;
+    check_subscription(&state, &caller, subscription).await?;
     let mut as_of = query.instant("asOf")?;
     if as_of.is_none() {
         // A final invoice is explained by the data it was computed from.

@@ -50,6 +50,12 @@ error_codes! {
     RequestTooLarge = ("RequestTooLarge", PAYLOAD_TOO_LARGE),
     /// No valid bearer token.
     InvalidAuthenticationToken = ("InvalidAuthenticationToken", UNAUTHORIZED),
+    /// The caller's role may not do this.
+    AuthorizationFailed = ("AuthorizationFailed", FORBIDDEN),
+    /// Customers do not see usage or invoices of CSP subscriptions.
+    UsageNotVisible = ("UsageNotVisible", FORBIDDEN),
+    /// No such token.
+    TokenNotFound = ("TokenNotFound", NOT_FOUND),
     /// No such route.
     RouteNotFound = ("RouteNotFound", NOT_FOUND),
     /// The route exists but not with this method.

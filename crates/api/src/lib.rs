@@ -2,6 +2,7 @@
 //! request extraction and authentication. It knows HTTP and JSON, never SQL: every call
 //! goes through the store's typed methods.
 
+pub mod access;
 mod app;
 pub mod auth;
 pub mod billing;
@@ -9,8 +10,10 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod tokens;
 pub mod usage;
 
+pub use access::Caller;
 pub use app::{AppState, router};
 pub use auth::{AuthConfig, hash_secret};
 pub use error::{ApiError, ErrorCode};

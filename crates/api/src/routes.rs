@@ -1,5 +1,6 @@
 //! Handlers of the native API: parse, call the store, shape the answer.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
@@ -12,6 +13,10 @@ use stackbill_core::{
 };
 use stackbill_store::Written;
 
+use crate::access::{
+    Caller, check_registration, check_subscription, forbidden, registration_not_found,
+    subscription_not_found, subscription_partner,
+};
 use crate::app::AppState;
 use crate::dto::{
     CustomerSubscriptionBody, CustomerSubscriptionDto, HistoryItemDto, ListDto, MeterBody,
@@ -22,6 +27,14 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The tenant of a customer token: it sees that tenant's mappings and nothing else.
+fn customer_tenant(caller: &Caller) -> Option<TenantId> {
+    match caller {
+        Caller::Customer(tenant) => Some(*tenant),
+        _ => None,
+    }
+}
 
 /// The most items one page of a list holds.
 pub(crate) const MAX_PAGE_ITEMS: usize = 1000;
@@ -135,11 +148,13 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn put_partner(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(partner_id): Path<String>,
     JsonBody(body): JsonBody<PartnerBody>,
 ) -> ApiResult {
     let id: PartnerId = param(&partner_id, "partnerId")?;
     same_as_path(body.partner_id.as_deref(), &id, "partnerId")?;
+    caller.admin()?;
     let partner = Partner {
         id,
         name: body.name,
@@ -150,34 +165,60 @@ pub(crate) async fn put_partner(
 
 pub(crate) async fn get_partner(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(partner_id): Path<String>,
 ) -> ApiResult<Json<PartnerDto>> {
     let id: PartnerId = param(&partner_id, "partnerId")?;
-    let partner = state.store.partner(id.clone()).await?.ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PartnerNotFound,
-            format!("partner '{id}' does not exist"),
-        )
-        .with_target("partnerId")
-    })?;
+    let visible = caller.partner_scope()?.is_none_or(|own| *own == id);
+    let partner = state
+        .store
+        .partner(id.clone())
+        .await?
+        .filter(|_| visible)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PartnerNotFound,
+                format!("partner '{id}' does not exist"),
+            )
+            .with_target("partnerId")
+        })?;
     Ok(Json(partner.into()))
 }
 
 pub(crate) async fn list_partners(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<PartnerDto>>> {
-    page(state.store.partners().await?, &query, &uri)
+    let scope = caller.partner_scope()?;
+    let mut partners = state.store.partners().await?;
+    partners.retain(|p| scope.is_none_or(|own| *own == p.id));
+    page(partners, &query, &uri)
 }
 
 pub(crate) async fn put_subscription(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(subscription_id): Path<String>,
     JsonBody(body): JsonBody<SubscriptionBody>,
 ) -> ApiResult {
     let id: SubscriptionId = param(&subscription_id, "subscriptionId")?;
     same_as_path(body.subscription_id.as_deref(), &id, "subscriptionId")?;
+    if let Some(own) = caller.partner_scope()? {
+        // A partner manages its own subscriptions, and only under its own name.
+        let existing = subscription_partner(&state, id).await?;
+        let exists = state.store.subscription(id).await?.is_some();
+        if exists && existing.as_ref() != Some(own) {
+            return Err(subscription_not_found(id));
+        }
+        if body.partner_id.as_deref() != Some(own.as_str()) {
+            return Err(forbidden(format!(
+                "a partner token manages only subscriptions with partnerId '{own}'"
+            ))
+            .with_target("partnerId"));
+        }
+    }
     let subscription = Subscription {
         id,
         offer_type: field(&body.offer_type, "offerType")?,
@@ -207,9 +248,11 @@ pub(crate) async fn put_subscription(
 
 pub(crate) async fn get_subscription(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(subscription_id): Path<String>,
 ) -> ApiResult<Json<SubscriptionDto>> {
     let id: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    check_subscription(&state, &caller, id).await?;
     let subscription = state.store.subscription(id).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::SubscriptionNotFound,
@@ -222,20 +265,43 @@ pub(crate) async fn get_subscription(
 
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<SubscriptionDto>>> {
-    let partner = query.parsed::<PartnerId>("partnerId")?;
+    let mut partner = query.parsed::<PartnerId>("partnerId")?;
+    if let Some(own) = caller.partner_scope()? {
+        if partner.as_ref().is_some_and(|p| p != own) {
+            return page(Vec::<Subscription>::new(), &query, &uri);
+        }
+        partner = Some(own.clone());
+    }
     page(state.store.subscriptions(partner).await?, &query, &uri)
 }
 
 pub(crate) async fn put_registration(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<RegistrationBody>,
 ) -> ApiResult {
     let name: RegistrationName = param(&name, "name")?;
     same_as_path(body.name.as_deref(), &name, "name")?;
+    if let Some(own) = caller.partner_scope()? {
+        if state.store.registration(name.clone()).await?.is_some() {
+            check_registration(&state, &caller, &name).await?;
+        }
+        // Another partner's subscription is, to this partner, one that does not exist.
+        let default: SubscriptionId = field(&body.subscription_id, "subscriptionId")?;
+        if subscription_partner(&state, default).await?.as_ref() != Some(own) {
+            return Err(ApiError::from(stackbill_store::StoreError::Rule(
+                stackbill_core::RegistryError::InvalidCustomerSubscriptionId {
+                    subscription: default,
+                    target: "subscriptionId",
+                },
+            )));
+        }
+    }
     let registration = Registration {
         name: name.clone(),
         cloud_id: field(&body.cloud_id, "cloudId")?,
@@ -263,19 +329,13 @@ pub(crate) async fn put_registration(
     Ok(written(outcome, RegistrationDto::from(stored)))
 }
 
-fn registration_not_found(name: &RegistrationName) -> ApiError {
-    ApiError::from(stackbill_store::StoreError::Rule(
-        stackbill_core::RegistryError::RegistrationNotFound {
-            registration: name.clone(),
-        },
-    ))
-}
-
 pub(crate) async fn get_registration(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<RegistrationDto>> {
     let name: RegistrationName = param(&name, "name")?;
+    check_registration(&state, &caller, &name).await?;
     let registration = state
         .store
         .registration(name.clone())
@@ -286,38 +346,60 @@ pub(crate) async fn get_registration(
 
 pub(crate) async fn list_registrations(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<RegistrationDto>>> {
-    page(state.store.registrations().await?, &query, &uri)
+    let scope = caller.partner_scope()?.cloned();
+    let mut registrations = state.store.registrations().await?;
+    if let Some(own) = scope {
+        let mut mine = Vec::new();
+        for registration in registrations {
+            if subscription_partner(&state, registration.default_subscription)
+                .await?
+                .as_ref()
+                == Some(&own)
+            {
+                mine.push(registration);
+            }
+        }
+        registrations = mine;
+    }
+    page(registrations, &query, &uri)
 }
 
 pub(crate) async fn delete_registration(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let name: RegistrationName = param(&name, "name")?;
+    check_registration(&state, &caller, &name).await?;
     state.store.delete_registration(name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn registration_history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<HistoryItemDto>>> {
     let name: RegistrationName = param(&name, "name")?;
+    check_registration(&state, &caller, &name).await?;
     page(state.store.registration_history(name).await?, &query, &uri)
 }
 
 pub(crate) async fn put_customer_subscription(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, subscription_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<CustomerSubscriptionBody>,
 ) -> ApiResult<Json<CustomerSubscriptionDto>> {
     let name: RegistrationName = param(&name, "name")?;
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    check_registration(&state, &caller, &name).await?;
     let tenant: TenantId = field(&body.tenant_id, "tenantId")?;
     let effective_from = body
         .effective_from
@@ -333,43 +415,65 @@ pub(crate) async fn put_customer_subscription(
 
 pub(crate) async fn get_customer_subscription(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, subscription_id)): Path<(String, String)>,
     query: QueryParams,
 ) -> ApiResult<Json<CustomerSubscriptionDto>> {
     let name: RegistrationName = param(&name, "name")?;
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
     let at = query.instant("asOf")?;
-    Ok(Json(
-        state
-            .store
-            .customer_subscription(name, subscription, at)
-            .await?
-            .into(),
-    ))
+    let own_tenant = customer_tenant(&caller);
+    if own_tenant.is_none() {
+        check_registration(&state, &caller, &name).await?;
+    }
+    let mapping = state
+        .store
+        .customer_subscription(name.clone(), subscription, at)
+        .await;
+    match (mapping, own_tenant) {
+        // A customer sees its own tenant's mapping, and nothing else.
+        (Ok(mapping), Some(tenant)) if mapping.tenant_id != tenant => {
+            Err(ApiError::from(stackbill_store::StoreError::Rule(
+                stackbill_core::RegistryError::CustomerSubscriptionNotFound {
+                    subscription,
+                    registration: name,
+                    at: at.unwrap_or_else(|| state.store.now()),
+                },
+            )))
+        }
+        (mapping, _) => Ok(Json(mapping?.into())),
+    }
 }
 
 pub(crate) async fn list_customer_subscriptions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<CustomerSubscriptionDto>>> {
     let name: RegistrationName = param(&name, "name")?;
     let at = query.instant("asOf")?;
-    page(
-        state.store.customer_subscriptions(name, at).await?,
-        &query,
-        &uri,
-    )
+    let own_tenant = customer_tenant(&caller);
+    if own_tenant.is_none() {
+        check_registration(&state, &caller, &name).await?;
+    }
+    let mut mappings = state.store.customer_subscriptions(name, at).await?;
+    if let Some(tenant) = own_tenant {
+        mappings.retain(|m| m.tenant_id == tenant);
+    }
+    page(mappings, &query, &uri)
 }
 
 pub(crate) async fn delete_customer_subscription(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((name, subscription_id)): Path<(String, String)>,
     query: QueryParams,
 ) -> ApiResult<StatusCode> {
     let name: RegistrationName = param(&name, "name")?;
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
+    check_registration(&state, &caller, &name).await?;
     let effective_from = query.instant("effectiveFrom")?;
     state
         .store
@@ -380,11 +484,13 @@ pub(crate) async fn delete_customer_subscription(
 
 pub(crate) async fn put_meter(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(meter_id): Path<String>,
     JsonBody(body): JsonBody<MeterBody>,
 ) -> ApiResult {
     let id: MeterId = param(&meter_id, "meterId")?;
     same_as_path(body.meter_id.as_deref(), &id, "meterId")?;
+    caller.admin()?;
     let meter = Meter {
         id,
         name: body.name,

@@ -1,16 +1,17 @@
 //! `POST /v1/usage` and `GET /v1/usage/aggregates`.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
+use axum::{Extension, Json};
 use jiff::Timestamp;
 use serde::Serialize;
 use stackbill_core::{CloudId, SubscriptionId, TenantId, UsageError, UsageRecord};
 use stackbill_io::{Format, Item, read_usage};
 use stackbill_store::{Disposition, UsageAggregate, UsageScope};
 
+use crate::access::{Caller, check_subscription, cloud_partner, forbidden};
 use crate::app::AppState;
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
@@ -107,9 +108,19 @@ fn parse_body(body: &[u8], format: Format, now: Timestamp) -> Parsed {
 
 pub(crate) async fn post_usage(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<IngestDto>, ApiError> {
+    let only_cloud = match caller {
+        Caller::Admin => None,
+        Caller::Stack(cloud) => Some(cloud),
+        Caller::Partner(_) | Caller::Customer(_) => {
+            return Err(forbidden(
+                "usage is sent with a stack token (or an admin token)",
+            ));
+        }
+    };
     let format = body_format(&headers)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -131,10 +142,35 @@ pub(crate) async fn post_usage(
             )
         })?;
     let Parsed {
-        positions,
-        records,
+        mut positions,
+        mut records,
         mut rejected,
     } = parsed;
+    if let Some(cloud) = only_cloud {
+        // A stack forwards its own usage only: every other record is refused on its own.
+        let mut kept = (Vec::new(), Vec::new());
+        for (index, record) in positions.into_iter().zip(records) {
+            if record.cloud_id == cloud {
+                kept.0.push(index);
+                kept.1.push(record);
+            } else {
+                let error = UsageError::new(
+                    stackbill_core::UsageErrorCode::ForbiddenStack,
+                    "cloudId",
+                    format!(
+                        "this token sends usage of cloud {cloud} only, not {}",
+                        record.cloud_id
+                    ),
+                );
+                rejected.push(RejectionDto::new(
+                    index,
+                    Some(record.id.as_str().to_owned()),
+                    error,
+                ));
+            }
+        }
+        (positions, records) = kept;
+    }
     let ids: Vec<String> = records.iter().map(|r| r.id.as_str().to_owned()).collect();
     let dispositions = state.store.ingest(records).await?;
     let mut answer = IngestDto {
@@ -198,6 +234,7 @@ fn hour_text(hour: i64) -> String {
 
 pub(crate) async fn get_aggregates(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
 ) -> Result<Json<ListDto<AggregateDto>>, ApiError> {
@@ -215,6 +252,25 @@ pub(crate) async fn get_aggregates(
             ));
         }
     };
+    if let Some(own) = caller.partner_scope()? {
+        match scope {
+            UsageScope::Subscription(id) => check_subscription(&state, &caller, id).await?,
+            UsageScope::Cloud(cloud) => {
+                if cloud_partner(&state, cloud).await?.as_ref() != Some(own) {
+                    return Err(ApiError::new(
+                        ErrorCode::RegistrationNotFound,
+                        format!("no registration of cloud {cloud} was found"),
+                    )
+                    .with_target("cloudId"));
+                }
+            }
+            UsageScope::Tenant(_) => {
+                return Err(forbidden(
+                    "a partner token asks for usage by subscriptionId or cloudId",
+                ));
+            }
+        }
+    }
     let from = whole_hour(&query, "from")?;
     let to = whole_hour(&query, "to")?;
     if to <= from {

@@ -4,30 +4,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use stackbill_api::auth::{new_secret, new_token_id};
 use stackbill_api::{AppState, AuthConfig, hash_secret, router};
 use stackbill_store::{NewToken, Role, Store, TokenGrant};
 
 /// The environment variable that holds the admin token.
 pub(crate) const ADMIN_TOKEN_ENV: &str = "STACKBILL_ADMIN_TOKEN";
 
-/// A fresh random secret, `sb_` and 64 hex digits.
-pub(crate) fn new_secret() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
-    Ok(format!(
-        "sb_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
-}
-
 /// Stores a new admin token and returns its secret.
 pub(crate) async fn create_admin_token(store: &Store, name: &str) -> Result<String> {
-    let secret = new_secret()?;
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|err| anyhow::anyhow!("no system randomness: {err}"))?;
+    let secret = new_secret().map_err(|err| anyhow::anyhow!(err))?;
+    let id = new_token_id().map_err(|err| anyhow::anyhow!(err))?;
     store
         .create_token(NewToken {
-            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            id,
             grant: TokenGrant {
                 role: Role::Admin,
                 partner_id: None,

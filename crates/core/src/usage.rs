@@ -29,6 +29,8 @@ pub enum UsageErrorCode {
     UnknownStack,
     /// The meter is not in the catalog.
     UnknownMeter,
+    /// A stack token sent usage of another stack.
+    ForbiddenStack,
 }
 
 impl UsageErrorCode {
@@ -44,6 +46,7 @@ impl UsageErrorCode {
             Self::UsageInFuture => "UsageInFuture",
             Self::UnknownStack => "UnknownStack",
             Self::UnknownMeter => "UnknownMeter",
+            Self::ForbiddenStack => "ForbiddenStack",
         }
     }
 }

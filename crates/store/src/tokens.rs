@@ -32,7 +32,8 @@ impl Role {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    /// Parses the stored and wire spelling.
+    pub fn parse(text: &str) -> Option<Self> {
         [Self::Admin, Self::Partner, Self::Stack, Self::Customer]
             .into_iter()
             .find(|role| role.as_str() == text)
@@ -123,18 +124,7 @@ impl Store {
             let Some((id, role, partner, cloud, tenant, name, created)) = row else {
                 return Ok(None);
             };
-            let role = Role::parse(&role).ok_or_else(|| crate::StoreError::corrupt(format!("token role '{role}'")))?;
-            Ok(Some(TokenRecord {
-                id,
-                grant: TokenGrant {
-                    role,
-                    partner_id: partner.as_deref().map(parse).transpose()?,
-                    cloud_id: parse_opt(cloud.as_deref())?,
-                    tenant_id: parse_opt(tenant.as_deref())?,
-                    name,
-                },
-                created_at: instant(created)?,
-            }))
+            record(id, &role, partner, cloud, tenant, name, created).map(Some)
         })
         .await
     }
@@ -153,4 +143,69 @@ impl Store {
         })
         .await
     }
+}
+
+impl Store {
+    /// Live tokens by creation, optionally only those belonging to one partner.
+    pub async fn tokens(&self, partner: Option<PartnerId>) -> Result<Vec<TokenRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
+                 WHERE revoked_at IS NULL AND (?1 IS NULL OR partner_id = ?1) ORDER BY created_at, token_id",
+            )?;
+            let rows = stmt.query_map([partner.as_ref().map(PartnerId::as_str)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, role, partner, cloud, tenant, name, created) = row?;
+                record(id, &role, partner, cloud, tenant, name, created)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    /// Revokes a live token; `false` when there is no such live token.
+    pub async fn revoke_token(&self, id: String) -> Result<bool> {
+        self.write(move |tx, now| {
+            let changed = tx.execute(
+                "UPDATE tokens SET revoked_at = ?1 WHERE token_id = ?2 AND revoked_at IS NULL",
+                params![micros(now), id],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}
+
+fn record(
+    id: String,
+    role: &str,
+    partner: Option<String>,
+    cloud: Option<String>,
+    tenant: Option<String>,
+    name: String,
+    created: i64,
+) -> Result<TokenRecord> {
+    let role = Role::parse(role)
+        .ok_or_else(|| crate::StoreError::corrupt(format!("token role '{role}'")))?;
+    Ok(TokenRecord {
+        id,
+        grant: TokenGrant {
+            role,
+            partner_id: partner.as_deref().map(parse).transpose()?,
+            cloud_id: parse_opt(cloud.as_deref())?,
+            tenant_id: parse_opt(tenant.as_deref())?,
+            name,
+        },
+        created_at: instant(created)?,
+    })
 }

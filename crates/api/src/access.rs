@@ -1,0 +1,147 @@
+//! Who may do what (SPEC §7): the caller behind a bearer token, and the checks handlers run
+//! before they touch anything. Another partner's objects answer 404, exactly as missing ones
+//! do, so their existence does not leak.
+
+use stackbill_core::{
+    CloudId, PartnerId, RegistrationName, RegistryError, SubscriptionId, TenantId,
+};
+use stackbill_store::{Role, StoreError, TokenGrant};
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Everything.
+    Admin,
+    /// One partner's registrations, subscriptions, prices, usage and invoices.
+    Partner(PartnerId),
+    /// Forwarding one stack's usage.
+    Stack(CloudId),
+    /// Seeing one tenant's registration status.
+    Customer(TenantId),
+}
+
+impl Caller {
+    /// The caller a stored grant stands for, if the grant carries its scope.
+    pub fn from_grant(grant: &TokenGrant) -> Option<Self> {
+        match grant.role {
+            Role::Admin => Some(Self::Admin),
+            Role::Partner => grant.partner_id.clone().map(Self::Partner),
+            Role::Stack => grant.cloud_id.map(Self::Stack),
+            Role::Customer => grant.tenant_id.map(Self::Customer),
+        }
+    }
+
+    /// Only an admin may.
+    pub(crate) fn admin(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            _ => Err(forbidden("this operation needs an admin token")),
+        }
+    }
+
+    /// Admins see everything (`None`); a partner sees its own (`Some`); others may not.
+    pub(crate) fn partner_scope(&self) -> Result<Option<&PartnerId>, ApiError> {
+        match self {
+            Self::Admin => Ok(None),
+            Self::Partner(partner) => Ok(Some(partner)),
+            Self::Customer(_) => Err(usage_not_visible()),
+            Self::Stack(_) => Err(forbidden("a stack token may only send usage")),
+        }
+    }
+}
+
+/// 403 for a role that may not call a route at all.
+pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::AuthorizationFailed, message)
+}
+
+/// 403 for a customer asking for usage or invoices of a CSP subscription.
+pub(crate) fn usage_not_visible() -> ApiError {
+    ApiError::new(
+        ErrorCode::UsageNotVisible,
+        "usage and invoices of a CSP subscription are billed to its partner and not visible to the customer",
+    )
+}
+
+pub(crate) fn registration_not_found(name: &RegistrationName) -> ApiError {
+    ApiError::from(StoreError::Rule(RegistryError::RegistrationNotFound {
+        registration: name.clone(),
+    }))
+}
+
+pub(crate) fn subscription_not_found(id: SubscriptionId) -> ApiError {
+    ApiError::new(
+        ErrorCode::SubscriptionNotFound,
+        format!("subscription {id} does not exist"),
+    )
+    .with_target("subscriptionId")
+}
+
+/// The partner a subscription rolls up to.
+pub(crate) async fn subscription_partner(
+    state: &AppState,
+    id: SubscriptionId,
+) -> Result<Option<PartnerId>, ApiError> {
+    Ok(state
+        .store
+        .subscription(id)
+        .await?
+        .and_then(|s| s.partner_id))
+}
+
+/// The partner a registration belongs to: the one its default subscription rolls up to.
+pub(crate) async fn registration_partner(
+    state: &AppState,
+    name: &RegistrationName,
+) -> Result<Option<PartnerId>, ApiError> {
+    match state.store.registration(name.clone()).await? {
+        Some(registration) => subscription_partner(state, registration.default_subscription).await,
+        None => Ok(None),
+    }
+}
+
+/// Admins and the owning partner may manage a registration; to another partner it does not exist.
+pub(crate) async fn check_registration(
+    state: &AppState,
+    caller: &Caller,
+    name: &RegistrationName,
+) -> Result<(), ApiError> {
+    if let Some(partner) = caller.partner_scope()? {
+        let owner = registration_partner(state, name).await?;
+        if owner.as_ref() != Some(partner) {
+            return Err(registration_not_found(name));
+        }
+    }
+    Ok(())
+}
+
+/// Admins and the owning partner may see a subscription's data; to another partner it does
+/// not exist; a customer never sees a CSP subscription's usage or invoices.
+pub(crate) async fn check_subscription(
+    state: &AppState,
+    caller: &Caller,
+    id: SubscriptionId,
+) -> Result<(), ApiError> {
+    if let Some(partner) = caller.partner_scope()? {
+        let owner = subscription_partner(state, id).await?;
+        if owner.as_ref() != Some(partner) {
+            return Err(subscription_not_found(id));
+        }
+    }
+    Ok(())
+}
+
+/// The partner owning the registration of a stack.
+pub(crate) async fn cloud_partner(
+    state: &AppState,
+    cloud: CloudId,
+) -> Result<Option<PartnerId>, ApiError> {
+    let table = state.store.routing_table().await?;
+    match table.registration(cloud) {
+        Some(registration) => subscription_partner(state, registration.default_subscription).await,
+        None => Ok(None),
+    }
+}

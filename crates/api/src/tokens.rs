@@ -1,0 +1,226 @@
+//! `POST|GET /v1/tokens`, `DELETE /v1/tokens/{id}`: API tokens, their secrets shown once.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use stackbill_core::{CloudId, PartnerId, TenantId};
+use stackbill_store::{NewToken, Role, TokenGrant, TokenRecord};
+
+use crate::access::{Caller, cloud_partner, forbidden};
+use crate::app::AppState;
+use crate::auth::{hash_secret, new_secret, new_token_id};
+use crate::dto::ListDto;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{JsonBody, QueryParams};
+
+/// Body of `POST /v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenBody {
+    /// `admin`, `partner`, `stack` or `customer`.
+    pub role: String,
+    /// A partner token's partner.
+    pub partner_id: Option<String>,
+    /// A stack token's stack.
+    pub cloud_id: Option<String>,
+    /// A customer token's tenant.
+    pub tenant_id: Option<String>,
+    /// A label for people.
+    pub name: Option<String>,
+}
+
+/// A token, without its secret.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenDto {
+    id: String,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloud_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<String>,
+    name: String,
+    created_at: String,
+    /// The secret: in the answer to the creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl From<TokenRecord> for TokenDto {
+    fn from(t: TokenRecord) -> Self {
+        Self {
+            id: t.id,
+            role: t.grant.role.as_str(),
+            partner_id: t.grant.partner_id.map(|p| p.to_string()),
+            cloud_id: t.grant.cloud_id.map(|c| c.to_string()),
+            tenant_id: t.grant.tenant_id.map(|t| t.to_string()),
+            name: t.grant.name,
+            created_at: t.created_at.to_string(),
+            token: None,
+        }
+    }
+}
+
+fn required<T>(value: Option<&str>, name: &str, role: &str) -> Result<T, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = value.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequestContent,
+            format!("a {role} token needs {name}"),
+        )
+        .with_target(name)
+    })?;
+    value.parse().map_err(|err| {
+        ApiError::new(ErrorCode::InvalidRequestContent, format!("{name}: {err}")).with_target(name)
+    })
+}
+
+/// The partner a customer tenant belongs to: the one its CSP subscriptions roll up to.
+async fn tenant_partner(state: &AppState, tenant: TenantId) -> Result<Option<PartnerId>, ApiError> {
+    Ok(state
+        .store
+        .subscriptions(None)
+        .await?
+        .into_iter()
+        .find(|s| s.customer_tenant_id == Some(tenant))
+        .and_then(|s| s.partner_id))
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<TokenBody>,
+) -> Result<Response, ApiError> {
+    let role = Role::parse(&body.role.to_ascii_lowercase()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequestContent,
+            "role must be admin, partner, stack or customer",
+        )
+        .with_target("role")
+    })?;
+    let scope = caller.partner_scope()?.cloned();
+    let grant = match role {
+        Role::Admin | Role::Partner if scope.is_some() => {
+            return Err(forbidden(
+                "a partner token creates stack and customer tokens only",
+            ));
+        }
+        Role::Admin => TokenGrant {
+            role,
+            partner_id: None,
+            cloud_id: None,
+            tenant_id: None,
+            name: String::new(),
+        },
+        Role::Partner => {
+            let partner: PartnerId = required(body.partner_id.as_deref(), "partnerId", "partner")?;
+            if state.store.partner(partner.clone()).await?.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownPartner,
+                    format!("partner '{partner}' does not exist"),
+                )
+                .with_target("partnerId"));
+            }
+            TokenGrant {
+                role,
+                partner_id: Some(partner),
+                cloud_id: None,
+                tenant_id: None,
+                name: String::new(),
+            }
+        }
+        Role::Stack => {
+            let cloud: CloudId = required(body.cloud_id.as_deref(), "cloudId", "stack")?;
+            let owner = cloud_partner(&state, cloud).await?;
+            if scope.is_some() && owner != scope {
+                return Err(ApiError::new(
+                    ErrorCode::RegistrationNotFound,
+                    format!("no registration of cloud {cloud} was found"),
+                )
+                .with_target("cloudId"));
+            }
+            TokenGrant {
+                role,
+                partner_id: owner,
+                cloud_id: Some(cloud),
+                tenant_id: None,
+                name: String::new(),
+            }
+        }
+        Role::Customer => {
+            let tenant: TenantId = required(body.tenant_id.as_deref(), "tenantId", "customer")?;
+            let owner = tenant_partner(&state, tenant).await?;
+            if scope.is_some() && owner != scope {
+                return Err(ApiError::new(
+                    ErrorCode::SubscriptionNotFound,
+                    format!("no subscription of tenant {tenant} was found"),
+                )
+                .with_target("tenantId"));
+            }
+            TokenGrant {
+                role,
+                partner_id: owner,
+                cloud_id: None,
+                tenant_id: Some(tenant),
+                name: String::new(),
+            }
+        }
+    };
+    let secret = new_secret().map_err(|err| ApiError::new(ErrorCode::InternalServerError, err))?;
+    let id = new_token_id().map_err(|err| ApiError::new(ErrorCode::InternalServerError, err))?;
+    let grant = TokenGrant {
+        name: body.name.unwrap_or_default(),
+        ..grant
+    };
+    let record = state
+        .store
+        .create_token(NewToken {
+            id,
+            grant,
+            secret_sha256: hash_secret(&secret),
+        })
+        .await?;
+    let mut dto = TokenDto::from(record);
+    dto.token = Some(secret);
+    Ok((StatusCode::CREATED, Json(dto)).into_response())
+}
+
+pub(crate) async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: QueryParams,
+    uri: OriginalUri,
+) -> Result<Json<ListDto<TokenDto>>, ApiError> {
+    let scope = caller.partner_scope()?.cloned();
+    crate::routes::page(state.store.tokens(scope).await?, &query, &uri)
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let scope = caller.partner_scope()?.cloned();
+    let not_found = || {
+        ApiError::new(
+            ErrorCode::TokenNotFound,
+            format!("token '{id}' does not exist"),
+        )
+        .with_target("id")
+    };
+    if scope.is_some() && !state.store.tokens(scope).await?.iter().any(|t| t.id == id) {
+        return Err(not_found());
+    }
+    if state.store.revoke_token(id.clone()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found())
+    }
+}
