@@ -228,6 +228,21 @@ fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i
     })
 }
 
+/// "Now" for a read: the clock, or the last write's instant if the store is ahead of it, so
+/// that a change is in force for the reads that follow it.
+pub(crate) fn current_instant(conn: &Connection, clock: Timestamp) -> Result<Timestamp> {
+    let last: i64 = conn.query_row(
+        "SELECT last_micros FROM store_clock WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(if last > micros(clock) {
+        instant(last)?
+    } else {
+        clock
+    })
+}
+
 /// Recording instants never go backwards, even if the wall clock does.
 fn recording_instant(conn: &Connection, now: Timestamp) -> Result<Timestamp> {
     let last: Option<i64> =
@@ -524,8 +539,12 @@ impl Store {
         subscription: SubscriptionId,
         at: Option<Timestamp>,
     ) -> Result<CustomerSubscription> {
-        let at = at.unwrap_or_else(|| self.now());
+        let clock = self.now();
         self.read(move |conn| {
+            let at = match at {
+                Some(at) => at,
+                None => current_instant(conn, clock)?,
+            };
             let (id, found) = require_registration(conn, &registration)?;
             let timeline = load_timeline(conn, id)?;
             timeline
@@ -550,8 +569,12 @@ impl Store {
         registration: RegistrationName,
         at: Option<Timestamp>,
     ) -> Result<Vec<CustomerSubscription>> {
-        let at = at.unwrap_or_else(|| self.now());
+        let clock = self.now();
         self.read(move |conn| {
+            let at = match at {
+                Some(at) => at,
+                None => current_instant(conn, clock)?,
+            };
             let (id, found) = require_registration(conn, &registration)?;
             let timeline = load_timeline(conn, id)?;
             Ok(timeline

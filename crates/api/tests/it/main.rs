@@ -1,6 +1,7 @@
 //! Integration tests of the HTTP API: the real router over a real SQLite file.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod access;
 mod billing;
 mod envelope;
 mod registry;
