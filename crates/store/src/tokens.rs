@@ -124,7 +124,7 @@ impl Store {
             let Some((id, role, partner, cloud, tenant, name, created)) = row else {
                 return Ok(None);
             };
-            record(id, &role, partner, cloud, tenant, name, created).map(Some)
+            record(id, &role, partner.as_deref(), cloud.as_deref(), tenant.as_deref(), name, created).map(Some)
         })
         .await
     }
@@ -166,7 +166,7 @@ impl Store {
             })?;
             rows.map(|row| {
                 let (id, role, partner, cloud, tenant, name, created) = row?;
-                record(id, &role, partner, cloud, tenant, name, created)
+                record(id, &role, partner.as_deref(), cloud.as_deref(), tenant.as_deref(), name, created)
             })
             .collect()
         })
@@ -189,9 +189,9 @@ impl Store {
 fn record(
     id: String,
     role: &str,
-    partner: Option<String>,
-    cloud: Option<String>,
-    tenant: Option<String>,
+    partner: Option<&str>,
+    cloud: Option<&str>,
+    tenant: Option<&str>,
     name: String,
     created: i64,
 ) -> Result<TokenRecord> {
@@ -201,9 +201,9 @@ fn record(
         id,
         grant: TokenGrant {
             role,
-            partner_id: partner.as_deref().map(parse).transpose()?,
-            cloud_id: parse_opt(cloud.as_deref())?,
-            tenant_id: parse_opt(tenant.as_deref())?,
+            partner_id: partner.map(parse).transpose()?,
+            cloud_id: parse_opt(cloud)?,
+            tenant_id: parse_opt(tenant)?,
             name,
         },
         created_at: instant(created)?,
