@@ -5,9 +5,8 @@
 use stackbill_core::{
     CloudId, PartnerId, RegistrationName, RegistryError, SubscriptionId, TenantId,
 };
-use stackbill_store::{Role, StoreError, TokenGrant};
+use stackbill_store::{Role, Store, StoreError, TokenGrant};
 
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 
 /// The authenticated caller.
@@ -82,35 +81,31 @@ pub(crate) fn subscription_not_found(id: SubscriptionId) -> ApiError {
 
 /// The partner a subscription rolls up to.
 pub(crate) async fn subscription_partner(
-    state: &AppState,
+    store: &Store,
     id: SubscriptionId,
 ) -> Result<Option<PartnerId>, ApiError> {
-    Ok(state
-        .store
-        .subscription(id)
-        .await?
-        .and_then(|s| s.partner_id))
+    Ok(store.subscription(id).await?.and_then(|s| s.partner_id))
 }
 
 /// The partner a registration belongs to: the one its default subscription rolls up to.
 pub(crate) async fn registration_partner(
-    state: &AppState,
+    store: &Store,
     name: &RegistrationName,
 ) -> Result<Option<PartnerId>, ApiError> {
-    match state.store.registration(name.clone()).await? {
-        Some(registration) => subscription_partner(state, registration.default_subscription).await,
+    match store.registration(name.clone()).await? {
+        Some(registration) => subscription_partner(store, registration.default_subscription).await,
         None => Ok(None),
     }
 }
 
 /// Admins and the owning partner may manage a registration; to another partner it does not exist.
 pub(crate) async fn check_registration(
-    state: &AppState,
+    store: &Store,
     caller: &Caller,
     name: &RegistrationName,
 ) -> Result<(), ApiError> {
     if let Some(partner) = caller.partner_scope()? {
-        let owner = registration_partner(state, name).await?;
+        let owner = registration_partner(store, name).await?;
         if owner.as_ref() != Some(partner) {
             return Err(registration_not_found(name));
         }
@@ -121,12 +116,12 @@ pub(crate) async fn check_registration(
 /// Admins and the owning partner may see a subscription's data; to another partner it does
 /// not exist; a customer never sees a CSP subscription's usage or invoices.
 pub(crate) async fn check_subscription(
-    state: &AppState,
+    store: &Store,
     caller: &Caller,
     id: SubscriptionId,
 ) -> Result<(), ApiError> {
     if let Some(partner) = caller.partner_scope()? {
-        let owner = subscription_partner(state, id).await?;
+        let owner = subscription_partner(store, id).await?;
         if owner.as_ref() != Some(partner) {
             return Err(subscription_not_found(id));
         }
@@ -136,12 +131,12 @@ pub(crate) async fn check_subscription(
 
 /// The partner owning the registration of a stack.
 pub(crate) async fn cloud_partner(
-    state: &AppState,
+    store: &Store,
     cloud: CloudId,
 ) -> Result<Option<PartnerId>, ApiError> {
-    let table = state.store.routing_table().await?;
+    let table = store.routing_table().await?;
     match table.registration(cloud) {
-        Some(registration) => subscription_partner(state, registration.default_subscription).await,
+        Some(registration) => subscription_partner(store, registration.default_subscription).await,
         None => Ok(None),
     }
 }

@@ -406,7 +406,7 @@ pub(crate) async fn get_invoice(
 ) -> Result<Response, ApiError> {
     let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
     let period: Period = param(&period, "period")?;
-    check_subscription(&state, &caller, subscription).await?;
+    check_subscription(&state.store, &caller, subscription).await?;
     let invoice = state
         .store
         .invoice(subscription, period, query.instant("asOf")?)
@@ -504,7 +504,7 @@ pub(crate) async fn invoice_records(
     let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
     let period: Period = param(&period, "period")?;
     let meter = query.parsed::<MeterId>("meterId")?;
-    check_subscription(&state, &caller, subscription).await?;
+    check_subscription(&state.store, &caller, subscription).await?;
     let mut as_of = query.instant("asOf")?;
     if as_of.is_none() {
         // A final invoice is explained by the data it was computed from.

@@ -207,7 +207,7 @@ pub(crate) async fn put_subscription(
     same_as_path(body.subscription_id.as_deref(), &id, "subscriptionId")?;
     if let Some(own) = caller.partner_scope()? {
         // A partner manages its own subscriptions, and only under its own name.
-        let existing = subscription_partner(&state, id).await?;
+        let existing = subscription_partner(&state.store, id).await?;
         let exists = state.store.subscription(id).await?.is_some();
         if exists && existing.as_ref() != Some(own) {
             return Err(subscription_not_found(id));
@@ -252,7 +252,7 @@ pub(crate) async fn get_subscription(
     Path(subscription_id): Path<String>,
 ) -> ApiResult<Json<SubscriptionDto>> {
     let id: SubscriptionId = param(&subscription_id, "subscriptionId")?;
-    check_subscription(&state, &caller, id).await?;
+    check_subscription(&state.store, &caller, id).await?;
     let subscription = state.store.subscription(id).await?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::SubscriptionNotFound,
@@ -289,11 +289,11 @@ pub(crate) async fn put_registration(
     same_as_path(body.name.as_deref(), &name, "name")?;
     if let Some(own) = caller.partner_scope()? {
         if state.store.registration(name.clone()).await?.is_some() {
-            check_registration(&state, &caller, &name).await?;
+            check_registration(&state.store, &caller, &name).await?;
         }
         // Another partner's subscription is, to this partner, one that does not exist.
         let default: SubscriptionId = field(&body.subscription_id, "subscriptionId")?;
-        if subscription_partner(&state, default).await?.as_ref() != Some(own) {
+        if subscription_partner(&state.store, default).await?.as_ref() != Some(own) {
             return Err(ApiError::from(stackbill_store::StoreError::Rule(
                 stackbill_core::RegistryError::InvalidCustomerSubscriptionId {
                     subscription: default,
@@ -335,7 +335,7 @@ pub(crate) async fn get_registration(
     Path(name): Path<String>,
 ) -> ApiResult<Json<RegistrationDto>> {
     let name: RegistrationName = param(&name, "name")?;
-    check_registration(&state, &caller, &name).await?;
+    check_registration(&state.store, &caller, &name).await?;
     let registration = state
         .store
         .registration(name.clone())
@@ -355,7 +355,7 @@ pub(crate) async fn list_registrations(
     if let Some(own) = scope {
         let mut mine = Vec::new();
         for registration in registrations {
-            if subscription_partner(&state, registration.default_subscription)
+            if subscription_partner(&state.store, registration.default_subscription)
                 .await?
                 .as_ref()
                 == Some(&own)
@@ -374,7 +374,7 @@ pub(crate) async fn delete_registration(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let name: RegistrationName = param(&name, "name")?;
-    check_registration(&state, &caller, &name).await?;
+    check_registration(&state.store, &caller, &name).await?;
     state.store.delete_registration(name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -387,7 +387,7 @@ pub(crate) async fn registration_history(
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<HistoryItemDto>>> {
     let name: RegistrationName = param(&name, "name")?;
-    check_registration(&state, &caller, &name).await?;
+    check_registration(&state.store, &caller, &name).await?;
     page(state.store.registration_history(name).await?, &query, &uri)
 }
 
@@ -399,7 +399,7 @@ pub(crate) async fn put_customer_subscription(
 ) -> ApiResult<Json<CustomerSubscriptionDto>> {
     let name: RegistrationName = param(&name, "name")?;
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
-    check_registration(&state, &caller, &name).await?;
+    check_registration(&state.store, &caller, &name).await?;
     let tenant: TenantId = field(&body.tenant_id, "tenantId")?;
     let effective_from = body
         .effective_from
@@ -424,7 +424,7 @@ pub(crate) async fn get_customer_subscription(
     let at = query.instant("asOf")?;
     let own_tenant = customer_tenant(&caller);
     if own_tenant.is_none() {
-        check_registration(&state, &caller, &name).await?;
+        check_registration(&state.store, &caller, &name).await?;
     }
     let mapping = state
         .store
@@ -456,7 +456,7 @@ pub(crate) async fn list_customer_subscriptions(
     let at = query.instant("asOf")?;
     let own_tenant = customer_tenant(&caller);
     if own_tenant.is_none() {
-        check_registration(&state, &caller, &name).await?;
+        check_registration(&state.store, &caller, &name).await?;
     }
     let mut mappings = state.store.customer_subscriptions(name, at).await?;
     if let Some(tenant) = own_tenant {
@@ -473,7 +473,7 @@ pub(crate) async fn delete_customer_subscription(
 ) -> ApiResult<StatusCode> {
     let name: RegistrationName = param(&name, "name")?;
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
-    check_registration(&state, &caller, &name).await?;
+    check_registration(&state.store, &caller, &name).await?;
     let effective_from = query.instant("effectiveFrom")?;
     state
         .store

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use stackbill_core::{CloudId, PartnerId, TenantId};
-use stackbill_store::{NewToken, Role, TokenGrant, TokenRecord};
+use stackbill_store::{NewToken, Role, Store, TokenGrant, TokenRecord};
 
 use crate::access::{Caller, cloud_partner, forbidden};
 use crate::app::AppState;
@@ -83,9 +83,8 @@ where
 }
 
 /// The partner a customer tenant belongs to: the one its CSP subscriptions roll up to.
-async fn tenant_partner(state: &AppState, tenant: TenantId) -> Result<Option<PartnerId>, ApiError> {
-    Ok(state
-        .store
+async fn tenant_partner(store: &Store, tenant: TenantId) -> Result<Option<PartnerId>, ApiError> {
+    Ok(store
         .subscriptions(None)
         .await?
         .into_iter()
@@ -98,6 +97,18 @@ pub(crate) async fn create_token(
     Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<Response, ApiError> {
+    let dto = issue_token(&state.store, &caller, body).await?;
+    Ok((StatusCode::CREATED, Json(dto)).into_response())
+}
+
+/// Creates a token as `caller` may (SPEC §7): an admin any, a partner stack tokens for its
+/// own stacks and customer tokens for its own tenants. The answer carries the secret, the only
+/// time it is shown.
+pub async fn issue_token(
+    store: &Store,
+    caller: &Caller,
+    body: TokenBody,
+) -> Result<TokenDto, ApiError> {
     let role = Role::parse(&body.role.to_ascii_lowercase()).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidRequestContent,
@@ -121,7 +132,7 @@ pub(crate) async fn create_token(
         },
         Role::Partner => {
             let partner: PartnerId = required(body.partner_id.as_deref(), "partnerId", "partner")?;
-            if state.store.partner(partner.clone()).await?.is_none() {
+            if store.partner(partner.clone()).await?.is_none() {
                 return Err(ApiError::new(
                     ErrorCode::UnknownPartner,
                     format!("partner '{partner}' does not exist"),
@@ -138,7 +149,7 @@ pub(crate) async fn create_token(
         }
         Role::Stack => {
             let cloud: CloudId = required(body.cloud_id.as_deref(), "cloudId", "stack")?;
-            let owner = cloud_partner(&state, cloud).await?;
+            let owner = cloud_partner(store, cloud).await?;
             if scope.is_some() && owner != scope {
                 return Err(ApiError::new(
                     ErrorCode::RegistrationNotFound,
@@ -156,7 +167,7 @@ pub(crate) async fn create_token(
         }
         Role::Customer => {
             let tenant: TenantId = required(body.tenant_id.as_deref(), "tenantId", "customer")?;
-            let owner = tenant_partner(&state, tenant).await?;
+            let owner = tenant_partner(store, tenant).await?;
             if scope.is_some() && owner != scope {
                 return Err(ApiError::new(
                     ErrorCode::SubscriptionNotFound,
@@ -179,8 +190,7 @@ pub(crate) async fn create_token(
         name: body.name.unwrap_or_default(),
         ..grant
     };
-    let record = state
-        .store
+    let record = store
         .create_token(NewToken {
             id,
             grant,
@@ -189,7 +199,7 @@ pub(crate) async fn create_token(
         .await?;
     let mut dto = TokenDto::from(record);
     dto.token = Some(secret);
-    Ok((StatusCode::CREATED, Json(dto)).into_response())
+    Ok(dto)
 }
 
 pub(crate) async fn list_tokens(

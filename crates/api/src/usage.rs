@@ -254,9 +254,9 @@ pub(crate) async fn get_aggregates(
     };
     if let Some(own) = caller.partner_scope()? {
         match scope {
-            UsageScope::Subscription(id) => check_subscription(&state, &caller, id).await?,
+            UsageScope::Subscription(id) => check_subscription(&state.store, &caller, id).await?,
             UsageScope::Cloud(cloud) => {
-                if cloud_partner(&state, cloud).await?.as_ref() != Some(own) {
+                if cloud_partner(&state.store, cloud).await?.as_ref() != Some(own) {
                     return Err(ApiError::new(
                         ErrorCode::RegistrationNotFound,
                         format!("no registration of cloud {cloud} was found"),

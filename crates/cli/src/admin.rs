@@ -9,9 +9,13 @@ use stackbill_api::dto::{
 use stackbill_core::{Meter, Partner, Registration, Subscription};
 use stackbill_store::{CustomerSubscription, Store, SystemClock, Written};
 
+use stackbill_api::Caller;
+use stackbill_api::tokens::{TokenBody, TokenDto, issue_token};
+use stackbill_store::Role;
+
 use crate::cli::{
     DbArgs, MeterCommand, OutputArgs, PartnerCommand, RegistrationCommand, SubscriptionCommand,
-    TenantCommand,
+    TenantCommand, TokenCommand,
 };
 use crate::output;
 
@@ -363,6 +367,79 @@ pub(crate) async fn meter(command: MeterCommand) -> Result<()> {
                 eprintln!("meter {} {}", meter.id, verb(written));
             }
             show_meters(vec![meter], &output, true)
+        }
+    }
+}
+
+pub(crate) async fn token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::Create {
+            role,
+            partner,
+            cloud_id,
+            tenant_id,
+            name,
+            db,
+            output,
+        } => {
+            let body = TokenBody {
+                role,
+                partner_id: partner,
+                cloud_id,
+                tenant_id,
+                name,
+            };
+            let created = issue_token(&open(&db)?, &Caller::Admin, body)
+                .await
+                .map_err(|err| anyhow::anyhow!("{}: {}", err.code.as_str(), err.message))?;
+            if output.json {
+                return output::json(&created);
+            }
+            let value = serde_json::to_value(&created)?;
+            let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
+            println!(
+                "token {} ({}) created; its secret, shown only now:\n\n    {}\n",
+                text("id"),
+                text("role"),
+                text("token")
+            );
+            Ok(())
+        }
+        TokenCommand::List {
+            partner,
+            db,
+            output,
+        } => {
+            let tokens = open(&db)?.tokens(partner).await?;
+            output::show::<_, TokenDto>(
+                tokens,
+                output.json,
+                false,
+                &["TOKEN", "ROLE", "SCOPE", "NAME", "CREATED"],
+                |t| {
+                    let scope = match t.grant.role {
+                        Role::Admin => "-".to_owned(),
+                        Role::Partner => opt(t.grant.partner_id.as_ref()),
+                        Role::Stack => opt(t.grant.cloud_id),
+                        Role::Customer => opt(t.grant.tenant_id),
+                    };
+                    vec![
+                        t.id.clone(),
+                        t.grant.role.as_str().to_owned(),
+                        scope,
+                        t.grant.name.clone(),
+                        t.created_at.to_string(),
+                    ]
+                },
+            )
+        }
+        TokenCommand::Revoke { id, db } => {
+            if open(&db)?.revoke_token(id.clone()).await? {
+                eprintln!("token {id} revoked");
+                Ok(())
+            } else {
+                anyhow::bail!("TokenNotFound: token '{id}' does not exist or is already revoked")
+            }
         }
     }
 }

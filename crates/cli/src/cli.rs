@@ -72,6 +72,9 @@ pub(crate) enum Command {
     /// Invoices: list, show, finalize a month, explain a change, export
     #[command(subcommand)]
     Invoice(InvoiceCommand),
+    /// API tokens: create (the secret is shown once), list, revoke
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write realistic synthetic usage as NDJSON (deterministic for a seed)
     Generate(GenerateArgs),
 }
@@ -152,6 +155,49 @@ pub(crate) enum InvoiceCommand {
         /// Only this partner's
         #[arg(long)]
         partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create a token and print its secret (shown only now)
+    Create {
+        /// admin, partner, stack or customer
+        #[arg(long)]
+        role: String,
+        /// A partner token's partner
+        #[arg(long)]
+        partner: Option<String>,
+        /// A stack token's cloud id
+        #[arg(long)]
+        cloud_id: Option<String>,
+        /// A customer token's tenant (directory) id
+        #[arg(long)]
+        tenant_id: Option<String>,
+        /// A label for people
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List live tokens (never their secrets)
+    List {
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Revoke a token: it stops working at once
+    Revoke {
+        /// The token's id (from `token list`)
+        id: String,
         #[command(flatten)]
         db: DbArgs,
     },

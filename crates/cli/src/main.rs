@@ -80,5 +80,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(&args),
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
         Command::Invoice(command) => invoice::run(command).await,
+        Command::Token(command) => admin::token(command).await,
     }
 }

@@ -291,3 +291,44 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
         "graceful shutdown exits 0, got {status:?}"
     );
 }
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    ok_json(
+        &db,
+        &["partner", "add", "p1", "--name", "Contoso", "--json"],
+    );
+    let created = ok_json(
+        &db,
+        &[
+            "token",
+            "create",
+            "--role",
+            "partner",
+            "--partner",
+            "p1",
+            "--name",
+            "ops",
+            "--json",
+        ],
+    );
+    assert!(created["token"].as_str().unwrap().starts_with("sb_"));
+    assert_eq!(created["partnerId"], "p1");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let listed = ok_json(&db, &["token", "list", "--json"]);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(listed[0].get("token").is_none(), "secrets are never listed");
+    let missing_scope = stackbill(&db, &["token", "create", "--role", "stack"]);
+    assert_eq!(missing_scope.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing_scope.stderr).contains("cloudId"));
+    assert!(stackbill(&db, &["token", "revoke", &id]).status.success());
+    let again = stackbill(&db, &["token", "revoke", &id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("TokenNotFound"));
+    assert_eq!(
+        ok_json(&db, &["token", "list", "--json"]),
+        serde_json::json!([])
+    );
+}
