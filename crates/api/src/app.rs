@@ -109,6 +109,17 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(request_id))
+}
+
+/// Every answer carries a fresh `x-ms-request-id`, as ARM's do, to quote in support requests
+/// and to find the request in the server log.
+async fn request_id(mut response: axum::response::Response) -> axum::response::Response {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-ms-request-id", value);
+    }
+    response
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {

@@ -168,3 +168,34 @@ async fn bodies_past_the_limit_are_refused() {
         201
     );
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_only_unavailability_a_retry_after() {
+    let app = TestApp::new();
+    for (method, path, token) in [
+        (Method::GET, "/healthz", None),
+        (Method::GET, "/v1/meters?$top=1", Some(ADMIN_TOKEN)),
+        (Method::GET, "/v1/partners/nope", Some(ADMIN_TOKEN)),
+        (Method::GET, "/v1/partners", None),
+        (Method::GET, "/nowhere", Some(ADMIN_TOKEN)),
+    ] {
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = tower::ServiceExt::oneshot(
+            app.router.clone(),
+            request.body(axum::body::Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+        let id = response
+            .headers()
+            .get("x-ms-request-id")
+            .expect(path)
+            .to_str()
+            .unwrap();
+        assert_eq!(id.len(), 36, "{path}: {id}");
+        assert!(response.headers().get("retry-after").is_none(), "{path}");
+    }
+}
