@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::http::Uri;
 use axum::routing::{get, post};
 use stackbill_store::Store;
@@ -122,11 +123,18 @@ async fn request_id(mut response: axum::response::Response) -> axum::response::R
     response
 }
 
-async fn route_not_found(uri: Uri) -> ApiError {
-    ApiError::new(
+/// Unknown paths: the Azure-compatible API (matched case-insensitively), or a 404.
+async fn route_not_found(
+    state: State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    if crate::azure::is_azure_path(request.uri().path()) {
+        return crate::azure::dispatch(state, request).await;
+    }
+    axum::response::IntoResponse::into_response(ApiError::new(
         ErrorCode::RouteNotFound,
-        format!("no route matches '{}'", uri.path()),
-    )
+        format!("no route matches '{}'", request.uri().path()),
+    ))
 }
 
 async fn method_not_allowed(uri: Uri) -> ApiError {

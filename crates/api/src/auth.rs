@@ -62,14 +62,12 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-/// Resolves the bearer token to a [`Caller`] for the handlers, or answers 401.
-pub(crate) async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let secret = request
-        .headers()
+/// Resolves the bearer token of a request to its caller, or the 401 answer.
+pub(crate) async fn resolve_caller(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Caller, Response> {
+    let secret = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| {
@@ -79,20 +77,33 @@ pub(crate) async fn authenticate(
         })
         .map(str::trim);
     let Some(secret) = secret.filter(|s| !s.is_empty()) else {
-        return unauthorized("the request needs an 'Authorization: Bearer <token>' header");
+        return Err(unauthorized(
+            "the request needs an 'Authorization: Bearer <token>' header",
+        ));
     };
     let hash = hash_secret(secret);
-    let caller = if state.auth.env_admin_sha256 == Some(hash) {
-        Some(Caller::Admin)
-    } else {
-        match state.store.token_by_secret(hash).await {
-            Ok(token) => token.and_then(|t| Caller::from_grant(&t.grant)),
-            Err(err) => return ApiError::from(err).into_response(),
+    if state.auth.env_admin_sha256 == Some(hash) {
+        return Ok(Caller::Admin);
+    }
+    match state.store.token_by_secret(hash).await {
+        Ok(token) => token
+            .and_then(|t| Caller::from_grant(&t.grant))
+            .ok_or_else(|| unauthorized("the bearer token is not valid for this API")),
+        Err(err) => Err(ApiError::from(err).into_response()),
+    }
+}
+
+/// Resolves the bearer token to a [`Caller`] for the handlers, or answers 401.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match resolve_caller(&state, request.headers()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
         }
-    };
-    let Some(caller) = caller else {
-        return unauthorized("the bearer token is not valid for this API");
-    };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+        Err(response) => response,
+    }
 }

@@ -56,6 +56,12 @@ error_codes! {
     UsageNotVisible = ("UsageNotVisible", FORBIDDEN),
     /// No such token.
     TokenNotFound = ("TokenNotFound", NOT_FOUND),
+    /// An Azure-compatible request without `api-version`.
+    MissingApiVersionParameter = ("MissingApiVersionParameter", BAD_REQUEST),
+    /// An Azure-compatible request with an api-version stackbill does not answer.
+    UnsupportedApiVersionValue = ("UnsupportedApiVersionValue", BAD_REQUEST),
+    /// A registration token that cannot be read.
+    InvalidRegistrationToken = ("InvalidRegistrationToken", BAD_REQUEST),
     /// No such route.
     RouteNotFound = ("RouteNotFound", NOT_FOUND),
     /// The route exists but not with this method.

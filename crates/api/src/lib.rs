@@ -5,6 +5,7 @@
 pub mod access;
 mod app;
 pub mod auth;
+pub mod azure;
 pub mod billing;
 pub mod dto;
 pub mod error;

@@ -75,6 +75,18 @@ pub(crate) enum Command {
     /// API tokens: create (the secret is shown once), list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the registration token a stack operator hands over for the Azure-compatible API
+    RegistrationToken {
+        /// The stack's cloud id
+        #[arg(long)]
+        cloud_id: CloudId,
+        /// PayAsYouUse, Capacity or Development
+        #[arg(long, default_value = "PayAsYouUse")]
+        billing_model: BillingModel,
+        /// The object id of the stack's identity
+        #[arg(long)]
+        object_id: Option<String>,
+    },
     /// Write realistic synthetic usage as NDJSON (deterministic for a seed)
     Generate(GenerateArgs),
 }

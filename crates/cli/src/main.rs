@@ -81,5 +81,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
         Command::Invoice(command) => invoice::run(command).await,
         Command::Token(command) => admin::token(command).await,
+        Command::RegistrationToken {
+            cloud_id,
+            billing_model,
+            object_id,
+        } => {
+            println!(
+                "{}",
+                stackbill_api::azure::encode_token(cloud_id, billing_model, object_id.as_deref())
+            );
+            Ok(())
+        }
     }
 }

@@ -29,6 +29,17 @@ pub enum Written {
     Updated,
 }
 
+/// What the Azure-compatible API keeps about a registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AzureRegistration {
+    /// The resource group in the registration's ARM id.
+    pub resource_group: Option<String>,
+    /// The object id of the stack's identity, from the registration token.
+    pub object_id: Option<String>,
+    /// ARM tags, as JSON text.
+    pub tags: Option<String>,
+}
+
 /// A tenant mapping in force: one customer subscription of one registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerSubscription {
@@ -416,6 +427,15 @@ impl Store {
 
     /// Creates a registration, or re-puts one (only its billing model may change).
     pub async fn put_registration(&self, requested: Registration) -> Result<RegistrationPut> {
+        self.put_registration_with(requested, None).await
+    }
+
+    /// As [`Store::put_registration`], also keeping the Azure-side fields, in one transaction.
+    pub async fn put_registration_with(
+        &self,
+        requested: Registration,
+        azure: Option<AzureRegistration>,
+    ) -> Result<RegistrationPut> {
         self.write(move |tx, now| {
             let same_name = load_registration(tx, &requested.name)?;
             let same_cloud = load_registration_where(tx, "cloud_id = ?1", requested.cloud_id.to_string())?;
@@ -453,7 +473,38 @@ impl Store {
                 }
                 _ => {}
             }
+            if let Some(azure) = azure {
+                tx.execute(
+                    "UPDATE registrations SET azure_resource_group = ?1, azure_object_id = ?2, azure_tags = ?3
+                     WHERE deleted_at IS NULL AND name = ?4",
+                    params![azure.resource_group, azure.object_id, azure.tags, requested.name.as_str()],
+                )?;
+            }
             Ok(outcome)
+        })
+        .await
+    }
+
+    /// The Azure-side fields of a live registration.
+    pub async fn azure_registration(
+        &self,
+        name: RegistrationName,
+    ) -> Result<Option<AzureRegistration>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT azure_resource_group, azure_object_id, azure_tags FROM registrations
+                     WHERE deleted_at IS NULL AND name = ?1",
+                    [name.as_str()],
+                    |row| {
+                        Ok(AzureRegistration {
+                            resource_group: row.get(0)?,
+                            object_id: row.get(1)?,
+                            tags: row.get(2)?,
+                        })
+                    },
+                )
+                .optional()?)
         })
         .await
     }

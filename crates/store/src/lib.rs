@@ -17,7 +17,7 @@ mod usage;
 
 pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;
-pub use directory::{CustomerSubscription, Written};
+pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
 pub use sqlite::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};

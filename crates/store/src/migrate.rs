@@ -40,6 +40,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "store_clock",
         sql: include_str!("../migrations/sqlite/0005_store_clock.sql"),
     },
+    Migration {
+        version: 6,
+        name: "azure_registrations",
+        sql: include_str!("../migrations/sqlite/0006_azure_registrations.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

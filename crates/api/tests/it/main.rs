@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod access;
+mod azure;
 mod billing;
 mod envelope;
 mod registry;
