@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every check and test stackbill has: formatting, lints, and the whole test suite.
-# Installs nothing but what cargo fetches from crates.io; needs a Rust toolchain.
+# Runs every check and test stackbill has: formatting, lints, the Rust test suites, and the
+# Azure SDK conformance suite (the real azure-mgmt-* clients against a real server).
+# Needs a Rust toolchain and python3 with venv; installs the SDK from PyPI into a virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -12,3 +14,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== Azure SDK conformance (sdk-tests/)"
+cargo build --locked -p stackbill
+venv=${STACKBILL_SDK_VENV:-/var/tmp/stackbill-sdk-venv}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r sdk-tests/requirements.txt
+(cd sdk-tests && STACKBILL_BIN="$(cd .. && realpath "$target")/debug/stackbill" "$venv/bin/python" -m pytest -q)

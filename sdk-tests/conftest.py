@@ -1,0 +1,67 @@
+"""Starts a real stackbill server for the Azure SDK conformance tests: a fresh database seeded
+through the stackbill CLI, `stackbill serve` on a free loopback port, stopped at the end."""
+
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+
+ADMIN_TOKEN = "sdk-admin-token"
+PARTNER = "contoso-csp"
+DEFAULT_SUB = "d0000000-0000-0000-0000-000000000001"
+EA_SUB = "e0000000-0000-0000-0000-000000000001"
+CUSTOMER_SUB = "c0000000-0000-0000-0000-000000000001"
+FOREIGN_SUB = "c0000000-0000-0000-0000-000000000002"
+TENANT = "70000000-0000-0000-0000-000000000001"
+OTHER_TENANT = "70000000-0000-0000-0000-000000000002"
+
+
+def stackbill_bin():
+    return os.environ.get("STACKBILL_BIN", "target/debug/stackbill")
+
+
+def run(db, *args):
+    result = subprocess.run(
+        [stackbill_bin(), *args, "--db", db], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"stackbill {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def server():
+    directory = tempfile.mkdtemp(prefix="stackbill-sdk-")
+    db = os.path.join(directory, "stackbill.db")
+    run(db, "partner", "add", PARTNER, "--name", "Contoso")
+    run(db, "partner", "add", "other-csp", "--name", "Fabrikam")
+    run(db, "subscription", "add", DEFAULT_SUB, "--offer-type", "CSPSS", "--partner", PARTNER)
+    run(db, "subscription", "add", EA_SUB, "--offer-type", "EA")
+    run(db, "subscription", "add", CUSTOMER_SUB, "--offer-type", "CSP", "--partner", PARTNER,
+        "--customer-tenant", TENANT)
+    run(db, "subscription", "add", FOREIGN_SUB, "--offer-type", "CSP", "--partner", "other-csp",
+        "--customer-tenant", OTHER_TENANT)
+    env = dict(os.environ, STACKBILL_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="warn")
+    process = subprocess.Popen(
+        [stackbill_bin(), "serve", "--listen", "127.0.0.1:0", "--db", db],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    address = None
+    for line in process.stderr:
+        match = re.match(r"stackbill listening on (http://\S+)", line)
+        if match:
+            address = match.group(1)
+            break
+    assert address, "stackbill serve did not report its address"
+    yield {"url": address, "db": db}
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def registration_token(cloud_id, billing_model="PayAsYouUse"):
+    out = subprocess.run(
+        [stackbill_bin(), "registration-token", "--cloud-id", cloud_id, "--billing-model", billing_model],
+        capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip()
