@@ -30,9 +30,7 @@ def run(db, *args):
     return result.stdout
 
 
-@pytest.fixture(scope="session")
-def server():
-    directory = tempfile.mkdtemp(prefix="stackbill-sdk-")
+def seeded_database(directory):
     db = os.path.join(directory, "stackbill.db")
     run(db, "partner", "add", PARTNER, "--name", "Contoso")
     run(db, "partner", "add", "other-csp", "--name", "Fabrikam")
@@ -42,19 +40,45 @@ def server():
         "--customer-tenant", TENANT)
     run(db, "subscription", "add", FOREIGN_SUB, "--offer-type", "CSP", "--partner", "other-csp",
         "--customer-tenant", OTHER_TENANT)
+    return db
+
+
+def start(db, *extra):
     env = dict(os.environ, STACKBILL_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="warn")
     process = subprocess.Popen(
-        [stackbill_bin(), "serve", "--listen", "127.0.0.1:0", "--db", db],
+        [stackbill_bin(), "serve", "--listen", "127.0.0.1:0", "--db", db, *extra],
         stderr=subprocess.PIPE, text=True, env=env,
     )
-    address = None
     for line in process.stderr:
-        match = re.match(r"stackbill listening on (http://\S+)", line)
+        match = re.match(r"stackbill listening on (https?://\S+)", line)
         if match:
-            address = match.group(1)
-            break
-    assert address, "stackbill serve did not report its address"
-    yield {"url": address, "db": db}
+            return process, match.group(1)
+    raise AssertionError("stackbill serve did not report its address")
+
+
+@pytest.fixture(scope="session")
+def tls_server():
+    """The same, over HTTPS with a self-signed certificate made for this run."""
+    directory = tempfile.mkdtemp(prefix="stackbill-sdk-tls-")
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    process, url = start(seeded_database(directory), "--tls-cert", cert, "--tls-key", key)
+    assert url.startswith("https://")
+    yield {"url": url, "cert": cert}
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server():
+    directory = tempfile.mkdtemp(prefix="stackbill-sdk-")
+    db = seeded_database(directory)
+    process, url = start(db)
+    yield {"url": url, "db": db}
     process.terminate()
     process.wait(timeout=10)
 

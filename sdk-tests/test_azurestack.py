@@ -137,3 +137,31 @@ def test_a_bad_token_is_a_client_authentication_error(server):
     with pytest.raises(ClientAuthenticationError) as error:
         client(server, token="not-a-token").registrations.get(GROUP, "first")
     assert error.value.error.code == "InvalidAuthenticationToken"
+
+
+class TokenCredential:
+    """The ordinary bearer-token path of the SDK: a credential handing out a stackbill token."""
+
+    def __init__(self, token):
+        self._token = token
+
+    def get_token(self, *scopes, **kwargs):
+        return AccessToken(self._token, 2**31)
+
+
+def test_https_with_the_sdks_own_bearer_policy(tls_server):
+    azs = AzureStackManagementClient(
+        TokenCredential(conftest.ADMIN_TOKEN), DEFAULT_SUB, base_url=tls_server["url"],
+        connection_verify=tls_server["cert"], retry_total=0,
+    )
+    created = azs.registrations.create_or_update(
+        GROUP, "tls-hub", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "e1"))
+    )
+    assert created.cloud_id == CLOUD[:-2] + "e1"
+    azs.customer_subscriptions.create(GROUP, "tls-hub", CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
+    assert [c.tenant_id for c in azs.customer_subscriptions.list(GROUP, "tls-hub")] == [TENANT]
+    bad = AzureStackManagementClient(
+        TokenCredential("wrong"), DEFAULT_SUB, base_url=tls_server["url"], connection_verify=tls_server["cert"], retry_total=0,
+    )
+    with pytest.raises(ClientAuthenticationError):
+        bad.registrations.get(GROUP, "tls-hub")

@@ -236,8 +236,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let (tenant, subscription) = seeded.unregistered[0];
     let billed = sample_guid(0xc0, 2);
     let (last_month, this_month) = (billing.last_month, billing.this_month);
-    serve::serve(store, auth, args.listen, |address| {
-        let base = format!("http://{address}");
+    let listen = serve::Listen {
+        address: args.listen,
+        tls: None,
+    };
+    serve::serve(store, auth, listen, |base| {
         println!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
              Try:\n\n  \

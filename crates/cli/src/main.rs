@@ -66,8 +66,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let store = admin::open(&args.db)?;
             let auth = serve::auth_config(&store).await?;
-            serve::serve(store, auth, args.listen, |address| {
-                eprintln!("stackbill listening on http://{address}");
+            let listen = serve::Listen {
+                address: args.listen,
+                tls: args.tls_cert.zip(args.tls_key),
+            };
+            serve::serve(store, auth, listen, |url| {
+                eprintln!("stackbill listening on {url}");
             })
             .await
         }

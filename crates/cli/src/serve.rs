@@ -1,6 +1,7 @@
 //! `stackbill serve`: the HTTP API with graceful shutdown, and the first admin token.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -45,25 +46,65 @@ pub(crate) async fn auth_config(store: &Store) -> Result<AuthConfig> {
     Ok(AuthConfig { env_admin_sha256 })
 }
 
+/// How long requests in flight may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where and how to listen.
+pub(crate) struct Listen {
+    /// The address.
+    pub(crate) address: SocketAddr,
+    /// Certificate chain and key (PEM) to serve HTTPS with.
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
 pub(crate) async fn serve(
     store: Store,
     auth: AuthConfig,
-    listen: SocketAddr,
-    ready: impl FnOnce(SocketAddr),
+    listen: Listen,
+    ready: impl FnOnce(String),
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, db = %store.path().display(), "serving");
-    ready(address);
     let app = router(AppState {
-        store,
+        store: store.clone(),
         auth: Arc::new(auth),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let Some((cert, key)) = listen.tls else {
+        let listener = tokio::net::TcpListener::bind(listen.address)
+            .await
+            .with_context(|| format!("cannot listen on {}", listen.address))?;
+        let address = listener.local_addr()?;
+        tracing::info!(%address, db = %store.path().display(), "serving http");
+        ready(format!("http://{address}"));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("stopped");
+        return Ok(());
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot load the TLS certificate {} and key {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    let listener = std::net::TcpListener::bind(listen.address)
+        .with_context(|| format!("cannot listen on {}", listen.address))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, db = %store.path().display(), "serving https");
+    ready(format!("https://{address}"));
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
+    });
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await?;
     tracing::info!("stopped");
     Ok(())

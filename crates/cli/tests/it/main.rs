@@ -332,3 +332,32 @@ fn tokens_are_created_listed_and_revoked() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn serve_refuses_an_unreadable_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let missing = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+            "--db",
+        ])
+        .arg(&db)
+        .env("STACKBILL_ADMIN_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot load the TLS certificate"));
+    let half = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(["serve", "--tls-cert", "cert.pem", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(half.status.code(), Some(2), "--tls-cert needs --tls-key");
+}
