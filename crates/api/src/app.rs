@@ -23,6 +23,9 @@ pub struct AppState {
     pub store: Store,
     /// Who may call.
     pub auth: Arc<AuthConfig>,
+    /// The externally visible base URL (scheme, host, port, path prefix) for absolute
+    /// `nextLink`s; `None`: built from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 /// Builds the whole application.

@@ -50,6 +50,10 @@ enum Target {
         subscription: String,
         group: Option<String>,
     },
+    /// Microsoft.Commerce usage of a subscription.
+    UsageAggregates { subscription: String },
+    /// Microsoft.Commerce prices of a subscription.
+    RateCard { subscription: String },
     /// One registration, or one of its actions or children.
     Registration {
         subscription: String,
@@ -64,6 +68,24 @@ fn target(path: &str) -> Option<Target> {
     let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     match lower.as_slice() {
+        [
+            "subscriptions",
+            _,
+            "providers",
+            "microsoft.commerce",
+            "usageaggregates",
+        ] => Some(Target::UsageAggregates {
+            subscription: parts[1].to_owned(),
+        }),
+        [
+            "subscriptions",
+            _,
+            "providers",
+            "microsoft.commerce",
+            "ratecard",
+        ] => Some(Target::RateCard {
+            subscription: parts[1].to_owned(),
+        }),
         [
             "subscriptions",
             _,
@@ -159,6 +181,7 @@ pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) ->
         parts.uri.path(),
         &query,
         &body,
+        &parts.headers,
     )
     .await
     {
@@ -174,6 +197,7 @@ async fn handle(
     path: &str,
     query: &QueryParams,
     body: &Bytes,
+    headers: &axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(target) = target(path) else {
         return Err(ApiError::new(
@@ -182,6 +206,18 @@ async fn handle(
         ));
     };
     match target {
+        Target::UsageAggregates { .. } | Target::RateCard { .. } if *method != Method::GET => {
+            Err(method_not_allowed(path))
+        }
+        Target::UsageAggregates { subscription } => {
+            let subscription: SubscriptionId = guid(&subscription, "subscriptionId")?;
+            crate::commerce::usage_aggregates(state, caller, subscription, path, query, headers)
+                .await
+        }
+        Target::RateCard { subscription } => {
+            let subscription: SubscriptionId = guid(&subscription, "subscriptionId")?;
+            crate::commerce::rate_card(state, caller, subscription, query).await
+        }
         Target::Registrations {
             subscription,
             group,

@@ -62,6 +62,12 @@ error_codes! {
     UnsupportedApiVersionValue = ("UnsupportedApiVersionValue", BAD_REQUEST),
     /// A registration token that cannot be read.
     InvalidRegistrationToken = ("InvalidRegistrationToken", BAD_REQUEST),
+    /// A usage query property is missing or invalid; the target names it.
+    InvalidProperty = ("InvalidProperty", BAD_REQUEST),
+    /// A usage query's end lies in the future.
+    RequestEndTimeIsInFuture = ("RequestEndTimeIsInFuture", BAD_REQUEST),
+    /// Usage granularity other than Daily or Hourly.
+    InvalidAggregationGranularity = ("InvalidAggregationGranularity", BAD_REQUEST),
     /// No such route.
     RouteNotFound = ("RouteNotFound", NOT_FOUND),
     /// The route exists but not with this method.

@@ -7,6 +7,7 @@ mod app;
 pub mod auth;
 pub mod azure;
 pub mod billing;
+pub mod commerce;
 pub mod dto;
 pub mod error;
 pub mod extract;

@@ -294,6 +294,10 @@ pub(crate) struct ServeArgs {
     /// The private key of --tls-cert (PEM)
     #[arg(long, env = "STACKBILL_TLS_KEY", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// The URL clients reach this server at (behind a proxy or load balancer), for the
+    /// absolute nextLinks of the Azure-compatible API; default: from each request's Host
+    #[arg(long, env = "STACKBILL_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }

@@ -239,6 +239,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let listen = serve::Listen {
         address: args.listen,
         tls: None,
+        public_url: None,
     };
     serve::serve(store, auth, listen, |base| {
         println!(

@@ -69,6 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listen = serve::Listen {
                 address: args.listen,
                 tls: args.tls_cert.zip(args.tls_key),
+                public_url: args.public_url,
             };
             serve::serve(store, auth, listen, |url| {
                 eprintln!("stackbill listening on {url}");

@@ -55,6 +55,8 @@ pub(crate) struct Listen {
     pub(crate) address: SocketAddr,
     /// Certificate chain and key (PEM) to serve HTTPS with.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    /// The externally visible base URL, for absolute links.
+    pub(crate) public_url: Option<String>,
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
@@ -67,6 +69,7 @@ pub(crate) async fn serve(
     let app = router(AppState {
         store: store.clone(),
         auth: Arc::new(auth),
+        public_url: listen.public_url.clone(),
     });
     let Some((cert, key)) = listen.tls else {
         let listener = tokio::net::TcpListener::bind(listen.address)

@@ -784,3 +784,63 @@ pub(crate) fn routed_period_usage(
         .filter(|(_, meters)| !meters.is_empty())
         .collect())
 }
+
+/// One accepted record as the Azure usage API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedUsage {
+    /// The meter.
+    pub meter_id: MeterId,
+    /// The usage hour (whole hours since the Unix epoch).
+    pub usage_hour: i64,
+    /// The quantity.
+    pub quantity: Decimal,
+    /// Canonical `instanceData`, if any.
+    pub instance_data: Option<String>,
+}
+
+impl Store {
+    /// The records billed to `subscription` (routed by today's registrations) whose reported
+    /// time is in `[from, to)`. Reads every record: the Azure usage API selects by reported time,
+    /// which no index follows.
+    pub async fn reported_usage(
+        &self,
+        subscription: SubscriptionId,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<ReportedUsage>> {
+        let routing = self.routing_table().await?;
+        self.read(move |conn| {
+            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
+            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
+            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity, v.value
+                 FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
+                 WHERE r.reported_at >= ?1 AND r.reported_at < ?2",
+            )?;
+            let mut rows = stmt.query(params![from.as_microsecond(), to.as_microsecond()])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let hour: i64 = row.get(3)?;
+                let start =
+                    jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+                let routed = routing.route(
+                    resolve(&clouds, row.get(0)?)?,
+                    resolve(&tenants, row.get(1)?)?,
+                    start,
+                );
+                if routed != Some(subscription) {
+                    continue;
+                }
+                out.push(ReportedUsage {
+                    meter_id: resolve(&meters, row.get(2)?)?,
+                    usage_hour: hour,
+                    quantity: parse(&row.get::<_, String>(4)?)?,
+                    instance_data: row.get(5)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -112,6 +112,7 @@ impl TestApp {
             auth: Arc::new(AuthConfig {
                 env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
             }),
+            public_url: None,
         };
         Self {
             router: router(state),

@@ -14,6 +14,7 @@ async fn serves_over_loopback() {
         auth: Arc::new(AuthConfig {
             env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
         }),
+        public_url: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
