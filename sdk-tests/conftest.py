@@ -57,7 +57,7 @@ def start(db, *extra):
 
 
 @pytest.fixture(scope="session")
-def tls_server():
+def _tls_server():
     """The same, over HTTPS with a self-signed certificate made for this run."""
     directory = tempfile.mkdtemp(prefix="stackbill-sdk-tls-")
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
@@ -74,13 +74,58 @@ def tls_server():
 
 
 @pytest.fixture(scope="session")
-def server():
+def _http_server():
     directory = tempfile.mkdtemp(prefix="stackbill-sdk-")
     db = seeded_database(directory)
     process, url = start(db)
     yield {"url": url, "db": db}
     process.terminate()
     process.wait(timeout=10)
+
+
+class StaticCredential:
+    """A credential handing out one fixed stackbill token."""
+
+    def __init__(self, token="unused"):
+        self._token = token
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, 2**31)
+
+
+def _bearer_policy(token):
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class BearerPolicy(SansIOHTTPPolicy):
+        def on_request(self, request):
+            request.http_request.headers["Authorization"] = "Bearer " + token
+
+    return BearerPolicy()
+
+
+@pytest.fixture(scope="session", params=["http", "https"])
+def server(request):
+    """Every SDK test runs twice: over plain HTTP with a custom authentication policy (the SDK
+    refuses bearer tokens over http otherwise), and over HTTPS with the SDK's own bearer policy
+    and a certificate made for this run."""
+    if request.param == "http":
+        endpoint = dict(request.getfixturevalue("_http_server"))
+
+        def make(cls, subscription, token=ADMIN_TOKEN, **kwargs):
+            return cls(StaticCredential(), subscription, base_url=endpoint["url"],
+                       authentication_policy=_bearer_policy(token), retry_total=0, **kwargs)
+    else:
+        endpoint = dict(request.getfixturevalue("_tls_server"))
+
+        def make(cls, subscription, token=ADMIN_TOKEN, **kwargs):
+            return cls(StaticCredential(token), subscription, base_url=endpoint["url"],
+                       connection_verify=endpoint["cert"], retry_total=0, **kwargs)
+
+    endpoint["client"] = make
+    endpoint["scheme"] = request.param
+    return endpoint
 
 
 def registration_token(cloud_id, billing_model="PayAsYouUse"):

@@ -2,9 +2,7 @@
 authentication policy that sends the token, as the SDK allows for non-Azure endpoints)."""
 
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.azurestack import AzureStackManagementClient
 from azure.mgmt.azurestack.models import CustomerSubscription, RegistrationParameter
 
@@ -15,43 +13,36 @@ GROUP = "azurestack"
 CLOUD = "ca000000-0000-0000-0000-0000000000a1"
 
 
-class StaticCredential:
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken("unused", 2**31)
-
-
-class BearerPolicy(SansIOHTTPPolicy):
-    def __init__(self, token):
-        self._token = token
-
-    def on_request(self, request):
-        request.http_request.headers["Authorization"] = "Bearer " + self._token
-
-
 def client(server, subscription=DEFAULT_SUB, token=conftest.ADMIN_TOKEN, api_version=None):
     kwargs = {"api_version": api_version} if api_version else {}
-    return AzureStackManagementClient(
-        StaticCredential(), subscription, base_url=server["url"],
-        authentication_policy=BearerPolicy(token), retry_total=0, **kwargs,
-    )
+    return server["client"](AzureStackManagementClient, subscription, token=token, **kwargs)
+
+
+def unique(server, name):
+    """Registration names and clouds are global: each scheme's run uses its own."""
+    return f"{name}-{server['scheme']}"
+
+
+def cloud(server, suffix):
+    return CLOUD[:-3] + ("1" if server["scheme"] == "http" else "2") + suffix
 
 
 @pytest.mark.parametrize("api_version", [None, "2017-06-01", "2022-06-01"])
 def test_registration_lifecycle(server, api_version):
     azs = client(server, api_version=api_version)
-    name = f"hub-{api_version or 'default'}"
-    cloud = CLOUD[:-2] + {None: "a1", "2017-06-01": "a2", "2022-06-01": "a3"}[api_version]
+    name = unique(server, f"hub-{api_version or 'default'}")
+    cloud_id = cloud(server, {None: "a1", "2017-06-01": "a2", "2022-06-01": "a3"}[api_version])
     created = azs.registrations.create_or_update(
-        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud))
+        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud_id))
     )
     assert created.name == name
-    assert created.cloud_id == cloud
+    assert created.cloud_id == cloud_id
     assert created.billing_model == "PayAsYouUse"
     assert created.type == "Microsoft.AzureStack/registrations"
     got = azs.registrations.get(GROUP, name)
     assert got.id.endswith(f"/registrations/{name}")
     updated = azs.registrations.update(
-        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud, "Development"))
+        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud_id, "Development"))
     )
     assert updated.billing_model == "Development"
     assert name in [r.name for r in azs.registrations.list(GROUP)]
@@ -66,20 +57,21 @@ def test_registration_lifecycle(server, api_version):
 
 def test_customer_subscriptions(server):
     azs = client(server)
+    hub = unique(server, "csp-hub")
     azs.registrations.create_or_update(
-        GROUP, "csp-hub", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "b1"))
+        GROUP, hub, RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "b1")))
     )
-    created = azs.customer_subscriptions.create(GROUP, "csp-hub", CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
+    created = azs.customer_subscriptions.create(GROUP, hub, CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
     assert created.tenant_id == TENANT
-    assert created.name == f"csp-hub/{CUSTOMER_SUB}"
-    listed = list(azs.customer_subscriptions.list(GROUP, "csp-hub"))
+    assert created.name == f"{hub}/{CUSTOMER_SUB}"
+    listed = list(azs.customer_subscriptions.list(GROUP, hub))
     assert [c.tenant_id for c in listed] == [TENANT]
-    assert azs.customer_subscriptions.get(GROUP, "csp-hub", CUSTOMER_SUB).tenant_id == TENANT
+    assert azs.customer_subscriptions.get(GROUP, hub, CUSTOMER_SUB).tenant_id == TENANT
     # Re-putting the same tenant replaces its mapping (200 again).
-    azs.customer_subscriptions.create(GROUP, "csp-hub", CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
-    azs.customer_subscriptions.delete(GROUP, "csp-hub", CUSTOMER_SUB)
+    azs.customer_subscriptions.create(GROUP, hub, CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
+    azs.customer_subscriptions.delete(GROUP, hub, CUSTOMER_SUB)
     with pytest.raises(ResourceNotFoundError) as missing:
-        azs.customer_subscriptions.get(GROUP, "csp-hub", CUSTOMER_SUB)
+        azs.customer_subscriptions.get(GROUP, hub, CUSTOMER_SUB)
     assert missing.value.error.code == "CustomerSubscriptionNotFound"
 
 
@@ -97,71 +89,52 @@ def test_customer_subscriptions(server):
 def test_customer_subscription_errors_arrive_with_their_codes(server, registration, subscription, tenant, code):
     azs = client(server)
     azs.registrations.create_or_update(
-        GROUP, "csp-errors", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "c1"))
+        GROUP, unique(server, "csp-errors"),
+        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "c1"))),
     )
     azs.registrations.create_or_update(
-        GROUP, "capacity-hub",
-        RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "c2", "Capacity")),
+        GROUP, unique(server, "capacity-hub"),
+        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "c2"), "Capacity")),
     )
     with pytest.raises(HttpResponseError) as error:
-        azs.customer_subscriptions.create(GROUP, registration, subscription, CustomerSubscription(tenant_id=tenant))
+        azs.customer_subscriptions.create(
+            GROUP, unique(server, registration), subscription, CustomerSubscription(tenant_id=tenant)
+        )
     assert error.value.error.code == code
 
 
 def test_registration_errors_arrive_with_their_codes(server):
     azs = client(server)
     azs.registrations.create_or_update(
-        GROUP, "first", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "d1"))
+        GROUP, unique(server, "first"),
+        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
     )
     with pytest.raises(HttpResponseError) as taken:
         azs.registrations.create_or_update(
-            GROUP, "second", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "d1"))
+            GROUP, unique(server, "second"),
+            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
         )
     assert taken.value.error.code == "CloudIdAlreadyRegistered"
     ea = client(server, subscription=EA_SUB)
     ea.registrations.create_or_update(
-        GROUP, "ea-hub", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "d2"))
+        GROUP, unique(server, "ea-hub"),
+        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d2"))),
     )
     with pytest.raises(HttpResponseError) as unauthorized:
-        ea.customer_subscriptions.create(GROUP, "ea-hub", CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
+        ea.customer_subscriptions.create(
+            GROUP, unique(server, "ea-hub"), CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT)
+        )
     assert unauthorized.value.error.code == "UnauthorizedCspRegistration"
     nobody = client(server, subscription="d0000000-0000-0000-0000-0000000000ff")
     with pytest.raises(HttpResponseError) as missing_default:
         nobody.registrations.create_or_update(
-            GROUP, "orphan", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "d3"))
+            GROUP, unique(server, "orphan"),
+            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d3"))),
         )
     assert missing_default.value.error.code == "InvalidCustomerSubscriptionId"
 
 
 def test_a_bad_token_is_a_client_authentication_error(server):
     with pytest.raises(ClientAuthenticationError) as error:
-        client(server, token="not-a-token").registrations.get(GROUP, "first")
+        client(server, token="not-a-token").registrations.get(GROUP, unique(server, "first"))
     assert error.value.error.code == "InvalidAuthenticationToken"
-
-
-class TokenCredential:
-    """The ordinary bearer-token path of the SDK: a credential handing out a stackbill token."""
-
-    def __init__(self, token):
-        self._token = token
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken(self._token, 2**31)
-
-
-def test_https_with_the_sdks_own_bearer_policy(tls_server):
-    azs = AzureStackManagementClient(
-        TokenCredential(conftest.ADMIN_TOKEN), DEFAULT_SUB, base_url=tls_server["url"],
-        connection_verify=tls_server["cert"], retry_total=0,
-    )
-    created = azs.registrations.create_or_update(
-        GROUP, "tls-hub", RegistrationParameter(location="global", registration_token=registration_token(CLOUD[:-2] + "e1"))
-    )
-    assert created.cloud_id == CLOUD[:-2] + "e1"
-    azs.customer_subscriptions.create(GROUP, "tls-hub", CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
-    assert [c.tenant_id for c in azs.customer_subscriptions.list(GROUP, "tls-hub")] == [TENANT]
-    bad = AzureStackManagementClient(
-        TokenCredential("wrong"), DEFAULT_SUB, base_url=tls_server["url"], connection_verify=tls_server["cert"], retry_total=0,
-    )
-    with pytest.raises(ClientAuthenticationError):
-        bad.registrations.get(GROUP, "tls-hub")
