@@ -26,6 +26,8 @@ pub struct AppState {
     /// The externally visible base URL (scheme, host, port, path prefix) for absolute
     /// `nextLink`s; `None`: built from the request's `Host`.
     pub public_url: Option<String>,
+    /// Whether this server speaks HTTPS (the scheme of links built from `Host`).
+    pub https: bool,
 }
 
 /// Builds the whole application.

@@ -93,7 +93,8 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if state.https { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 fn encode(text: &str) -> String {

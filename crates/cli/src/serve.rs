@@ -70,6 +70,7 @@ pub(crate) async fn serve(
         store: store.clone(),
         auth: Arc::new(auth),
         public_url: listen.public_url.clone(),
+        https: listen.tls.is_some(),
     });
     let Some((cert, key)) = listen.tls else {
         let listener = tokio::net::TcpListener::bind(listen.address)

@@ -113,6 +113,7 @@ impl TestApp {
                 env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
             }),
             public_url: None,
+            https: false,
         };
         Self {
             router: router(state),

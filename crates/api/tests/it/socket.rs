@@ -15,6 +15,7 @@ async fn serves_over_loopback() {
             env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
         }),
         public_url: None,
+        https: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
