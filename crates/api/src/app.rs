@@ -6,6 +6,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::Uri;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use stackbill_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -101,7 +102,9 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_DIRECTORY_BODY_BYTES));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(metrics))
         .nest("/v1", v1)
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -116,6 +119,21 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::map_response(request_id))
+}
+
+/// `GET /metrics`: Prometheus text format, no token needed (bind it to a private address).
+async fn metrics() -> axum::response::Response {
+    let body = crate::telemetry::metrics_handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Every answer carries a fresh `x-ms-request-id`, as ARM's do, to quote in support requests
@@ -134,7 +152,15 @@ async fn route_not_found(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     if crate::azure::is_azure_path(request.uri().path()) {
-        return crate::azure::dispatch(state, request).await;
+        let (method, started) = (request.method().to_string(), std::time::Instant::now());
+        let response = crate::azure::dispatch(state, request).await;
+        crate::telemetry::record_request(
+            "azure".to_owned(),
+            method,
+            response.status().as_u16(),
+            started,
+        );
+        return response;
     }
     axum::response::IntoResponse::into_response(ApiError::new(
         ErrorCode::RouteNotFound,

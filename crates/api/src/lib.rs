@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod telemetry;
 pub mod tokens;
 pub mod usage;
 

@@ -121,6 +121,7 @@ pub(crate) async fn post_usage(
             ));
         }
     };
+    let started = std::time::Instant::now();
     let format = body_format(&headers)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -188,8 +189,29 @@ pub(crate) async fn post_usage(
         }
     }
     rejected.sort_by_key(|r| r.index);
+    record_usage(&answer, &rejected, started);
     answer.rejected = rejected;
     Ok(Json(answer))
+}
+
+/// Counts one usage request's outcomes and times it.
+fn record_usage(answer: &IngestDto, rejected: &[RejectionDto], started: std::time::Instant) {
+    use crate::telemetry::{USAGE_BATCH_SECONDS, USAGE_RECORDS, USAGE_RECORDS_PER_SECOND};
+    metrics::counter!(USAGE_RECORDS, "outcome" => "accepted").increment(answer.accepted);
+    metrics::counter!(USAGE_RECORDS, "outcome" => "duplicate").increment(answer.duplicates);
+    metrics::counter!(USAGE_RECORDS, "outcome" => "conflict")
+        .increment(answer.conflicts.len() as u64);
+    for rejection in rejected {
+        metrics::counter!(USAGE_RECORDS, "outcome" => "rejected", "code" => rejection.code)
+            .increment(1);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!(USAGE_BATCH_SECONDS).record(seconds);
+    let records =
+        answer.accepted + answer.duplicates + answer.conflicts.len() as u64 + rejected.len() as u64;
+    if seconds > 0.0 {
+        metrics::gauge!(USAGE_RECORDS_PER_SECOND).set(records as f64 / seconds);
+    }
 }
 
 /// One meter's usage in one hour or day.

@@ -66,6 +66,9 @@ pub(crate) async fn serve(
     listen: Listen,
     ready: impl FnOnce(String),
 ) -> Result<()> {
+    if stackbill_api::telemetry::metrics_handle().is_none() {
+        tracing::warn!("serving without /metrics");
+    }
     let app = router(AppState {
         store: store.clone(),
         auth: Arc::new(auth),

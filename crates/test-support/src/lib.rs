@@ -106,6 +106,8 @@ impl Answer {
 impl TestApp {
     /// A fresh app that accepts [`ADMIN_TOKEN`].
     pub fn new() -> Self {
+        // Record metrics from the first app of the process on, as `serve` does.
+        let _ = stackbill_api::telemetry::metrics_handle();
         let db = TestStore::new();
         let state = AppState {
             store: db.store.clone(),

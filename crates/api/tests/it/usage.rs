@@ -294,3 +294,48 @@ async fn usage_bodies_have_their_own_limit() {
         (413, "RequestTooLarge")
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_usage_outcomes_with_bounded_labels() {
+    let app = seeded().await;
+    let body = ndjson(&[
+        record("m1", CLOUD_1, TENANT_1, "08", json!(1)),
+        record(
+            "m2",
+            "ca000000-0000-0000-0000-0000000000ee",
+            TENANT_1,
+            "08",
+            json!(1),
+        ),
+    ]);
+    assert_eq!(post(&app, body, "application/x-ndjson").await.status, 200);
+    let request = axum::http::Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "no token needed");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.contains(r#"stackbill_usage_records_total{outcome="rejected",code="UnknownStack"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stackbill_usage_records_total{outcome="accepted"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/v1/usage""#), "{text}");
+    assert!(
+        text.contains("stackbill_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(TENANT_1) && !text.contains("m1"),
+        "ids never become labels"
+    );
+}

@@ -1,0 +1,65 @@
+//! Metrics in the Prometheus text format, served at `GET /metrics`. Label values are bounded:
+//! route templates (never raw paths), methods, status codes and error codes, never ids.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Requests, by route template, method and status.
+pub const HTTP_REQUESTS: &str = "stackbill_http_requests_total";
+/// Request latency, by route template and method.
+pub const HTTP_SECONDS: &str = "stackbill_http_request_duration_seconds";
+/// Usage records, by outcome (`accepted`, `duplicate`, `conflict`, `rejected`) and error code.
+pub const USAGE_RECORDS: &str = "stackbill_usage_records_total";
+/// Time to parse, validate and durably store one usage request.
+pub const USAGE_BATCH_SECONDS: &str = "stackbill_usage_batch_duration_seconds";
+/// Records per second of the last usage request.
+pub const USAGE_RECORDS_PER_SECOND: &str = "stackbill_usage_import_records_per_second";
+
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide recorder, installed on first use.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS_SECONDS)
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(err) => {
+                    tracing::warn!(error = %err, "metrics are not recorded");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Counts and times every matched request by its route template.
+pub(crate) async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    record_request(route, method, response.status().as_u16(), started);
+    response
+}
+
+/// Records one answered request.
+pub(crate) fn record_request(route: String, method: String, status: u16, started: Instant) {
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(HTTP_SECONDS, "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+}
