@@ -103,6 +103,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(crate::openapi::document()) }),
+        )
         .nest("/v1", v1)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .fallback(route_not_found)

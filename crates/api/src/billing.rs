@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
 
 /// Body of `PUT /v1/ratecards/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateCardBody {
     /// ISO 4217 code.
@@ -29,21 +29,23 @@ pub struct RateCardBody {
 }
 
 /// One entry of a rate card.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeterRateBody {
     /// The meter.
     pub meter_id: String,
     /// Threshold (decimal string) → unit price (decimal), graduated; the first at "0".
+    #[schema(value_type = Object)]
     pub rates: serde_json::Map<String, serde_json::Value>,
     /// Free quantity per period (default 0).
+    #[schema(value_type = Option<String>)]
     pub included_quantity: Option<serde_json::Value>,
     /// From when (default: the beginning of time).
     pub effective_date: Option<String>,
 }
 
 /// A rate card as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateCardDto {
     name: String,
@@ -51,10 +53,11 @@ pub struct RateCardDto {
     meters: Vec<MeterRateDto>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MeterRateDto {
     meter_id: String,
+    #[schema(value_type = Object)]
     rates: serde_json::Map<String, serde_json::Value>,
     included_quantity: String,
     effective_date: String,
@@ -182,6 +185,8 @@ fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiErro
     })
 }
 
+/// Store a new version of a rate card
+#[utoipa::path(put, path = "/v1/ratecards/{name}", tag = "billing", params(("name" = String, Path, description = "rate card")), request_body = RateCardBody, responses((status = 200, body = RateCardDto), (status = 201, description = "created", body = RateCardDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_rate_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -200,6 +205,8 @@ pub(crate) async fn put_rate_card(
     Ok((status, Json(RateCardDto::from(card))).into_response())
 }
 
+/// A rate card
+#[utoipa::path(get, path = "/v1/ratecards/{name}", tag = "billing", params(("name" = String, Path, description = "rate card"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = RateCardDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_rate_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -223,7 +230,7 @@ pub(crate) async fn get_rate_card(
 }
 
 /// An invoice as answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceDto {
     subscription_id: String,
@@ -238,7 +245,7 @@ pub struct InvoiceDto {
     finalized_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LineDto {
     meter_id: String,
@@ -250,7 +257,7 @@ struct LineDto {
     unpriced: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AdjustmentDto {
     period: String,
@@ -317,6 +324,8 @@ async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiErr
         .collect())
 }
 
+/// Every invoice of a month
+#[utoipa::path(get, path = "/v1/invoices", tag = "billing", params(("period" = String, Query, description = "YYYY-MM"), ("partnerId" = String, Query, description = "only this partner's"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_invoices(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -397,6 +406,8 @@ pub fn invoice_csv(invoice: &InvoiceDto) -> String {
     out
 }
 
+/// One invoice (CSV with Accept: text/csv)
+#[utoipa::path(get, path = "/v1/invoices/{subscriptionId}/{period}", tag = "billing", params(("subscriptionId" = String, Path, description = "GUID"), ("period" = String, Path, description = "YYYY-MM"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = InvoiceDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_invoice(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -433,6 +444,8 @@ pub(crate) async fn get_invoice(
     Ok(Json(dto).into_response())
 }
 
+/// Freeze a month's invoices
+#[utoipa::path(post, path = "/v1/periods/{period}/finalize", tag = "billing", params(("period" = String, Path, description = "YYYY-MM"), ("partnerId" = String, Query, description = "only this partner's")), responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn finalize(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -460,7 +473,7 @@ pub(crate) async fn finalize(
 }
 
 /// A stored usage record, as the drill-down answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordDto {
     id: String,
@@ -472,6 +485,7 @@ pub struct RecordDto {
     usage_start_time: String,
     usage_end_time: String,
     reported_time: Option<String>,
+    #[schema(value_type = Option<Object>)]
     instance_data: Option<Box<serde_json::value::RawValue>>,
 }
 
@@ -494,6 +508,8 @@ impl From<stackbill_core::UsageRecord> for RecordDto {
     }
 }
 
+/// The raw records behind an invoice
+#[utoipa::path(get, path = "/v1/invoices/{subscriptionId}/{period}/records", tag = "billing", params(("subscriptionId" = String, Path, description = "GUID"), ("period" = String, Path, description = "YYYY-MM"), ("meterId" = String, Query, description = "one line's"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<RecordDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn invoice_records(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

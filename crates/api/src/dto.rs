@@ -7,7 +7,7 @@ use stackbill_core::{MappingEvent, Meter, Partner, Registration, Subscription};
 use stackbill_store::CustomerSubscription;
 
 /// Body of `PUT /v1/partners/{partnerId}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PartnerBody {
     /// Must match the path when given.
@@ -17,7 +17,7 @@ pub struct PartnerBody {
 }
 
 /// A partner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerDto {
     partner_id: String,
@@ -34,7 +34,7 @@ impl From<Partner> for PartnerDto {
 }
 
 /// Body of `PUT /v1/subscriptions/{subscriptionId}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubscriptionBody {
     /// Must match the path when given.
@@ -50,11 +50,12 @@ pub struct SubscriptionBody {
     /// The rate card (default `default`).
     pub rate_card: Option<String>,
     /// Markup in percent, a decimal string or number (default 0).
+    #[schema(value_type = Option<String>)]
     pub markup_percent: Option<serde_json::Value>,
 }
 
 /// A billing subscription.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionDto {
     subscription_id: String,
@@ -81,7 +82,7 @@ impl From<Subscription> for SubscriptionDto {
 }
 
 /// Body of `PUT /v1/registrations/{name}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegistrationBody {
     /// Must match the path when given.
@@ -95,7 +96,7 @@ pub struct RegistrationBody {
 }
 
 /// A registration.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrationDto {
     name: String,
@@ -116,7 +117,7 @@ impl From<Registration> for RegistrationDto {
 }
 
 /// Body of `PUT /v1/registrations/{name}/customerSubscriptions/{subscriptionId}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CustomerSubscriptionBody {
     /// The tenant (directory) to map.
@@ -126,7 +127,7 @@ pub struct CustomerSubscriptionBody {
 }
 
 /// A tenant mapping in force.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerSubscriptionDto {
     registration: String,
@@ -149,7 +150,7 @@ impl From<CustomerSubscription> for CustomerSubscriptionDto {
 }
 
 /// One change in a registration's history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryItemDto {
     tenant_id: String,
@@ -170,7 +171,7 @@ impl From<MappingEvent> for HistoryItemDto {
 }
 
 /// Body of `PUT /v1/meters/{meterId}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeterBody {
     /// Must match the path when given.
@@ -184,7 +185,7 @@ pub struct MeterBody {
 }
 
 /// A meter.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeterDto {
     meter_id: String,
@@ -205,7 +206,7 @@ impl From<Meter> for MeterDto {
 }
 
 /// A page of a list: `{"value":[...],"nextLink"?}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListDto<T> {
     /// The items of this page.

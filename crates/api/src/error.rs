@@ -245,3 +245,21 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The ARM error envelope, as documented in the OpenAPI description.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// One error: its code, a sentence, and the field it is about.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The code.
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+    /// The field or parameter.
+    pub target: Option<String>,
+}

@@ -11,6 +11,7 @@ pub mod commerce;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 mod routes;
 pub mod telemetry;
 pub mod tokens;

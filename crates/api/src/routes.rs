@@ -146,6 +146,8 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Create or rename a partner (admin)
+#[utoipa::path(put, path = "/v1/partners/{partnerId}", tag = "directory", params(("partnerId" = String, Path, description = "the partner")), request_body = crate::dto::PartnerBody, responses((status = 200, body = crate::dto::PartnerDto), (status = 201, description = "created", body = crate::dto::PartnerDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_partner(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -163,6 +165,8 @@ pub(crate) async fn put_partner(
     Ok(written(outcome, PartnerDto::from(partner)))
 }
 
+/// One partner
+#[utoipa::path(get, path = "/v1/partners/{partnerId}", tag = "directory", params(("partnerId" = String, Path, description = "the partner")), responses((status = 200, body = crate::dto::PartnerDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_partner(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -185,6 +189,8 @@ pub(crate) async fn get_partner(
     Ok(Json(partner.into()))
 }
 
+/// Partners
+#[utoipa::path(get, path = "/v1/partners", tag = "directory", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::PartnerDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_partners(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -197,6 +203,8 @@ pub(crate) async fn list_partners(
     page(partners, &query, &uri)
 }
 
+/// Create or replace a billing subscription
+#[utoipa::path(put, path = "/v1/subscriptions/{subscriptionId}", tag = "directory", params(("subscriptionId" = String, Path, description = "GUID")), request_body = crate::dto::SubscriptionBody, responses((status = 200, body = crate::dto::SubscriptionDto), (status = 201, description = "created", body = crate::dto::SubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -246,6 +254,8 @@ pub(crate) async fn put_subscription(
     Ok(written(outcome, SubscriptionDto::from(subscription)))
 }
 
+/// One billing subscription
+#[utoipa::path(get, path = "/v1/subscriptions/{subscriptionId}", tag = "directory", params(("subscriptionId" = String, Path, description = "GUID")), responses((status = 200, body = crate::dto::SubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -263,6 +273,8 @@ pub(crate) async fn get_subscription(
     Ok(Json(subscription.into()))
 }
 
+/// Billing subscriptions
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "directory", params(("partnerId" = String, Query, description = "only this partner's"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::SubscriptionDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -279,6 +291,8 @@ pub(crate) async fn list_subscriptions(
     page(state.store.subscriptions(partner).await?, &query, &uri)
 }
 
+/// Register a stack, or change its billing model
+#[utoipa::path(put, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), request_body = crate::dto::RegistrationBody, responses((status = 200, body = crate::dto::RegistrationDto), (status = 201, description = "created", body = crate::dto::RegistrationDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -329,6 +343,8 @@ pub(crate) async fn put_registration(
     Ok(written(outcome, RegistrationDto::from(stored)))
 }
 
+/// One registration
+#[utoipa::path(get, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), responses((status = 200, body = crate::dto::RegistrationDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -344,6 +360,8 @@ pub(crate) async fn get_registration(
     Ok(Json(registration.into()))
 }
 
+/// Registrations
+#[utoipa::path(get, path = "/v1/registrations", tag = "registrations", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::RegistrationDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_registrations(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -368,6 +386,8 @@ pub(crate) async fn list_registrations(
     page(registrations, &query, &uri)
 }
 
+/// Delete a registration (its history is kept)
+#[utoipa::path(delete, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn delete_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -379,6 +399,8 @@ pub(crate) async fn delete_registration(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Every mapping change, in recording order
+#[utoipa::path(get, path = "/v1/registrations/{name}/history", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::HistoryItemDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn registration_history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -391,6 +413,8 @@ pub(crate) async fn registration_history(
     page(state.store.registration_history(name).await?, &query, &uri)
 }
 
+/// Map a tenant to its customer subscription
+#[utoipa::path(put, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "the customer's CSP subscription")), request_body = crate::dto::CustomerSubscriptionBody, responses((status = 200, body = crate::dto::CustomerSubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -413,6 +437,8 @@ pub(crate) async fn put_customer_subscription(
     Ok(Json(mapping.into()))
 }
 
+/// The mapping of a customer subscription in force
+#[utoipa::path(get, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "GUID"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = crate::dto::CustomerSubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -445,6 +471,8 @@ pub(crate) async fn get_customer_subscription(
     }
 }
 
+/// The mappings in force
+#[utoipa::path(get, path = "/v1/registrations/{name}/customerSubscriptions", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::CustomerSubscriptionDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_customer_subscriptions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -465,6 +493,8 @@ pub(crate) async fn list_customer_subscriptions(
     page(mappings, &query, &uri)
 }
 
+/// End a tenant's mapping
+#[utoipa::path(delete, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "GUID"), ("effectiveFrom" = String, Query, description = "RFC 3339 instant")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn delete_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -482,6 +512,8 @@ pub(crate) async fn delete_customer_subscription(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Add or override a meter (admin)
+#[utoipa::path(put, path = "/v1/meters/{meterId}", tag = "meters", params(("meterId" = String, Path, description = "GUID")), request_body = crate::dto::MeterBody, responses((status = 200, body = crate::dto::MeterDto), (status = 201, description = "created", body = crate::dto::MeterDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn put_meter(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -501,6 +533,8 @@ pub(crate) async fn put_meter(
     Ok(written(outcome, MeterDto::from(meter)))
 }
 
+/// One meter
+#[utoipa::path(get, path = "/v1/meters/{meterId}", tag = "meters", params(("meterId" = String, Path, description = "GUID")), responses((status = 200, body = crate::dto::MeterDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_meter(
     State(state): State<AppState>,
     Path(meter_id): Path<String>,
@@ -516,6 +550,8 @@ pub(crate) async fn get_meter(
     Ok(Json(meter.into()))
 }
 
+/// The meter catalog
+#[utoipa::path(get, path = "/v1/meters", tag = "meters", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::MeterDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_meters(
     State(state): State<AppState>,
     query: QueryParams,

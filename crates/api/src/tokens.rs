@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams};
 
 /// Body of `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenBody {
     /// `admin`, `partner`, `stack` or `customer`.
@@ -32,7 +32,7 @@ pub struct TokenBody {
 }
 
 /// A token, without its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenDto {
     id: String,
@@ -92,6 +92,8 @@ async fn tenant_partner(store: &Store, tenant: TenantId) -> Result<Option<Partne
         .and_then(|s| s.partner_id))
 }
 
+/// Create a token; the secret is in this answer only
+#[utoipa::path(post, path = "/v1/tokens", tag = "access", request_body = TokenBody, responses((status = 201, description = "created", body = TokenDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -202,6 +204,8 @@ pub async fn issue_token(
     Ok(dto)
 }
 
+/// Live tokens, without secrets
+#[utoipa::path(get, path = "/v1/tokens", tag = "access", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<TokenDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -212,6 +216,8 @@ pub(crate) async fn list_tokens(
     crate::routes::page(state.store.tokens(scope).await?, &query, &uri)
 }
 
+/// Revoke a token
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "access", params(("id" = String, Path, description = "token id")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

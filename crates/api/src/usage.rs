@@ -21,14 +21,14 @@ use crate::extract::QueryParams;
 pub const MAX_USAGE_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// A conflicting record: same key, other content; the stored record stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConflictDto {
     index: u64,
     id: String,
 }
 
 /// A rejected record.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RejectionDto {
     index: u64,
     id: Option<String>,
@@ -50,7 +50,7 @@ impl RejectionDto {
 }
 
 /// The answer to `POST /v1/usage`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestDto {
     accepted: u64,
     duplicates: u64,
@@ -106,6 +106,8 @@ fn parse_body(body: &[u8], format: Format, now: Timestamp) -> Parsed {
     parsed
 }
 
+/// Send usage records
+#[utoipa::path(post, path = "/v1/usage", tag = "usage", request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON, or JSON (an array or {\"value\":[...]})"), responses((status = 200, body = IngestDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn post_usage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -215,7 +217,7 @@ fn record_usage(answer: &IngestDto, rejected: &[RejectionDto], started: std::tim
 }
 
 /// One meter's usage in one hour or day.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregateDto {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +256,8 @@ fn hour_text(hour: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Usage per meter and hour or day
+#[utoipa::path(get, path = "/v1/usage/aggregates", tag = "usage", params(("subscriptionId" = String, Query, description = "billed subscription"), ("tenantId" = String, Query, description = "tenant"), ("cloudId" = String, Query, description = "stack"), ("from" = String, Query, description = "RFC 3339, whole hour"), ("to" = String, Query, description = "RFC 3339, whole hour"), ("granularity" = String, Query, description = "Hourly or Daily"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<AggregateDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
 pub(crate) async fn get_aggregates(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

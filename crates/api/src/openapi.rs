@@ -1,0 +1,69 @@
+//! The OpenAPI description of the native API, generated from the handlers' annotations and
+//! the wire types, served at `GET /openapi.json`.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{billing, routes, tokens, usage};
+
+/// Declares the bearer token scheme every `/v1` route uses.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The native `/v1` API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "stackbill",
+        description = "Usage metering and billing for multi-tenant Azure Stack Hub clouds run by Cloud Solution Providers. Errors use the ARM envelope {\"error\":{\"code\",\"message\",\"target\"}}; lists are {\"value\":[...],\"nextLink\"}."
+    ),
+    paths(
+        routes::put_partner,
+        routes::get_partner,
+        routes::list_partners,
+        routes::put_subscription,
+        routes::get_subscription,
+        routes::list_subscriptions,
+        routes::put_registration,
+        routes::get_registration,
+        routes::list_registrations,
+        routes::delete_registration,
+        routes::registration_history,
+        routes::put_customer_subscription,
+        routes::get_customer_subscription,
+        routes::list_customer_subscriptions,
+        routes::delete_customer_subscription,
+        routes::put_meter,
+        routes::get_meter,
+        routes::list_meters,
+        usage::post_usage,
+        usage::get_aggregates,
+        billing::put_rate_card,
+        billing::get_rate_card,
+        billing::list_invoices,
+        billing::get_invoice,
+        billing::invoice_records,
+        billing::finalize,
+        tokens::create_token,
+        tokens::list_tokens,
+        tokens::revoke_token,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// The document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
