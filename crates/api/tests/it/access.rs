@@ -117,6 +117,12 @@ async fn world() -> (TestApp, Tokens) {
 async fn every_route_answers_each_role_as_spec_section_7_says() {
     let (app, tokens) = world().await;
     let month = "from=2025-05-01T00:00:00Z&to=2025-06-01T00:00:00Z";
+    let own_rp = format!(
+        "/subscriptions/{CSPSS_DEFAULT}/resourceGroups/azurestack/providers/Microsoft.AzureStack/registrations"
+    );
+    let other_rp = format!(
+        "/subscriptions/{P2_DEFAULT}/resourceGroups/azurestack/providers/Microsoft.AzureStack/registrations"
+    );
     // (method, path, body, [customer, stack, partner p1, admin]) — run in that order, so that
     // the refused calls come before the admin's, which may change things.
     let rows: Vec<(Method, String, Option<String>, [u16; 4])> = vec![
@@ -150,6 +156,14 @@ async fn every_route_answers_each_role_as_spec_section_7_says() {
         (Method::GET, format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05/records"), None, [403, 403, 200, 200]),
         (Method::GET, "/v1/tokens".into(), None, [403, 403, 200, 200]),
         (Method::POST, "/v1/periods/2025-05/finalize?partnerId=p2".into(), None, [403, 403, 403, 200]),
+        (Method::GET, format!("{own_rp}/stack1?api-version=2017-06-01"), None, [403, 403, 200, 200]),
+        (Method::GET, format!("{other_rp}/p2stack?api-version=2017-06-01"), None, [403, 403, 404, 200]),
+        (Method::GET, format!("{own_rp}?api-version=2022-06-01"), None, [403, 403, 200, 200]),
+        (Method::GET, format!("{own_rp}/stack1/customerSubscriptions/{CUSTOMER_1B}?api-version=2017-06-01"), None, [403, 403, 200, 200]),
+        (Method::PUT, format!("{other_rp}/p2stack/customerSubscriptions/{FOREIGN_CUSTOMER}?api-version=2017-06-01"), Some(json!({"properties": {"tenantId": TENANT_2}}).to_string()), [403, 403, 404, 200]),
+        (Method::GET, format!("/subscriptions/{CSPSS_DEFAULT}/providers/Microsoft.Commerce/UsageAggregates?reportedStartTime=2025-05-01&reportedEndTime=2025-05-02&api-version=2015-06-01-preview"), None, [403, 403, 200, 200]),
+        (Method::GET, format!("/subscriptions/{FOREIGN_CUSTOMER}/providers/Microsoft.Commerce/UsageAggregates?reportedStartTime=2025-05-01&reportedEndTime=2025-05-02&api-version=2015-06-01-preview"), None, [403, 403, 404, 200]),
+        (Method::GET, format!("/subscriptions/{CUSTOMER_1}/providers/Microsoft.Commerce/RateCard?$filter=OfferDurableId%20eq%20%27MS-AZR-0145P%27%20and%20Currency%20eq%20%27USD%27%20and%20Locale%20eq%20%27en-US%27%20and%20RegionInfo%20eq%20%27US%27&api-version=2015-06-01-preview"), None, [403, 403, 200, 200]),
         (Method::DELETE, "/v1/registrations/p2stack".into(), None, [403, 403, 404, 204]),
     ];
     let callers = [
