@@ -115,6 +115,19 @@ def test_registration_errors_arrive_with_their_codes(server):
             RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
         )
     assert taken.value.error.code == "CloudIdAlreadyRegistered"
+    with pytest.raises(HttpResponseError) as recloud:
+        azs.registrations.create_or_update(
+            GROUP, unique(server, "first"),
+            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d4"))),
+        )
+    assert recloud.value.error.code == "CloudIdChange"
+    other_default = client(server, subscription=EA_SUB)
+    with pytest.raises(HttpResponseError) as moved:
+        other_default.registrations.create_or_update(
+            GROUP, unique(server, "first"),
+            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
+        )
+    assert moved.value.error.code == "DefaultSubscriptionChange"
     ea = client(server, subscription=EA_SUB)
     ea.registrations.create_or_update(
         GROUP, unique(server, "ea-hub"),

@@ -537,8 +537,17 @@ async fn put_registration(
         })?;
     let token = decode_token(&token)?;
     let existing = state.store.registration(scope.name.clone()).await?;
-    if patch || existing.is_some() {
-        owned_registration(state, caller, scope).await?;
+    match &existing {
+        // Registration names are global here: the same name under another subscription is an
+        // attempt to change its default, which the rules refuse (DefaultSubscriptionChange).
+        Some(found) if found.default_subscription != scope.subscription && !patch => {
+            check_registration(&state.store, caller, &scope.name).await?;
+        }
+        Some(_) => {
+            owned_registration(state, caller, scope).await?;
+        }
+        None if patch => return Err(registration_not_found(&scope.name)),
+        None => {}
     }
     if let Some(own) = caller.partner_scope()?
         && subscription_partner(&state.store, scope.subscription)
