@@ -315,13 +315,7 @@ pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> Invoic
 }
 
 async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiError> {
-    Ok(state
-        .store
-        .meters()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect())
+    Ok(state.store.meters_by_id().await?)
 }
 
 /// Every invoice of a month

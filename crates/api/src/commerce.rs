@@ -181,13 +181,7 @@ pub(crate) async fn usage_aggregates(
             .entry((bucket, record.meter_id, instance))
             .or_insert(Decimal::ZERO) += record.quantity;
     }
-    let meters: std::collections::HashMap<MeterId, stackbill_core::Meter> = state
-        .store
-        .meters()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
+    let meters = state.store.meters_by_id().await?;
     let total = lines.len();
     let mut value = Vec::new();
     for (index, ((bucket, meter_id, instance), quantity)) in lines
@@ -297,13 +291,7 @@ pub(crate) async fn rate_card(
         .await?
         .ok_or_else(|| crate::access::subscription_not_found(subscription))?;
     let card = state.store.rate_card(sub.rate_card.clone(), None).await?;
-    let meters: std::collections::HashMap<MeterId, stackbill_core::Meter> = state
-        .store
-        .meters()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
+    let meters = state.store.meters_by_id().await?;
     let now = state.store.now();
     let factor = (Decimal::ONE_HUNDRED + sub.markup_percent) / Decimal::ONE_HUNDRED;
     let mut rows = Vec::new();

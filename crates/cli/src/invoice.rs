@@ -16,12 +16,7 @@ use crate::cli::{ExportFormat, InvoiceCommand};
 use crate::output;
 
 async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
-    Ok(store
-        .meters()
-        .await?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect())
+    Ok(store.meters_by_id().await?)
 }
 
 fn status(invoice: &Invoice) -> &'static str {

@@ -709,6 +709,16 @@ impl Store {
         .await
     }
 
+    /// The whole meter catalog, keyed by id.
+    pub async fn meters_by_id(&self) -> Result<std::collections::HashMap<MeterId, Meter>> {
+        Ok(self
+            .meters()
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect())
+    }
+
     /// The whole meter catalog (built-in merged with the operator's), by id.
     pub async fn meters(&self) -> Result<Vec<Meter>> {
         self.read(|conn| {

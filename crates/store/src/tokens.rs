@@ -108,17 +108,7 @@ impl Store {
                     "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
                      WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
                     [secret_sha256.as_slice()],
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, Option<String>>(2)?,
-                            row.get::<_, Option<String>>(3)?,
-                            row.get::<_, Option<String>>(4)?,
-                            row.get::<_, String>(5)?,
-                            row.get::<_, i64>(6)?,
-                        ))
-                    },
+                    token_columns,
                 )
                 .optional()?;
             let Some((id, role, partner, cloud, tenant, name, created)) = row else {
@@ -153,17 +143,7 @@ impl Store {
                 "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
                  WHERE revoked_at IS NULL AND (?1 IS NULL OR partner_id = ?1) ORDER BY created_at, token_id",
             )?;
-            let rows = stmt.query_map([partner.as_ref().map(PartnerId::as_str)], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, i64>(6)?,
-                ))
-            })?;
+            let rows = stmt.query_map([partner.as_ref().map(PartnerId::as_str)], token_columns)?;
             rows.map(|row| {
                 let (id, role, partner, cloud, tenant, name, created) = row?;
                 record(id, &role, partner.as_deref(), cloud.as_deref(), tenant.as_deref(), name, created)
@@ -184,6 +164,29 @@ impl Store {
         })
         .await
     }
+}
+
+/// The columns of a token row, in the order every token query selects them.
+type TokenColumns = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+);
+
+fn token_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenColumns> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
 }
 
 fn record(
