@@ -254,18 +254,6 @@ pub(crate) fn current_instant(conn: &Connection, clock: Timestamp) -> Result<Tim
     })
 }
 
-/// Recording instants never go backwards, even if the wall clock does.
-fn recording_instant(conn: &Connection, now: Timestamp) -> Result<Timestamp> {
-    let last: Option<i64> =
-        conn.query_row("SELECT max(recorded_at) FROM mapping_events", [], |row| {
-            row.get(0)
-        })?;
-    match last {
-        Some(last) if last > micros(now) => instant(last),
-        _ => Ok(now),
-    }
-}
-
 fn insert_event(conn: &Connection, registration_id: i64, event: &MappingEvent) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO mapping_events (registration_id, tenant_id, subscription_id, effective_from, recorded_at)
@@ -550,8 +538,9 @@ impl Store {
         tenant: TenantId,
         effective_from: Option<Timestamp>,
     ) -> Result<CustomerSubscription> {
-        self.write(move |tx, now| {
-            let recorded_at = recording_instant(tx, now)?;
+        // The transaction's instant is later than every earlier write's (store_clock), so
+        // recording order and recorded_at agree.
+        self.write(move |tx, recorded_at| {
             let found = load_registration(tx, &registration)?;
             let default = match &found {
                 Some((_, r)) => load_subscription(tx, r.default_subscription)?,
@@ -645,8 +634,9 @@ impl Store {
         subscription: SubscriptionId,
         effective_from: Option<Timestamp>,
     ) -> Result<Vec<MappingEvent>> {
-        self.write(move |tx, now| {
-            let recorded_at = recording_instant(tx, now)?;
+        // The transaction's instant is later than every earlier write's (store_clock), so
+        // recording order and recorded_at agree.
+        self.write(move |tx, recorded_at| {
             let found = load_registration(tx, &registration)?;
             let timeline = found
                 .as_ref()
