@@ -23,7 +23,7 @@ use crate::access::{Caller, check_registration, registration_not_found, subscrip
 use crate::app::AppState;
 use crate::auth::resolve_caller;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{QueryParams, parse_json};
+use crate::extract::{QueryParams, param, parse_json};
 
 /// The Microsoft.AzureStack api-versions stackbill answers.
 pub const AZURE_STACK_API_VERSIONS: &[&str] = &[
@@ -210,12 +210,12 @@ async fn handle(
             Err(method_not_allowed(path))
         }
         Target::UsageAggregates { subscription } => {
-            let subscription: SubscriptionId = guid(&subscription, "subscriptionId")?;
+            let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
             crate::commerce::usage_aggregates(state, caller, subscription, path, query, headers)
                 .await
         }
         Target::RateCard { subscription } => {
-            let subscription: SubscriptionId = guid(&subscription, "subscriptionId")?;
+            let subscription: SubscriptionId = param(&subscription, "subscriptionId")?;
             crate::commerce::rate_card(state, caller, subscription, query).await
         }
         Target::Registrations {
@@ -240,11 +240,8 @@ async fn handle(
             if !is_remote_management {
                 api_version(query)?;
             }
-            let subscription_id: SubscriptionId = guid(&subscription, "subscriptionId")?;
-            let name: RegistrationName = name.parse().map_err(|err: stackbill_core::IdError| {
-                ApiError::new(ErrorCode::InvalidParameter, err.to_string())
-                    .with_target("registrationName")
-            })?;
+            let subscription_id: SubscriptionId = param(&subscription, "subscriptionId")?;
+            let name: RegistrationName = param(&name, "registrationName")?;
             let rest: Vec<String> = rest.iter().map(|r| r.to_ascii_lowercase()).collect();
             let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
             let scope = Scope {
@@ -266,7 +263,7 @@ async fn handle(
                     list_customer_subscriptions(state, caller, &scope).await
                 }
                 (method, ["customersubscriptions", id]) => {
-                    let id: SubscriptionId = guid(id, "customerSubscriptionName")?;
+                    let id: SubscriptionId = param(id, "customerSubscriptionName")?;
                     match method {
                         Method::GET => get_customer_subscription(state, caller, &scope, id).await,
                         Method::PUT => {
@@ -299,15 +296,6 @@ fn method_not_allowed(path: &str) -> ApiError {
         ErrorCode::MethodNotAllowed,
         format!("'{path}' does not accept this method"),
     )
-}
-
-fn guid<T>(text: &str, name: &str) -> Result<T, ApiError>
-where
-    T: std::str::FromStr<Err = stackbill_core::IdError>,
-{
-    text.parse().map_err(|err: stackbill_core::IdError| {
-        ApiError::new(ErrorCode::InvalidParameter, format!("{name}: {err}")).with_target(name)
-    })
 }
 
 /// A registration as the path names it.
@@ -381,7 +369,7 @@ async fn list_registrations(
     subscription: &str,
     group: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let subscription: SubscriptionId = guid(subscription, "subscriptionId")?;
+    let subscription: SubscriptionId = param(subscription, "subscriptionId")?;
     let mut value = Vec::new();
     for registration in state.store.registrations().await? {
         if registration.default_subscription != subscription {
@@ -653,7 +641,7 @@ async fn put_customer_subscription(
             )
             .with_target("properties.tenantId")
         })?;
-    let tenant: TenantId = guid(&tenant, "properties.tenantId")?;
+    let tenant: TenantId = param(&tenant, "properties.tenantId")?;
     owned_registration(state, caller, scope).await?;
     let mapping = state
         .store

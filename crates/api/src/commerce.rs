@@ -97,17 +97,6 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `GET /subscriptions/{sub}/providers/Microsoft.Commerce/UsageAggregates`.
 pub(crate) async fn usage_aggregates(
     state: &AppState,
@@ -231,23 +220,8 @@ pub(crate) async fn usage_aggregates(
     let mut body = json!({ "value": value });
     let next = skip + USAGE_PAGE_ITEMS;
     if next < total {
-        let mut pairs: Vec<(String, String)> = query
-            .0
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case("continuationToken"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        pairs.sort();
-        pairs.push(("continuationToken".into(), next.to_string()));
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        body["nextLink"] = json!(format!(
-            "{}{path}?{}",
-            base_url(state, headers),
-            query.join("&")
-        ));
+        let query = query.next_page("continuationToken", next);
+        body["nextLink"] = json!(format!("{}{path}?{query}", base_url(state, headers)));
     }
     Ok(Json(body).into_response())
 }

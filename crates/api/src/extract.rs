@@ -156,6 +156,25 @@ pub fn decimal(value: &serde_json::Value, name: &str) -> Result<Decimal, ApiErro
 pub struct QueryParams(pub HashMap<String, String>);
 
 impl QueryParams {
+    /// The query string of the next page: every parameter but `token` as given (sorted, so
+    /// links are stable), then `token=value`.
+    pub fn next_page(&self, token: &str, value: usize) -> String {
+        let mut pairs: Vec<(&str, &str)> = self
+            .0
+            .iter()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case(token))
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        pairs.sort_unstable();
+        let value = value.to_string();
+        pairs.push((token, &value));
+        let encoded: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v)))
+            .collect();
+        encoded.join("&")
+    }
+
     /// An optional parameter parsed as an instant.
     pub fn instant(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         self.0
@@ -185,4 +204,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
             })?;
         Ok(Self(map))
     }
+}
+
+/// Percent-encodes a query name or value, leaving the unreserved characters and the `$` and
+/// `:` that OData names and instants carry.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'$' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

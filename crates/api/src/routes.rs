@@ -103,33 +103,9 @@ where
         .map(D::from)
         .collect();
     let next = skip.saturating_add(top);
-    let next_link = (next < total).then(|| {
-        let mut pairs: Vec<(String, String)> = query
-            .0
-            .iter()
-            .filter(|(name, _)| name.as_str() != "$skipToken")
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
-        pairs.sort();
-        pairs.push(("$skipToken".to_owned(), next.to_string()));
-        let encoded: Vec<String> = pairs
-            .iter()
-            .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
-            .collect();
-        format!("{}?{}", uri.0.path(), encoded.join("&"))
-    });
+    let next_link =
+        (next < total).then(|| format!("{}?{}", uri.0.path(), query.next_page("$skipToken", next)));
     Ok(Json(ListDto { value, next_link }))
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'$' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
