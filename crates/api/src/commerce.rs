@@ -161,14 +161,18 @@ pub(crate) async fn usage_aggregates(
         None => 0,
     };
 
-    let records = state.store.reported_usage(subscription, start, end).await?;
+    let records = state
+        .store
+        .records_reported_between(subscription, start, end)
+        .await?;
     let mut lines: BTreeMap<(i64, MeterId, Option<String>), Decimal> = BTreeMap::new();
     for record in records {
-        let bucket = record.usage_hour - record.usage_hour.rem_euclid(bucket_hours);
+        let hour = record.usage_start.as_second().div_euclid(3600);
+        let bucket = hour - hour.rem_euclid(bucket_hours);
         let instance = if details { record.instance_data } else { None };
         *lines
             .entry((bucket, record.meter_id, instance))
-            .or_insert(Decimal::ZERO) += record.quantity;
+            .or_insert(Decimal::ZERO) += record.quantity.value();
     }
     let meters = state.store.meters_by_id().await?;
     let total = lines.len();

@@ -20,7 +20,7 @@ use stackbill_core::{
 use crate::directory::{Written, instant, load_routing, load_subscriptions, micros, parse};
 use crate::error::{Result, StoreError};
 use crate::sqlite::Store;
-use crate::usage::{RecordFilter, load_records, routed_period_usage};
+use crate::usage::{PeriodTally, RecordFilter, Refs, load_records, routed_period_usage};
 
 /// Whether an invoice can still change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,15 +342,32 @@ fn draft_invoices(
             drafts.entry(*sub).or_default().0 = lines.into_values().collect();
         }
     }
-    // Final periods before this one whose next open period, for some partner, is this one.
+    // Final periods before this one whose next open period, for some partner, is this one:
+    // only those can owe adjustments to this draft, so only those are read.
+    let scopes: BTreeSet<Option<&PartnerId>> = std::iter::once(None)
+        .chain(facts.subscriptions.values().map(|s| s.partner_id.as_ref()))
+        .collect();
     let earlier: BTreeSet<Period> = facts
         .finalized
         .keys()
         .map(|(p, _)| *p)
         .filter(|p| *p < period)
+        .filter(|p| {
+            scopes.iter().any(|&scope| {
+                final_at(&facts.finalized, *p, scope).is_some()
+                    && facts.next_open(*p, scope) == period
+            })
+        })
         .collect();
+    let refs = Refs::load(conn)?;
     for final_period in earlier {
-        let today = routed_period_usage(conn, final_period, &facts.routing, facts.as_of)?;
+        // Today's data, and each finalization's records re-routed by today's registrations:
+        // the same month's totals, less the records accepted after that finalization.
+        let mut today_tally = PeriodTally::all(conn, &refs, final_period, &facts.routing)?;
+        if let Some(as_of) = facts.as_of {
+            today_tally.remove_accepted(conn, &refs, &facts.routing, as_of, None)?;
+        }
+        let today = today_tally.quantities();
         let billed = billed_for(conn, final_period, facts.as_of)?;
         let mut subscriptions: BTreeSet<SubscriptionId> = today.keys().copied().collect();
         subscriptions.extend(billed.keys().copied());
@@ -367,13 +384,17 @@ fn draft_invoices(
             let rerouted_usage = match rerouted_cache.get(&finalized_at) {
                 Some(usage) => usage,
                 None => {
-                    let known = routed_period_usage(
+                    let mut known = today_tally.clone();
+                    known.remove_accepted(
                         conn,
-                        final_period,
+                        &refs,
                         &facts.routing,
-                        Some(finalized_at),
+                        finalized_at,
+                        facts.as_of,
                     )?;
-                    rerouted_cache.entry(finalized_at).or_insert(known)
+                    rerouted_cache
+                        .entry(finalized_at)
+                        .or_insert(known.quantities())
                 }
             };
             let empty = BTreeMap::new();
@@ -553,6 +574,7 @@ impl Store {
                 meter,
                 routed_to: Some((subscription, &routing)),
                 accepted_by: accepted_by.map(micros),
+                reported: None,
             };
             load_records(conn, from_hour, to_hour, &filter)
         })

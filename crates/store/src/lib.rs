@@ -21,4 +21,4 @@ pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
 pub use sqlite::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
-pub use usage::{Disposition, ReportedUsage, UsageAggregate, UsageScope};
+pub use usage::{Disposition, UsageAggregate, UsageScope};

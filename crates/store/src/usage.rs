@@ -573,6 +573,8 @@ pub(crate) struct RecordFilter<'a> {
     pub(crate) routed_to: Option<(SubscriptionId, &'a stackbill_core::routing::RoutingTable)>,
     /// Only those accepted by this instant (microseconds).
     pub(crate) accepted_by: Option<i64>,
+    /// Only those reported in `[from, to)` (microseconds).
+    pub(crate) reported: Option<(i64, i64)>,
 }
 
 /// The stored records whose usage hour is in `[from_hour, to_hour)` and that pass `filter`,
@@ -600,9 +602,18 @@ pub(crate) fn load_records(
                 r.usage_hour, v.value, r.reported_at
          FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
          WHERE r.usage_hour >= ?1 AND r.usage_hour < ?2
-           AND (?3 IS NULL OR r.meter_ref = ?3) AND (?4 IS NULL OR r.accepted_at <= ?4)",
+           AND (?3 IS NULL OR r.meter_ref = ?3) AND (?4 IS NULL OR r.accepted_at <= ?4)
+           AND (?5 IS NULL OR r.reported_at >= ?5) AND (?6 IS NULL OR r.reported_at < ?6)",
     )?;
-    let mut rows = stmt.query(params![from_hour, to_hour, meter_ref, filter.accepted_by])?;
+    let (reported_from, reported_to) = filter.reported.unzip();
+    let mut rows = stmt.query(params![
+        from_hour,
+        to_hour,
+        meter_ref,
+        filter.accepted_by,
+        reported_from,
+        reported_to
+    ])?;
     let mut records = Vec::new();
     while let Some(row) = rows.next()? {
         let hour: i64 = row.get(6)?;
@@ -641,205 +652,251 @@ impl Store {
     }
 }
 
-type PeriodUsage =
+/// Quantities routed to each subscription, per meter.
+pub(crate) type PeriodUsage =
     std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>;
 
-/// Quantity and record count per subscription and meter, while they are being summed.
-type Tally =
-    std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, (Decimal, i64)>>;
+/// The typed values behind the references of usage rows.
+pub(crate) struct Refs {
+    clouds: HashMap<i64, CloudId>,
+    tenants: HashMap<i64, TenantId>,
+    meters: HashMap<i64, MeterId>,
+}
+
+impl Refs {
+    pub(crate) fn load(conn: &Connection) -> Result<Self> {
+        Ok(Self {
+            clouds: values_of_kind(conn, ValueKind::Cloud)?,
+            tenants: values_of_kind(conn, ValueKind::Tenant)?,
+            meters: values_of_kind(conn, ValueKind::Meter)?,
+        })
+    }
+
+    /// Routes the usage of a (stack, tenant) reference pair in one hour.
+    fn route(
+        &self,
+        routing: &stackbill_core::routing::RoutingTable,
+        cloud_ref: i64,
+        tenant_ref: i64,
+        hour: i64,
+    ) -> Result<Option<SubscriptionId>> {
+        let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+        Ok(routing.route(
+            resolve(&self.clouds, cloud_ref)?,
+            resolve(&self.tenants, tenant_ref)?,
+            start,
+        ))
+    }
+}
+
+/// One month's usage routed by one routing table: quantity and record count per subscription
+/// and meter (the count tells a line of zero quantity from no line at all).
+#[derive(Clone)]
+pub(crate) struct PeriodTally {
+    period: stackbill_core::Period,
+    sums: std::collections::BTreeMap<
+        SubscriptionId,
+        std::collections::BTreeMap<MeterId, (Decimal, i64)>,
+    >,
+}
+
+impl PeriodTally {
+    fn add(
+        &mut self,
+        refs: &Refs,
+        subscription: SubscriptionId,
+        meter_ref: i64,
+        text: &str,
+        records: i64,
+    ) -> Result<()> {
+        let quantity: Decimal = parse(text)?;
+        let entry = self
+            .sums
+            .entry(subscription)
+            .or_default()
+            .entry(resolve(&refs.meters, meter_ref)?)
+            .or_insert((Decimal::ZERO, 0));
+        let change = if records < 0 { -quantity } else { quantity };
+        entry.0 = entry
+            .0
+            .checked_add(change)
+            .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+        entry.1 += records;
+        Ok(())
+    }
+
+    /// Every accepted record of `period`: from the monthly totals for tenants whose routing
+    /// is the same all month, from the hourly ones for the others.
+    pub(crate) fn all(
+        conn: &Connection,
+        refs: &Refs,
+        period: stackbill_core::Period,
+        routing: &stackbill_core::routing::RoutingTable,
+    ) -> Result<Self> {
+        let mut tally = Self {
+            period,
+            sums: std::collections::BTreeMap::new(),
+        };
+        let (from_hour, to_hour) = period.hours();
+        let (start, end) = (period.start(), period.end());
+        let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
+        let mut varying: Vec<(i64, i64)> = Vec::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly WHERE month_hour = ?1",
+        )?;
+        let mut rows = stmt.query([from_hour])?;
+        while let Some(row) = rows.next()? {
+            let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
+            let span = match spans.get(&pair) {
+                Some(span) => *span,
+                None => {
+                    let span = routing.route_span(
+                        resolve(&refs.clouds, pair.0)?,
+                        resolve(&refs.tenants, pair.1)?,
+                        start,
+                        end,
+                    );
+                    if span.is_none() {
+                        varying.push(pair);
+                    }
+                    *spans.entry(pair).or_insert(span)
+                }
+            };
+            if let Some(Some(subscription)) = span {
+                tally.add(
+                    refs,
+                    subscription,
+                    row.get(2)?,
+                    &row.get::<_, String>(3)?,
+                    row.get(4)?,
+                )?;
+            }
+        }
+        // Tenants re-mapped inside the month: hour by hour.
+        let mut stmt = conn.prepare_cached(
+            "SELECT meter_ref, usage_hour, quantity, records FROM usage_hourly
+             WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
+        )?;
+        for (cloud_ref, tenant_ref) in varying {
+            let mut rows = stmt.query(params![cloud_ref, tenant_ref, from_hour, to_hour])?;
+            while let Some(row) = rows.next()? {
+                if let Some(subscription) =
+                    refs.route(routing, cloud_ref, tenant_ref, row.get(1)?)?
+                {
+                    tally.add(
+                        refs,
+                        subscription,
+                        row.get(0)?,
+                        &row.get::<_, String>(2)?,
+                        row.get(3)?,
+                    )?;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Takes off, one by one, the records accepted after `after` (and by `until`, when
+    /// given), routed the same way. They are found through `usage_late` when the month was
+    /// already final at `after`, else by their rowids.
+    pub(crate) fn remove_accepted(
+        &mut self,
+        conn: &Connection,
+        refs: &Refs,
+        routing: &stackbill_core::routing::RoutingTable,
+        after: i64,
+        until: Option<i64>,
+    ) -> Result<()> {
+        let (from_hour, to_hour) = self.period.hours();
+        let first = last_rowid_by(conn, after)?;
+        let last = match until {
+            Some(until) => last_rowid_by(conn, until)?,
+            None => i64::MAX,
+        };
+        let final_by_then: bool = conn
+            .prepare_cached(
+                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND finalized_at <= ?2 LIMIT 1",
+            )?
+            .query_row(params![self.period.to_string(), after], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let sql = if final_by_then {
+            "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity
+             FROM usage_late l JOIN usage_records r ON r.rowid = l.record_rowid
+             WHERE l.month_hour = ?1 AND l.record_rowid > ?3 AND l.record_rowid <= ?4 AND ?2 = ?2"
+        } else {
+            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
+             WHERE rowid > ?3 AND rowid <= ?4 AND usage_hour >= ?1 AND usage_hour < ?2"
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![from_hour, to_hour, first, last])?;
+        while let Some(row) = rows.next()? {
+            if let Some(subscription) =
+                refs.route(routing, row.get(0)?, row.get(1)?, row.get(3)?)?
+            {
+                self.add(
+                    refs,
+                    subscription,
+                    row.get(2)?,
+                    &row.get::<_, String>(4)?,
+                    -1,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The quantities of the (subscription, meter) pairs that still have records.
+    pub(crate) fn quantities(&self) -> PeriodUsage {
+        self.sums
+            .iter()
+            .map(|(subscription, meters)| {
+                let meters: std::collections::BTreeMap<MeterId, Decimal> = meters
+                    .iter()
+                    .filter(|(_, (_, records))| *records > 0)
+                    .map(|(meter, (quantity, _))| (*meter, quantity.normalize()))
+                    .collect();
+                (*subscription, meters)
+            })
+            .filter(|(_, meters)| !meters.is_empty())
+            .collect()
+    }
+}
 
 /// Quantities of `period` routed to each subscription by `routing`, per meter, counting the
-/// records accepted by `accepted_by` (`None`: all). All records come from the monthly totals
-/// for tenants whose routing is the same all month and from the hourly ones for the others;
-/// records accepted after `accepted_by` are then taken off one by one (found through
-/// `usage_late` when the month was already final by then, else by their rowids).
+/// records accepted by `accepted_by` (`None`: all).
 pub(crate) fn routed_period_usage(
     conn: &Connection,
     period: stackbill_core::Period,
     routing: &stackbill_core::routing::RoutingTable,
     accepted_by: Option<i64>,
 ) -> Result<PeriodUsage> {
-    let (from_hour, to_hour) = period.hours();
-    let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
-    let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
-    let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
-    let mut tally = Tally::new();
-    let mut add = |subscription: SubscriptionId,
-                   meter_ref: i64,
-                   text: &str,
-                   records: i64,
-                   sign: i64|
-     -> Result<()> {
-        let quantity: Decimal = parse(text)?;
-        let entry = tally
-            .entry(subscription)
-            .or_default()
-            .entry(resolve(&meters, meter_ref)?)
-            .or_insert((Decimal::ZERO, 0));
-        let change = if sign < 0 { -quantity } else { quantity };
-        entry.0 = entry
-            .0
-            .checked_add(change)
-            .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
-        entry.1 += sign * records;
-        Ok(())
-    };
-    let route_hour =
-        |cloud_ref: i64, tenant_ref: i64, hour: i64| -> Result<Option<SubscriptionId>> {
-            let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
-            Ok(routing.route(
-                resolve(&clouds, cloud_ref)?,
-                resolve(&tenants, tenant_ref)?,
-                start,
-            ))
-        };
-    let (start, end) = (period.start(), period.end());
-    let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
-    let mut varying: Vec<(i64, i64)> = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly WHERE month_hour = ?1",
-    )?;
-    let mut rows = stmt.query([from_hour])?;
-    while let Some(row) = rows.next()? {
-        let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
-        let span = match spans.get(&pair) {
-            Some(span) => *span,
-            None => {
-                let span = routing.route_span(
-                    resolve(&clouds, pair.0)?,
-                    resolve(&tenants, pair.1)?,
-                    start,
-                    end,
-                );
-                if span.is_none() {
-                    varying.push(pair);
-                }
-                *spans.entry(pair).or_insert(span)
-            }
-        };
-        if let Some(Some(subscription)) = span {
-            add(
-                subscription,
-                row.get(2)?,
-                &row.get::<_, String>(3)?,
-                row.get(4)?,
-                1,
-            )?;
-        }
-    }
-    // Tenants re-mapped inside the month: hour by hour.
-    let mut stmt = conn.prepare_cached(
-        "SELECT meter_ref, usage_hour, quantity, records FROM usage_hourly
-         WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
-    )?;
-    for (cloud_ref, tenant_ref) in varying {
-        let mut rows = stmt.query(params![cloud_ref, tenant_ref, from_hour, to_hour])?;
-        while let Some(row) = rows.next()? {
-            if let Some(subscription) = route_hour(cloud_ref, tenant_ref, row.get(1)?)? {
-                add(
-                    subscription,
-                    row.get(0)?,
-                    &row.get::<_, String>(2)?,
-                    row.get(3)?,
-                    1,
-                )?;
-            }
-        }
-    }
+    let refs = Refs::load(conn)?;
+    let mut tally = PeriodTally::all(conn, &refs, period, routing)?;
     if let Some(accepted_by) = accepted_by {
-        let last = last_rowid_by(conn, accepted_by)?;
-        let final_by_then: bool = conn
-            .prepare_cached(
-                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND finalized_at <= ?2 LIMIT 1",
-            )?
-            .query_row(params![period.to_string(), accepted_by], |_| Ok(()))
-            .optional()?
-            .is_some();
-        let sql = if final_by_then {
-            "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity
-             FROM usage_late l JOIN usage_records r ON r.rowid = l.record_rowid
-             WHERE l.month_hour = ?1 AND l.record_rowid > ?3 AND ?2 = ?2"
-        } else {
-            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
-             WHERE rowid > ?3 AND usage_hour >= ?1 AND usage_hour < ?2"
-        };
-        let mut stmt = conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params![from_hour, to_hour, last])?;
-        while let Some(row) = rows.next()? {
-            if let Some(subscription) = route_hour(row.get(0)?, row.get(1)?, row.get(3)?)? {
-                add(subscription, row.get(2)?, &row.get::<_, String>(4)?, 1, -1)?;
-            }
-        }
+        tally.remove_accepted(conn, &refs, routing, accepted_by, None)?;
     }
-    Ok(tally
-        .into_iter()
-        .map(|(subscription, meters)| {
-            let meters: std::collections::BTreeMap<MeterId, Decimal> = meters
-                .into_iter()
-                .filter(|(_, (_, records))| *records > 0)
-                .map(|(meter, (quantity, _))| (meter, quantity.normalize()))
-                .collect();
-            (subscription, meters)
-        })
-        .filter(|(_, meters)| !meters.is_empty())
-        .collect())
-}
-
-/// One accepted record as the Azure usage API reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedUsage {
-    /// The meter.
-    pub meter_id: MeterId,
-    /// The usage hour (whole hours since the Unix epoch).
-    pub usage_hour: i64,
-    /// The quantity.
-    pub quantity: Decimal,
-    /// Canonical `instanceData`, if any.
-    pub instance_data: Option<String>,
+    Ok(tally.quantities())
 }
 
 impl Store {
     /// The records billed to `subscription` (routed by today's registrations) whose reported
     /// time is in `[from, to)`. Reads every record: the Azure usage API selects by reported time,
     /// which no index follows.
-    pub async fn reported_usage(
+    pub async fn records_reported_between(
         &self,
         subscription: SubscriptionId,
         from: jiff::Timestamp,
         to: jiff::Timestamp,
-    ) -> Result<Vec<ReportedUsage>> {
-        let routing = self.routing_table().await?;
+    ) -> Result<Vec<UsageRecord>> {
         self.read(move |conn| {
-            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
-            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
-            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity, v.value
-                 FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
-                 WHERE r.reported_at >= ?1 AND r.reported_at < ?2",
-            )?;
-            let mut rows = stmt.query(params![from.as_microsecond(), to.as_microsecond()])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let hour: i64 = row.get(3)?;
-                let start =
-                    jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
-                let routed = routing.route(
-                    resolve(&clouds, row.get(0)?)?,
-                    resolve(&tenants, row.get(1)?)?,
-                    start,
-                );
-                if routed != Some(subscription) {
-                    continue;
-                }
-                out.push(ReportedUsage {
-                    meter_id: resolve(&meters, row.get(2)?)?,
-                    usage_hour: hour,
-                    quantity: parse(&row.get::<_, String>(4)?)?,
-                    instance_data: row.get(5)?,
-                });
-            }
-            Ok(out)
+            let routing = crate::directory::load_routing(conn, None)?;
+            let filter = RecordFilter {
+                routed_to: Some((subscription, &routing)),
+                reported: Some((from.as_microsecond(), to.as_microsecond())),
+                ..RecordFilter::default()
+            };
+            load_records(conn, 0, i64::MAX, &filter)
         })
         .await
     }
