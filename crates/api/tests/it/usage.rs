@@ -7,7 +7,6 @@ use stackbill_test_support::ADMIN_TOKEN;
 use crate::*;
 
 const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
-const OTHER_METER: &str = "f271a8a3-88c4-4d93-956a-063e1d2fa80b";
 const STACK_SUB: &str = "50000000-0000-0000-0000-000000000001";
 
 fn record(id: &str, cloud: &str, tenant: &str, hour: &str, quantity: Value) -> Value {
@@ -274,7 +273,6 @@ async fn aggregate_parameters_are_checked() {
             "{path}"
         );
     }
-    let _ = OTHER_METER;
 }
 
 #[tokio::test]
