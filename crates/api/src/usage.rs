@@ -174,20 +174,20 @@ pub(crate) async fn post_usage(
         }
         (positions, records) = kept;
     }
-    let ids: Vec<String> = records.iter().map(|r| r.id.as_str().to_owned()).collect();
-    let dispositions = state.store.ingest(records).await?;
+    let (records, dispositions) = state.store.ingest_returning(records).await?;
     let mut answer = IngestDto {
         accepted: 0,
         duplicates: 0,
         conflicts: Vec::new(),
         rejected: Vec::new(),
     };
-    for ((index, id), disposition) in positions.into_iter().zip(ids).zip(dispositions) {
+    for ((index, record), disposition) in positions.into_iter().zip(records).zip(dispositions) {
+        let id = || record.id.as_str().to_owned();
         match disposition {
             Disposition::Accepted => answer.accepted += 1,
             Disposition::Duplicate => answer.duplicates += 1,
-            Disposition::Conflict => answer.conflicts.push(ConflictDto { index, id }),
-            Disposition::Rejected(err) => rejected.push(RejectionDto::new(index, Some(id), err)),
+            Disposition::Conflict => answer.conflicts.push(ConflictDto { index, id: id() }),
+            Disposition::Rejected(err) => rejected.push(RejectionDto::new(index, Some(id()), err)),
         }
     }
     rejected.sort_by_key(|r| r.index);

@@ -282,10 +282,9 @@ pub(crate) async fn import_source(
         }
         summary.records += (records.len() + rejected.len()) as u64;
         summary.rejected += rejected.len() as u64;
-        let ids: Vec<stackbill_core::RecordId> = records.iter().map(|r| r.id.clone()).collect();
-        let dispositions = store.ingest(records).await?;
-        for ((index, id), disposition) in positions.iter().zip(&ids).zip(&dispositions) {
-            let id = id.as_str();
+        let (records, dispositions) = store.ingest_returning(records).await?;
+        for ((index, record), disposition) in positions.iter().zip(&records).zip(&dispositions) {
+            let id = record.id.as_str();
             match disposition {
                 Disposition::Accepted => summary.accepted += 1,
                 Disposition::Duplicate => summary.duplicates += 1,

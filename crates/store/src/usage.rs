@@ -432,15 +432,28 @@ impl Store {
     /// Stores a batch of validated records in one transaction, committed and synced before
     /// it returns. The answer has one disposition per record, in order.
     pub async fn ingest(&self, records: Vec<UsageRecord>) -> Result<Vec<Disposition>> {
+        Ok(self.ingest_returning(records).await?.1)
+    }
+
+    /// As [`Store::ingest`], handing the records back beside their dispositions, so that a
+    /// caller reporting conflicts and rejections by id need not copy every id beforehand.
+    pub async fn ingest_returning(
+        &self,
+        records: Vec<UsageRecord>,
+    ) -> Result<(Vec<UsageRecord>, Vec<Disposition>)> {
         let store = self.clone();
-        let (dispositions, pending) = self
-            .write(move |tx, now| ingest_batch(tx, micros(now), store.value_cache(), &records))
+        let (records, dispositions, pending) = self
+            .write(move |tx, now| {
+                let (dispositions, pending) =
+                    ingest_batch(tx, micros(now), store.value_cache(), &records)?;
+                Ok((records, dispositions, pending))
+            })
             .await?;
         self.value_cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .merge(pending);
-        Ok(dispositions)
+        Ok((records, dispositions))
     }
 }
 
