@@ -519,9 +519,7 @@ impl Store {
             _ => None,
         };
         self.read(move |conn| {
-            let clouds: HashMap<i64, CloudId> = values_of_kind(conn, ValueKind::Cloud)?;
-            let tenants: HashMap<i64, TenantId> = values_of_kind(conn, ValueKind::Tenant)?;
-            let meters: HashMap<i64, MeterId> = values_of_kind(conn, ValueKind::Meter)?;
+            let refs = Refs::load(conn)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
                  WHERE usage_hour >= ?1 AND usage_hour < ?2",
@@ -532,31 +530,20 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
                     (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-                let lookup = |found: Option<CloudId>| {
-                    found.ok_or_else(|| StoreError::corrupt("unknown value reference"))
-                };
-                let cloud = lookup(clouds.get(&cloud_ref).copied())?;
-                let tenant = *tenants
-                    .get(&tenant_ref)
-                    .ok_or_else(|| StoreError::corrupt("unknown tenant reference"))?;
-                let wanted = match scope {
-                    UsageScope::Cloud(wanted) => cloud == wanted,
-                    UsageScope::Tenant(wanted) => tenant == wanted,
-                    UsageScope::Subscription(wanted) => {
-                        let start = jiff::Timestamp::from_second(hour * 3600)
-                            .map_err(StoreError::corrupt)?;
-                        routing
-                            .as_ref()
-                            .and_then(|table| table.route(cloud, tenant, start))
-                            == Some(wanted)
+                let wanted = match (scope, &routing) {
+                    (UsageScope::Cloud(wanted), _) => resolve(&refs.clouds, cloud_ref)? == wanted,
+                    (UsageScope::Tenant(wanted), _) => {
+                        resolve(&refs.tenants, tenant_ref)? == wanted
                     }
+                    (UsageScope::Subscription(wanted), Some(routing)) => {
+                        refs.route(routing, cloud_ref, tenant_ref, hour)? == Some(wanted)
+                    }
+                    (UsageScope::Subscription(_), None) => false,
                 };
                 if !wanted {
                     continue;
                 }
-                let meter = *meters
-                    .get(&meter_ref)
-                    .ok_or_else(|| StoreError::corrupt("unknown meter reference"))?;
+                let meter = resolve(&refs.meters, meter_ref)?;
                 let quantity: Decimal = parse(&row.get::<_, String>(4)?)?;
                 let bucket = hour - hour.rem_euclid(hours_per_bucket);
                 let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
