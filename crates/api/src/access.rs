@@ -134,8 +134,13 @@ pub(crate) async fn cloud_partner(
     store: &Store,
     cloud: CloudId,
 ) -> Result<Option<PartnerId>, ApiError> {
-    let table = store.routing_table().await?;
-    match table.registration(cloud) {
+    // The registrations alone: the routing table would also read every mapping history.
+    let registration = store
+        .registrations()
+        .await?
+        .into_iter()
+        .find(|r| r.cloud_id == cloud);
+    match registration {
         Some(registration) => subscription_partner(store, registration.default_subscription).await,
         None => Ok(None),
     }

@@ -38,13 +38,6 @@ impl RoutingTable {
         }
     }
 
-    /// The registration of a stack, if it is registered.
-    pub fn registration(&self, cloud: CloudId) -> Option<&Registration> {
-        self.by_cloud
-            .get(&cloud)
-            .map(|(registration, _)| registration)
-    }
-
     /// Routes every hour of `[from, to)` at once when they all go to the same place:
     /// `Some(route)` (the route being `None` for an unregistered stack), or `None` when the
     /// tenant's mapping changes inside the span and each hour must be routed on its own.
