@@ -370,6 +370,15 @@ async fn list_registrations(
     group: Option<&str>,
 ) -> Result<Response, ApiError> {
     let subscription: SubscriptionId = param(subscription, "subscriptionId")?;
+    // Every registration listed here has this default: it is the partner's, or none is.
+    if let Some(own) = caller.partner_scope()?
+        && subscription_partner(&state.store, subscription)
+            .await?
+            .as_ref()
+            != Some(own)
+    {
+        return Ok(Json(json!({ "value": [] })).into_response());
+    }
     let mut value = Vec::new();
     for registration in state.store.registrations().await? {
         if registration.default_subscription != subscription {
@@ -387,16 +396,7 @@ async fn list_registrations(
                 .unwrap_or(DEFAULT_RESOURCE_GROUP)
                 .eq_ignore_ascii_case(g)
         });
-        let visible = match caller.partner_scope()? {
-            None => true,
-            Some(own) => {
-                subscription_partner(&state.store, subscription)
-                    .await?
-                    .as_ref()
-                    == Some(own)
-            }
-        };
-        if in_group && visible {
+        if in_group {
             value.push(registration_json(&registration, &azure));
         }
     }
