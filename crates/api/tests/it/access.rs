@@ -378,3 +378,37 @@ async fn partners_manage_only_their_own_tokens() {
         (401, "InvalidAuthenticationToken")
     );
 }
+
+#[tokio::test]
+async fn azure_lists_show_a_partner_only_its_own_registrations() {
+    let (app, tokens) = world().await;
+    let list = |subscription: &str| {
+        format!(
+            "/subscriptions/{subscription}/resourceGroups/azurestack/providers/Microsoft.AzureStack/registrations?api-version=2017-06-01"
+        )
+    };
+    let own = app
+        .raw(
+            Method::GET,
+            &list(CSPSS_DEFAULT),
+            Some(&tokens.partner),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(own.body["value"].as_array().unwrap().len(), 2, "{own:?}");
+    let other = app
+        .raw(
+            Method::GET,
+            &list(P2_DEFAULT),
+            Some(&tokens.partner),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(other.body, json!({"value": []}));
+    let admin = app
+        .raw(Method::GET, &list(P2_DEFAULT), Some(ADMIN_TOKEN), None, "")
+        .await;
+    assert_eq!(admin.body["value"][0]["name"], "p2stack");
+}
