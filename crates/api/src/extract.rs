@@ -105,6 +105,17 @@ where
     })
 }
 
+/// Parses a body field into its type, or names the field in a 400.
+pub fn field<T>(value: &str, name: &str) -> Result<T, ApiError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|err| {
+        ApiError::new(ErrorCode::InvalidRequestContent, format!("{name}: {err}")).with_target(name)
+    })
+}
+
 /// Parses an RFC 3339 instant kept to the microsecond (the precision every store keeps).
 pub fn instant(value: &str, name: &str) -> Result<Timestamp, ApiError> {
     let parsed: Timestamp = value.parse().map_err(|err| {

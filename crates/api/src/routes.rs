@@ -24,7 +24,7 @@ use crate::dto::{
     SubscriptionDto,
 };
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
+use crate::extract::{JsonBody, QueryParams, decimal, field, instant, param};
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -38,17 +38,6 @@ fn customer_tenant(caller: &Caller) -> Option<TenantId> {
 
 /// The most items one page of a list holds.
 pub(crate) const MAX_PAGE_ITEMS: usize = 1000;
-
-/// Parses a body field into its type, naming the field in a 400.
-fn field<T>(value: &str, name: &str) -> ApiResult<T>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    value.parse().map_err(|err| {
-        ApiError::new(ErrorCode::InvalidRequestContent, format!("{name}: {err}")).with_target(name)
-    })
-}
 
 /// Checks that an identifier repeated in the body matches the path.
 fn same_as_path<T: PartialEq + std::fmt::Display + std::str::FromStr>(

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::{hash_secret, new_secret, new_token_id};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, field};
 
 /// Body of `POST /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -77,9 +77,7 @@ where
         )
         .with_target(name)
     })?;
-    value.parse().map_err(|err| {
-        ApiError::new(ErrorCode::InvalidRequestContent, format!("{name}: {err}")).with_target(name)
-    })
+    field(value, name)
 }
 
 /// The partner a customer tenant belongs to: the one its CSP subscriptions roll up to.
