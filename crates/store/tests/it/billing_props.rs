@@ -17,6 +17,8 @@ use stackbill_core::{
 use stackbill_store::{Invoice, InvoiceStatus, Store};
 use stackbill_test_support::TestStore;
 
+use crate::run;
+
 const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
 const DEFAULT: &str = "d0000000-0000-0000-0000-000000000001";
 const METERS: [&str; 2] = [
@@ -132,14 +134,6 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn period(index: usize) -> Period {
     PERIODS[index].parse().unwrap()
-}
-
-fn run<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 /// Every invoice of every period, in period order.

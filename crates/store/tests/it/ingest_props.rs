@@ -16,6 +16,8 @@ use stackbill_core::{
 use stackbill_store::{Disposition, Store, UsageScope};
 use stackbill_test_support::TestStore;
 
+use crate::run;
+
 const CLOUDS: [&str; 2] = [
     "ca000000-0000-0000-0000-000000000001",
     "ca000000-0000-0000-0000-000000000002",
@@ -141,14 +143,6 @@ fn delivery() -> impl Strategy<Value = (Vec<UsageRecord>, Vec<usize>, Vec<usize>
                 prop::collection::vec(1..8usize, 1..20),
             )
         })
-}
-
-fn run<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
 }
 
 async fn totals(store: &Store, scope: UsageScope) -> BTreeMap<(i64, String), Decimal> {

@@ -9,6 +9,15 @@ use std::sync::Arc;
 use stackbill_core::{OfferType, Partner, RateCardName, Subscription};
 use stackbill_store::{Store, StoreError, SystemClock};
 
+/// Runs a future to its end on a fresh single-threaded runtime (for proptest bodies).
+pub(crate) fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 fn partner() -> Partner {
     Partner {
         id: "p1".parse().unwrap(),
