@@ -262,15 +262,6 @@ fn parse_record(index: u64, text: &str, memo: &mut CanonicalMemo) -> Item {
             let target = static_target(&err.path().to_string());
             let inner = err.into_inner();
             let error = match inner.classify() {
-                serde_json::error::Category::Data
-                    if inner.to_string().starts_with("invalid type: map") && target.is_empty() =>
-                {
-                    UsageError::new(
-                        UsageErrorCode::InvalidJson,
-                        "",
-                        format!("a record must be a JSON object: {inner}"),
-                    )
-                }
                 serde_json::error::Category::Data if !target.is_empty() => {
                     let code = if target == "quantity" {
                         UsageErrorCode::InvalidQuantity
