@@ -280,18 +280,28 @@ pub(crate) fn month_hour(hour: i64) -> Result<i64> {
 }
 
 /// Folds hourly sums into monthly ones.
-fn monthly(hourly: &HashMap<HourKey, (Decimal, i64)>) -> Result<HashMap<HourKey, (Decimal, i64)>> {
-    let mut months: HashMap<i64, i64> = HashMap::default();
+/// The month of each hour, remembered: a batch has few distinct hours and many records.
+#[derive(Default)]
+struct Months(HashMap<i64, i64>);
+
+impl Months {
+    fn of(&mut self, hour: i64) -> Result<i64> {
+        if let Some(&month) = self.0.get(&hour) {
+            return Ok(month);
+        }
+        let month = month_hour(hour)?;
+        self.0.insert(hour, month);
+        Ok(month)
+    }
+}
+
+fn monthly(
+    hourly: &HashMap<HourKey, (Decimal, i64)>,
+    months: &mut Months,
+) -> Result<HashMap<HourKey, (Decimal, i64)>> {
     let mut out: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
     for (&(cloud, tenant, meter, hour), &(quantity, records)) in hourly {
-        let month = match months.get(&hour) {
-            Some(&month) => month,
-            None => {
-                let month = month_hour(hour)?;
-                months.insert(hour, month);
-                month
-            }
-        };
+        let month = months.of(hour)?;
         let sum = out
             .entry((cloud, tenant, meter, month))
             .or_insert((Decimal::ZERO, 0));
@@ -315,6 +325,7 @@ fn ingest_batch(
     let mut late =
         tx.prepare_cached("INSERT INTO usage_late (month_hour, record_rowid) VALUES (?1, ?2)")?;
     let mut last_rowid = None;
+    let mut months = Months::default();
     // The cache is held for the whole batch: batches are written one at a time anyway.
     let mut values = Values {
         cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
@@ -378,8 +389,11 @@ fn ingest_batch(
         if inserted == 1 {
             let rowid = tx.last_insert_rowid();
             last_rowid = Some(rowid);
-            if !final_months.is_empty() && final_months.contains(&month_hour(hour)?) {
-                late.execute(params![month_hour(hour)?, rowid])?;
+            if !final_months.is_empty() {
+                let month = months.of(hour)?;
+                if final_months.contains(&month) {
+                    late.execute(params![month, rowid])?;
+                }
             }
             let sum = sums
                 .entry((cloud, tenant, meter, hour))
@@ -419,7 +433,7 @@ fn ingest_batch(
         tx.prepare_cached("INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)")?
             .execute(params![now_micros, rowid])?;
     }
-    add_sums(tx, Sums::Monthly, &monthly(&sums)?)?;
+    add_sums(tx, Sums::Monthly, &monthly(&sums, &mut months)?)?;
     add_sums(tx, Sums::Hourly, &sums)?;
     let dispositions = dispositions
         .into_iter()
