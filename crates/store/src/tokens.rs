@@ -178,15 +178,7 @@ type TokenColumns = (
 );
 
 fn token_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenColumns> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    row.try_into()
 }
 
 fn record(

@@ -407,16 +407,7 @@ fn ingest_batch(
             continue;
         }
         let stored: (i64, i64, i64, String, i64, Option<i64>) =
-            existing.query_row(params![cloud, record.id.as_str()], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
-            })?;
+            existing.query_row(params![cloud, record.id.as_str()], |row| row.try_into())?;
         let same = stored.0 == tenant
             && stored.1 == subscription
             && stored.2 == meter
