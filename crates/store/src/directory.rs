@@ -239,9 +239,22 @@ fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i
     })
 }
 
-/// "Now" for a read: the clock, or the last write's instant if the store is ahead of it, so
-/// that a change is in force for the reads that follow it.
-pub(crate) fn current_instant(conn: &Connection, clock: Timestamp) -> Result<Timestamp> {
+/// A live registration with its mapping timeline, or `RegistrationNotFound`.
+fn require_timeline(
+    conn: &Connection,
+    name: &RegistrationName,
+) -> Result<(Registration, Timeline)> {
+    let (id, registration) = require_registration(conn, name)?;
+    Ok((registration, load_timeline(conn, id)?))
+}
+
+/// The instant a read is at: `at` when given, else "now": the clock, or the last write's
+/// instant if the store is ahead of it, so that a change is in force for the reads that
+/// follow it.
+fn read_instant(conn: &Connection, at: Option<Timestamp>, clock: Timestamp) -> Result<Timestamp> {
+    if let Some(at) = at {
+        return Ok(at);
+    }
     let last: i64 = conn.query_row(
         "SELECT last_micros FROM store_clock WHERE id = 1",
         [],
@@ -581,12 +594,8 @@ impl Store {
     ) -> Result<CustomerSubscription> {
         let clock = self.now();
         self.read(move |conn| {
-            let at = match at {
-                Some(at) => at,
-                None => current_instant(conn, clock)?,
-            };
-            let (id, found) = require_registration(conn, &registration)?;
-            let timeline = load_timeline(conn, id)?;
+            let at = read_instant(conn, at, clock)?;
+            let (found, timeline) = require_timeline(conn, &registration)?;
             timeline
                 .mappings_at(at)
                 .into_iter()
@@ -611,12 +620,8 @@ impl Store {
     ) -> Result<Vec<CustomerSubscription>> {
         let clock = self.now();
         self.read(move |conn| {
-            let at = match at {
-                Some(at) => at,
-                None => current_instant(conn, clock)?,
-            };
-            let (id, found) = require_registration(conn, &registration)?;
-            let timeline = load_timeline(conn, id)?;
+            let at = read_instant(conn, at, clock)?;
+            let (found, timeline) = require_timeline(conn, &registration)?;
             Ok(timeline
                 .mappings_at(at)
                 .into_iter()
@@ -665,8 +670,8 @@ impl Store {
         registration: RegistrationName,
     ) -> Result<Vec<MappingEvent>> {
         self.read(move |conn| {
-            let (id, _) = require_registration(conn, &registration)?;
-            Ok(load_timeline(conn, id)?.events().to_vec())
+            let (_, timeline) = require_timeline(conn, &registration)?;
+            Ok(timeline.events().to_vec())
         })
         .await
     }
