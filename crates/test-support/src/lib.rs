@@ -103,22 +103,26 @@ impl Answer {
     }
 }
 
+/// The state of an app on `db` that accepts [`ADMIN_TOKEN`] over plain HTTP.
+pub fn admin_state(db: &TestStore) -> AppState {
+    AppState {
+        store: db.store.clone(),
+        auth: Arc::new(AuthConfig {
+            env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
+        }),
+        public_url: None,
+        https: false,
+    }
+}
+
 impl TestApp {
     /// A fresh app that accepts [`ADMIN_TOKEN`].
     pub fn new() -> Self {
         // Record metrics from the first app of the process on, as `serve` does.
         let _ = stackbill_api::telemetry::metrics_handle();
         let db = TestStore::new();
-        let state = AppState {
-            store: db.store.clone(),
-            auth: Arc::new(AuthConfig {
-                env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
-            }),
-            public_url: None,
-            https: false,
-        };
         Self {
-            router: router(state),
+            router: router(admin_state(&db)),
             db,
         }
     }

@@ -1,9 +1,8 @@
 //! The Microsoft.AzureStack resource provider in ARM shapes, matched case-insensitively.
 
 use axum::http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use stackbill_core::{BillingModel, CloudId};
-use stackbill_test_support::{ADMIN_TOKEN, Answer, TestApp};
 
 use crate::*;
 
@@ -23,23 +22,12 @@ fn token(cloud: &str, model: BillingModel) -> String {
     )
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> Answer {
-    app.raw(
-        method,
-        path,
-        Some(ADMIN_TOKEN),
-        body.map(|b| b.to_string()),
-        "application/json",
-    )
-    .await
-}
-
 #[tokio::test]
 async fn registrations_round_trip_in_arm_shape() {
     let app = seeded().await;
     let url = format!("{}/hub-azure?api-version=2017-06-01", base(CSPSS_DEFAULT));
     let body = json!({"location": "global", "properties": {"registrationToken": token(NEW_CLOUD, BillingModel::PayAsYouUse)}, "tags": {"env": "prod"}});
-    let created = call(&app, Method::PUT, &url, Some(body.clone())).await;
+    let created = app.call(Method::PUT, &url, Some(body.clone())).await;
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!(
         created.body,
@@ -50,7 +38,7 @@ async fn registrations_round_trip_in_arm_shape() {
         })
     );
     assert_eq!(
-        call(&app, Method::PUT, &url, Some(body)).await.status,
+        app.call(Method::PUT, &url, Some(body)).await.status,
         200,
         "a re-put updates"
     );
@@ -59,20 +47,20 @@ async fn registrations_round_trip_in_arm_shape() {
         "/subscriptions/{CSPSS_DEFAULT}/resourcegroups/AzureStack/providers/microsoft.azurestack/Registrations/hub-azure?api-version=2022-06-01"
     );
     assert_eq!(
-        call(&app, Method::GET, &mixed, None).await.body["properties"]["cloudId"],
+        app.call(Method::GET, &mixed, None).await.body["properties"]["cloudId"],
         NEW_CLOUD
     );
     // The native API sees the same registration, its default from the resource id.
     let native = app.get("/v1/registrations/hub-azure").await;
     assert_eq!(native.body["subscriptionId"], CSPSS_DEFAULT);
 
-    let list = call(
-        &app,
-        Method::GET,
-        &format!("{}?api-version=2020-06-01-preview", base(CSPSS_DEFAULT)),
-        None,
-    )
-    .await;
+    let list = app
+        .call(
+            Method::GET,
+            &format!("{}?api-version=2020-06-01-preview", base(CSPSS_DEFAULT)),
+            None,
+        )
+        .await;
     let names: Vec<&str> = list.body["value"]
         .as_array()
         .unwrap()
@@ -80,36 +68,36 @@ async fn registrations_round_trip_in_arm_shape() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["capacity", "hub-azure", "stack1"]);
-    let by_sub = call(&app, Method::GET, &format!("/subscriptions/{CSPSS_DEFAULT}/providers/Microsoft.AzureStack/registrations?api-version=2022-06-01"), None).await;
+    let by_sub = app.call(Method::GET, &format!("/subscriptions/{CSPSS_DEFAULT}/providers/Microsoft.AzureStack/registrations?api-version=2022-06-01"), None).await;
     assert_eq!(by_sub.body["value"].as_array().unwrap().len(), 3);
 
-    let key = call(
-        &app,
-        Method::POST,
-        &format!(
-            "{}/hub-azure/getactivationkey?api-version=2017-06-01",
-            base(CSPSS_DEFAULT)
-        ),
-        None,
-    )
-    .await;
+    let key = app
+        .call(
+            Method::POST,
+            &format!(
+                "{}/hub-azure/getactivationkey?api-version=2017-06-01",
+                base(CSPSS_DEFAULT)
+            ),
+            None,
+        )
+        .await;
     assert!(
         key.body["activationKey"]
             .as_str()
             .is_some_and(|k| !k.is_empty()),
         "{key:?}"
     );
-    let remote = call(
-        &app,
-        Method::POST,
-        &format!("{}/hub-azure/enableRemoteManagement", base(CSPSS_DEFAULT)),
-        None,
-    )
-    .await;
+    let remote = app
+        .call(
+            Method::POST,
+            &format!("{}/hub-azure/enableRemoteManagement", base(CSPSS_DEFAULT)),
+            None,
+        )
+        .await;
     assert_eq!(remote.status, 200, "no api-version needed: {remote:?}");
 
-    assert_eq!(call(&app, Method::DELETE, &url, None).await.status, 204);
-    let gone = call(&app, Method::GET, &url, None).await;
+    assert_eq!(app.call(Method::DELETE, &url, None).await.status, 204);
+    let gone = app.call(Method::GET, &url, None).await;
     assert_eq!(
         (gone.status.as_u16(), gone.code()),
         (404, "RegistrationNotFound")
@@ -125,13 +113,13 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
             base(CSPSS_DEFAULT)
         )
     };
-    let put = call(
-        &app,
-        Method::PUT,
-        &url("stack1", CUSTOMER_1),
-        Some(json!({"properties": {"tenantId": TENANT_1}})),
-    )
-    .await;
+    let put = app
+        .call(
+            Method::PUT,
+            &url("stack1", CUSTOMER_1),
+            Some(json!({"properties": {"tenantId": TENANT_1}})),
+        )
+        .await;
     assert_eq!(put.status, 200, "{put:?}");
     assert_eq!(
         put.body,
@@ -142,22 +130,22 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
             "properties": {"tenantId": TENANT_1}
         })
     );
-    let list = call(
-        &app,
-        Method::GET,
-        &format!(
-            "{}/stack1/customerSubscriptions?api-version=2017-06-01",
-            base(CSPSS_DEFAULT)
-        ),
-        None,
-    )
-    .await;
+    let list = app
+        .call(
+            Method::GET,
+            &format!(
+                "{}/stack1/customerSubscriptions?api-version=2017-06-01",
+                base(CSPSS_DEFAULT)
+            ),
+            None,
+        )
+        .await;
     assert_eq!(
         list.body["value"][0]["name"],
         format!("stack1/{CUSTOMER_1}")
     );
     assert_eq!(
-        call(&app, Method::GET, &url("stack1", CUSTOMER_1), None)
+        app.call(Method::GET, &url("stack1", CUSTOMER_1), None)
             .await
             .status,
         200
@@ -183,13 +171,13 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
         ("nope", CUSTOMER_1, TENANT_1, 404, "RegistrationNotFound"),
     ];
     for (reg, sub, tenant, status, code) in cases {
-        let answer = call(
-            &app,
-            Method::PUT,
-            &url(reg, sub),
-            Some(json!({"properties": {"tenantId": tenant}})),
-        )
-        .await;
+        let answer = app
+            .call(
+                Method::PUT,
+                &url(reg, sub),
+                Some(json!({"properties": {"tenantId": tenant}})),
+            )
+            .await;
         assert_eq!(
             (answer.status.as_u16(), answer.code()),
             (status, code),
@@ -201,17 +189,19 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
         "/subscriptions/{CSPSS_DEFAULT}/resourceGroups/azurestack/providers/Microsoft.AzureStack/registrations/ea-stack?api-version=2017-06-01"
     );
     assert_eq!(
-        call(&app, Method::GET, &ea, None).await.code(),
+        app.call(Method::GET, &ea, None).await.code(),
         "RegistrationNotFound"
     );
 
     assert_eq!(
-        call(&app, Method::DELETE, &url("stack1", CUSTOMER_1), None)
+        app.call(Method::DELETE, &url("stack1", CUSTOMER_1), None)
             .await
             .status,
         204
     );
-    let missing = call(&app, Method::GET, &url("stack1", CUSTOMER_1), None).await;
+    let missing = app
+        .call(Method::GET, &url("stack1", CUSTOMER_1), None)
+        .await;
     assert_eq!(
         (missing.status.as_u16(), missing.code()),
         (404, "CustomerSubscriptionNotFound")
@@ -222,18 +212,14 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
 async fn api_versions_tokens_and_locations_are_checked() {
     let app = seeded().await;
     let path = format!("{}/stack1", base(CSPSS_DEFAULT));
-    let missing = call(&app, Method::GET, &path, None).await;
+    let missing = app.call(Method::GET, &path, None).await;
     assert_eq!(
         (missing.status.as_u16(), missing.code()),
         (400, "MissingApiVersionParameter")
     );
-    let unknown = call(
-        &app,
-        Method::GET,
-        &format!("{path}?api-version=2099-01-01"),
-        None,
-    )
-    .await;
+    let unknown = app
+        .call(Method::GET, &format!("{path}?api-version=2099-01-01"), None)
+        .await;
     assert_eq!(
         (unknown.status.as_u16(), unknown.code()),
         (400, "UnsupportedApiVersionValue")
@@ -245,13 +231,13 @@ async fn api_versions_tokens_and_locations_are_checked() {
             .contains("2017-06-01")
     );
     let url = format!("{}/hub-x?api-version=2017-06-01", base(CSPSS_DEFAULT));
-    let bad_token = call(
-        &app,
-        Method::PUT,
-        &url,
-        Some(json!({"location": "global", "properties": {"registrationToken": "!!!"}})),
-    )
-    .await;
+    let bad_token = app
+        .call(
+            Method::PUT,
+            &url,
+            Some(json!({"location": "global", "properties": {"registrationToken": "!!!"}})),
+        )
+        .await;
     assert_eq!(
         (
             bad_token.status.as_u16(),
@@ -264,19 +250,17 @@ async fn api_versions_tokens_and_locations_are_checked() {
             "properties.registrationToken"
         )
     );
-    let bad_location = call(&app, Method::PUT, &url, Some(json!({"location": "westus", "properties": {"registrationToken": token(NEW_CLOUD, BillingModel::PayAsYouUse)}}))).await;
+    let bad_location = app.call(Method::PUT, &url, Some(json!({"location": "westus", "properties": {"registrationToken": token(NEW_CLOUD, BillingModel::PayAsYouUse)}}))).await;
     assert_eq!(
         (bad_location.status.as_u16(), bad_location.target()),
         (400, "location")
     );
-    let taken = call(&app, Method::PUT, &url, Some(json!({"location": "global", "properties": {"registrationToken": token(CLOUD_1, BillingModel::PayAsYouUse)}}))).await;
+    let taken = app.call(Method::PUT, &url, Some(json!({"location": "global", "properties": {"registrationToken": token(CLOUD_1, BillingModel::PayAsYouUse)}}))).await;
     assert_eq!(
         (taken.status.as_u16(), taken.code()),
         (409, "CloudIdAlreadyRegistered")
     );
-    let no_default = call(
-        &app,
-        Method::PUT,
+    let no_default = app.call(Method::PUT,
         &format!("{}/hub-y?api-version=2017-06-01", base("d0000000-0000-0000-0000-0000000000ff")),
         Some(json!({"location": "global", "properties": {"registrationToken": token(NEW_CLOUD, BillingModel::PayAsYouUse)}})),
     )

@@ -1,22 +1,13 @@
 //! The application over a real TCP socket, with a real HTTP client.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
-use stackbill_api::{AppState, AuthConfig, hash_secret, router};
-use stackbill_test_support::{ADMIN_TOKEN, TestStore};
+use stackbill_api::router;
+use stackbill_test_support::{ADMIN_TOKEN, TestStore, admin_state};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_over_loopback() {
     let db = TestStore::new();
-    let state = AppState {
-        store: db.store.clone(),
-        auth: Arc::new(AuthConfig {
-            env_admin_sha256: Some(hash_secret(ADMIN_TOKEN)),
-        }),
-        public_url: None,
-        https: false,
-    };
+    let state = admin_state(&db);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
