@@ -19,6 +19,16 @@ async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
     Ok(store.meters_by_id().await?)
 }
 
+/// Invoices as a JSON array of the API's invoice shape.
+async fn print_json(store: &Store, invoices: Vec<Invoice>) -> Result<()> {
+    let meters = meters(store).await?;
+    let dtos: Vec<InvoiceDto> = invoices
+        .into_iter()
+        .map(|i| invoice_dto(i, &meters))
+        .collect();
+    output::json(&dtos)
+}
+
 fn status(invoice: &Invoice) -> &'static str {
     match invoice.status {
         InvoiceStatus::Draft => "draft",
@@ -44,12 +54,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             let store = open(&db)?;
             let invoices = store.invoices(period, partner, as_of).await?;
             if output.json {
-                let meters = meters(&store).await?;
-                let dtos: Vec<InvoiceDto> = invoices
-                    .into_iter()
-                    .map(|i| invoice_dto(i, &meters))
-                    .collect();
-                return output::json(&dtos);
+                return print_json(&store, invoices).await;
             }
             let rows: Vec<Vec<String>> = invoices
                 .iter()
@@ -166,12 +171,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             let store = open(&db)?;
             let invoices = store.finalize_period(period, partner.clone()).await?;
             if output.json {
-                let meters = meters(&store).await?;
-                let dtos: Vec<InvoiceDto> = invoices
-                    .into_iter()
-                    .map(|i| invoice_dto(i, &meters))
-                    .collect();
-                return output::json(&dtos);
+                return print_json(&store, invoices).await;
             }
             let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
             for invoice in &invoices {
