@@ -14,16 +14,9 @@ pub(crate) fn demo_with_usage(
     noise: bool,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
     let db = dir.join("s.db");
-    let seeded = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["demo", "--no-serve", "--usage-records", "0", "--db"])
-        .arg(&db)
-        .env("STACKBILL_ADMIN_TOKEN", "t")
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
+    ok_json(
+        &db,
+        &["demo", "--no-serve", "--json", "--usage-records", "0"],
     );
     let file = dir.join("usage.ndjson");
     let records = records.to_string();

@@ -1,7 +1,5 @@
 //! `stackbill invoice` and the demo's month end, as users run them.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use crate::{ok_json, stackbill};
@@ -10,25 +8,10 @@ use crate::{ok_json, stackbill};
 fn the_demo_month_end_lists_shows_diffs_and_exports() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let output = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args([
-            "demo",
-            "--no-serve",
-            "--json",
-            "--usage-records",
-            "20000",
-            "--db",
-        ])
-        .arg(&db)
-        .env("STACKBILL_ADMIN_TOKEN", "t")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let summary = ok_json(
+        &db,
+        &["demo", "--no-serve", "--json", "--usage-records", "20000"],
     );
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     let last = summary["finalizedPeriod"].as_str().unwrap().to_owned();
     let this = summary["draftPeriod"].as_str().unwrap().to_owned();
     assert!(

@@ -199,18 +199,7 @@ fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
 fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let output = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["demo", "--no-serve", "--json", "--db"])
-        .arg(&db)
-        .env_remove("STACKBILL_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let summary = ok_json(&db, &["demo", "--no-serve", "--json"]);
     assert_eq!(summary["registrations"], 3);
     assert!(summary["tenantsMapped"].as_u64().unwrap() >= 24);
     assert!(summary["tenantsUnregistered"].as_u64().unwrap() >= 3);
@@ -227,11 +216,7 @@ fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
     let registrations = ok_json(&db, &["registration", "list", "--json"]);
     assert_eq!(registrations.as_array().unwrap().len(), 3);
     // Running it again starts afresh rather than failing on existing data.
-    let again = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["demo", "--no-serve", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
+    let again = stackbill(&db, &["demo", "--no-serve"]);
     assert!(
         again.status.success(),
         "{}",
