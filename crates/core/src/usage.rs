@@ -236,20 +236,6 @@ pub struct UsageRecord {
     pub instance_data: Option<String>,
 }
 
-impl UsageRecord {
-    /// Whether two records with the same key carry the same content: every field but `id`
-    /// and `reported_time`, compared as values.
-    pub fn same_content(&self, other: &Self) -> bool {
-        self.cloud_id == other.cloud_id
-            && self.tenant_id == other.tenant_id
-            && self.subscription_id == other.subscription_id
-            && self.meter_id == other.meter_id
-            && self.quantity == other.quantity
-            && self.usage_start == other.usage_start
-            && self.instance_data == other.instance_data
-    }
-}
-
 /// One hour.
 pub const USAGE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 

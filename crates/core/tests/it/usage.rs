@@ -66,17 +66,11 @@ fn a_valid_record_is_normalised() {
     assert_eq!(record.meter_id.to_string(), METER);
     assert_eq!(record.quantity.to_string(), "1.5");
     assert_eq!(record.usage_start, "2025-06-01T08:00:00Z".parse().unwrap());
-    let same = RawUsage {
+    let padded = RawUsage {
         quantity: Some("1.5000000000".into()),
-        reported_time: Some("2025-06-02T00:00:00Z".into()),
         ..raw()
     };
-    assert!(same.validate(now()).unwrap().same_content(&record));
-    let other = RawUsage {
-        quantity: Some("1.51".into()),
-        ..raw()
-    };
-    assert!(!other.validate(now()).unwrap().same_content(&record));
+    assert_eq!(padded.validate(now()).unwrap().quantity, record.quantity);
 }
 
 #[test]

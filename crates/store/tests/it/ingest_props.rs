@@ -240,12 +240,25 @@ async fn a_conflict_keeps_the_stored_record() {
     changed.quantity = Quantity::parse("123.25").unwrap();
     let mut reported_later = record.clone();
     reported_later.reported_time = Some("2025-07-01T00:00:00Z".parse().unwrap());
+    // The same quantity written with more digits is the same content.
+    let digits = record.quantity.to_string();
+    let padded_text = if digits.contains('.') {
+        format!("{digits}000")
+    } else {
+        format!("{digits}.000")
+    };
+    let mut padded = record.clone();
+    padded.quantity = Quantity::parse(&padded_text).unwrap();
     assert_eq!(
         db.store
-            .ingest(vec![changed, reported_later])
+            .ingest(vec![changed, reported_later, padded])
             .await
             .unwrap(),
-        [Disposition::Conflict, Disposition::Duplicate]
+        [
+            Disposition::Conflict,
+            Disposition::Duplicate,
+            Disposition::Duplicate
+        ]
     );
     let stored = db
         .store
