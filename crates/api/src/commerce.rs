@@ -12,6 +12,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value, json};
+use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::access::{Caller, check_subscription};
@@ -167,7 +168,7 @@ pub(crate) async fn usage_aggregates(
         .await?;
     let mut lines: BTreeMap<(i64, MeterId, Option<String>), Decimal> = BTreeMap::new();
     for record in records {
-        let hour = record.usage_start.as_second().div_euclid(3600);
+        let hour = hour_number(record.usage_start);
         let bucket = hour - hour.rem_euclid(bucket_hours);
         let instance = if details { record.instance_data } else { None };
         *lines
@@ -183,7 +184,7 @@ pub(crate) async fn usage_aggregates(
         .skip(skip)
         .take(USAGE_PAGE_ITEMS)
     {
-        let from = Timestamp::from_second(bucket * 3600).unwrap_or(Timestamp::UNIX_EPOCH);
+        let from = hour_start(bucket).unwrap_or(Timestamp::UNIX_EPOCH);
         let to = from + SignedDuration::from_hours(bucket_hours);
         let id_name = format!("{name}_{meter_id}_{}_{index}", from.strftime("%Y%m%d_%H%M"));
         let meter = meters.get(&meter_id);

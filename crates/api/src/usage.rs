@@ -7,6 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::{Extension, Json};
 use jiff::Timestamp;
 use serde::Serialize;
+use stackbill_core::period::{hour_number, hour_start, is_whole_hour};
 use stackbill_core::{CloudId, SubscriptionId, TenantId, UsageError, UsageRecord};
 use stackbill_io::{Format, Item, read_usage};
 use stackbill_store::{Disposition, UsageAggregate, UsageScope};
@@ -240,20 +241,18 @@ fn whole_hour(query: &QueryParams, name: &str) -> Result<i64, ApiError> {
         )
         .with_target(name)
     })?;
-    if instant.subsec_nanosecond() != 0 || instant.as_second().rem_euclid(3600) != 0 {
+    if !is_whole_hour(instant) {
         return Err(ApiError::new(
             ErrorCode::InvalidParameter,
             format!("{name} must be on a whole UTC hour"),
         )
         .with_target(name));
     }
-    Ok(instant.as_second().div_euclid(3600))
+    Ok(hour_number(instant))
 }
 
 fn hour_text(hour: i64) -> String {
-    Timestamp::from_second(hour * 3600)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    hour_start(hour).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// Usage per meter and hour or day

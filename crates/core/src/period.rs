@@ -1,4 +1,5 @@
-//! Billing periods: calendar months in UTC, written `YYYY-MM`.
+//! Billing periods: calendar months in UTC, written `YYYY-MM`; and usage hours, numbered
+//! as whole hours since the Unix epoch.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,6 +7,21 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+
+/// Whether `instant` is on a whole UTC hour.
+pub fn is_whole_hour(instant: Timestamp) -> bool {
+    instant.subsec_nanosecond() == 0 && instant.as_second().rem_euclid(3600) == 0
+}
+
+/// The number of the hour that holds `instant`: whole hours since the Unix epoch.
+pub fn hour_number(instant: Timestamp) -> i64 {
+    instant.as_second().div_euclid(3600)
+}
+
+/// The start of hour number `hour`, if it is within the range of instants.
+pub fn hour_start(hour: i64) -> Result<Timestamp, jiff::Error> {
+    Timestamp::from_second(hour.saturating_mul(3600))
+}
 
 /// One calendar month (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,10 +104,7 @@ impl Period {
 
     /// The period's first and end hour, in whole hours since the Unix epoch.
     pub fn hours(self) -> (i64, i64) {
-        (
-            self.start().as_second().div_euclid(3600),
-            self.end().as_second().div_euclid(3600),
-        )
+        (hour_number(self.start()), hour_number(self.end()))
     }
 }
 
@@ -121,6 +134,19 @@ impl fmt::Display for Period {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_are_numbered_from_the_epoch_and_round_trip() {
+        let at: Timestamp = "2025-06-01T08:00:00Z".parse().unwrap();
+        assert!(is_whole_hour(at));
+        assert_eq!(hour_start(hour_number(at)).unwrap(), at);
+        let inside: Timestamp = "2025-06-01T08:59:59.5Z".parse().unwrap();
+        assert!(!is_whole_hour(inside));
+        assert_eq!(hour_number(inside), hour_number(at));
+        let before_epoch: Timestamp = "1969-12-31T23:30:00Z".parse().unwrap();
+        assert_eq!(hour_number(before_epoch), -1);
+        assert!(hour_start(i64::MAX).is_err());
+    }
 
     #[test]
     fn periods_parse_print_and_span_their_month() {

@@ -7,6 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 
 use crate::ids::{CloudId, MeterId, SubscriptionId, TenantId};
+use crate::period::is_whole_hour;
 
 /// Why a usage record is rejected; each names the field it is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -242,9 +243,7 @@ pub const USAGE_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 /// Checks the usage window: whole UTC hours, end = start + 1 h, and an hour that has ended
 /// by `now`.
 pub fn check_window(start: Timestamp, end: Timestamp, now: Timestamp) -> Result<(), UsageError> {
-    let whole_hour =
-        |t: Timestamp| t.subsec_nanosecond() == 0 && t.as_second().rem_euclid(3600) == 0;
-    if !whole_hour(start) {
+    if !is_whole_hour(start) {
         return Err(UsageError::new(
             UsageErrorCode::InvalidTimeWindow,
             "usageStartTime",

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
+use stackbill_core::period::{hour_number, hour_start};
 
 /// The GUID scheme of the demo's and generator's sample objects: `kind` names what it is
 /// (`0xca` stacks, `0x70` tenants, `0xc0` customer subscriptions, `0x50` stack user
@@ -116,7 +117,7 @@ fn month_hours(month: Date) -> io::Result<(Timestamp, i64)> {
 }
 
 fn hour(start: Timestamp, n: i64) -> String {
-    Timestamp::from_second(start.as_second() + n * 3600)
+    hour_start(hour_number(start) + n)
         .unwrap_or(start)
         .to_string()
 }
@@ -177,7 +178,7 @@ pub fn generate(options: &GenerateOptions, out: &mut impl Write) -> io::Result<G
                         line,
                         r#"{{"id":"r{resource:x}-m{meter_index}-{hour_key}","cloudId":"{cloud}","tenantId":"{tenant_id}","subscriptionId":"{sub}","meterId":"{meter}","quantity":"{quantity}","usageStartTime":"{start_text}","usageEndTime":"{end}","instanceData":{{"Microsoft.Resources":{{"resourceUri":"/subscriptions/{sub}/resourceGroups/rg-{resource}/providers/{provider}/res-{resource}","location":"local","tags":{{"env":"{env}"}}}}}}}}"#,
                         cloud = sample_guid(0xca, stack),
-                        hour_key = start.as_second() / 3600 + h,
+                        hour_key = hour_number(start) + h,
                         tenant_id = sample_guid(0x70, tenant),
                         sub = sample_guid(0x50, tenant),
                         end = hour(start, h + 1),

@@ -10,6 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use stackbill_core::meters::builtin_meter;
+use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageError, UsageRecord};
 
@@ -203,11 +204,6 @@ pub(crate) fn last_rowid_by(conn: &Connection, at: i64) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Whole hours since the Unix epoch.
-pub(crate) fn hour_number(record: &UsageRecord) -> i64 {
-    record.usage_start.as_second().div_euclid(3600)
-}
-
 type HourKey = (i64, i64, i64, i64);
 
 /// A pre-aggregate kept in step with the accepted records.
@@ -275,7 +271,7 @@ fn add_sums(conn: &Connection, table: Sums, sums: &HashMap<HourKey, (Decimal, i6
 
 /// The first hour of the calendar month of an hour.
 pub(crate) fn month_hour(hour: i64) -> Result<i64> {
-    let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+    let start = hour_start(hour).map_err(StoreError::corrupt)?;
     Ok(stackbill_core::Period::containing(start).hours().0)
 }
 
@@ -372,7 +368,7 @@ fn ingest_batch(
             let _ = write!(text, "{}", record.quantity);
         }
         let quantity = text.as_str();
-        let hour = hour_number(record);
+        let hour = hour_number(record.usage_start);
         let reported = record.reported_time.map_or(now_micros, micros);
         let inserted = insert.execute(params![
             cloud,
@@ -622,7 +618,7 @@ pub(crate) fn load_records(
     let mut records = Vec::new();
     while let Some(row) = rows.next()? {
         let hour: i64 = row.get(6)?;
-        let usage_start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+        let usage_start = hour_start(hour).map_err(StoreError::corrupt)?;
         let cloud_id = resolve(&clouds, row.get(0)?)?;
         let tenant_id = resolve(&tenants, row.get(2)?)?;
         if let Some((subscription, routing)) = filter.routed_to
@@ -685,7 +681,7 @@ impl Refs {
         tenant_ref: i64,
         hour: i64,
     ) -> Result<Option<SubscriptionId>> {
-        let start = jiff::Timestamp::from_second(hour * 3600).map_err(StoreError::corrupt)?;
+        let start = hour_start(hour).map_err(StoreError::corrupt)?;
         Ok(routing.route(
             resolve(&self.clouds, cloud_ref)?,
             resolve(&self.tenants, tenant_ref)?,
