@@ -70,17 +70,22 @@ pub enum BillingError {
     Rating(#[from] RatingError),
 }
 
+/// The rate cards (or the one named `only`) as recorded by `as_of` (`None`: now).
 fn load_rate_cards(
     conn: &Connection,
     as_of: Option<i64>,
+    only: Option<&RateCardName>,
 ) -> Result<HashMap<RateCardName, RateCard>> {
     let mut versions = conn.prepare_cached(
         "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
-         WHERE v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
+         WHERE (?2 IS NULL OR v.name = ?2)
+           AND v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
                                WHERE w.name = v.name AND (?1 IS NULL OR w.recorded_at <= ?1))",
     )?;
     let rows: Vec<(i64, String, String)> = versions
-        .query_map([as_of], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .query_map(params![as_of, only.map(RateCardName::as_str)], |row| {
+            row.try_into()
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut cards = HashMap::new();
     let mut tiers = conn.prepare_cached(
@@ -274,7 +279,7 @@ impl Facts {
                 .into_iter()
                 .map(|s| (s.id, s))
                 .collect(),
-            cards: load_rate_cards(conn, as_of)?,
+            cards: load_rate_cards(conn, as_of, None)?,
             routing: load_routing(conn, as_of_instant)?,
             finalized: load_finalized(conn, as_of)?,
         })
@@ -517,8 +522,10 @@ impl Store {
         name: RateCardName,
         as_of: Option<Timestamp>,
     ) -> Result<Option<RateCard>> {
-        self.read(move |conn| Ok(load_rate_cards(conn, as_of.map(micros))?.remove(&name)))
-            .await
+        self.read(move |conn| {
+            Ok(load_rate_cards(conn, as_of.map(micros), Some(&name))?.remove(&name))
+        })
+        .await
     }
 
     /// Every invoice of a period, optionally one partner's, now or as of an instant.

@@ -92,6 +92,17 @@ async fn rate_cards_round_trip_and_bad_entries_name_their_field() {
         (missing.status.as_u16(), missing.code()),
         (404, "RateCardNotFound")
     );
+    let gold = app
+        .put(
+            "/v1/ratecards/gold",
+            json!({"currency": "EUR", "meters": [
+                {"meterId": METER, "rates": {"0": "0.75"}, "effectiveDate": "2025-01-01T00:00:00Z"}
+            ]}),
+        )
+        .await;
+    assert_eq!(gold.status, 201, "{gold:?}");
+    assert_eq!(app.get("/v1/ratecards/gold").await.body["currency"], "EUR");
+    assert_eq!(app.get("/v1/ratecards/default").await.body, card.body);
     let cases = [
         (json!({"currency": "XXY", "meters": []}), "currency"),
         (
