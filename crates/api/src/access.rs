@@ -134,13 +134,7 @@ pub(crate) async fn cloud_partner(
     store: &Store,
     cloud: CloudId,
 ) -> Result<Option<PartnerId>, ApiError> {
-    // The registrations alone: the routing table would also read every mapping history.
-    let registration = store
-        .registrations()
-        .await?
-        .into_iter()
-        .find(|r| r.cloud_id == cloud);
-    match registration {
+    match store.registration_of_cloud(cloud).await? {
         Some(registration) => subscription_partner(store, registration.default_subscription).await,
         None => Ok(None),
     }

@@ -380,15 +380,7 @@ async fn list_registrations(
         return Ok(Json(json!({ "value": [] })).into_response());
     }
     let mut value = Vec::new();
-    for registration in state.store.registrations().await? {
-        if registration.default_subscription != subscription {
-            continue;
-        }
-        let azure = state
-            .store
-            .azure_registration(registration.name.clone())
-            .await?
-            .unwrap_or_default();
+    for (registration, azure) in state.store.azure_registrations(subscription).await? {
         let in_group = group.is_none_or(|g| {
             azure
                 .resource_group

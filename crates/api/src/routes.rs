@@ -334,21 +334,7 @@ pub(crate) async fn list_registrations(
     uri: OriginalUri,
 ) -> ApiResult<Json<ListDto<RegistrationDto>>> {
     let scope = caller.partner_scope()?.cloned();
-    let mut registrations = state.store.registrations().await?;
-    if let Some(own) = scope {
-        let mut mine = Vec::new();
-        for registration in registrations {
-            if subscription_partner(&state.store, registration.default_subscription)
-                .await?
-                .as_ref()
-                == Some(&own)
-            {
-                mine.push(registration);
-            }
-        }
-        registrations = mine;
-    }
-    page(registrations, &query, &uri)
+    page(state.store.registrations(scope).await?, &query, &uri)
 }
 
 /// Delete a registration (its history is kept)

@@ -220,7 +220,7 @@ pub(crate) async fn registration(command: RegistrationCommand) -> Result<()> {
             show_registrations(vec![found], &output, true)
         }
         RegistrationCommand::List { db, output } => {
-            show_registrations(open(&db)?.registrations().await?, &output, false)
+            show_registrations(open(&db)?.registrations(None).await?, &output, false)
         }
         RegistrationCommand::Remove { name, db } => {
             open(&db)?.delete_registration(name.clone()).await?;

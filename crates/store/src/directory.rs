@@ -13,7 +13,7 @@ use stackbill_core::rules::{
     check_customer_subscription_delete, check_customer_subscription_put, check_registration_put,
 };
 use stackbill_core::{
-    MappingEvent, Meter, MeterId, Partner, PartnerId, Registration, RegistrationName,
+    CloudId, MappingEvent, Meter, MeterId, Partner, PartnerId, Registration, RegistrationName,
     RegistryError, Subscription, SubscriptionId, TenantId, Timeline,
 };
 
@@ -148,6 +148,15 @@ fn registration_from_columns((id, cols): (i64, [String; 4])) -> Result<(i64, Reg
             billing_model: parse(&model)?,
         },
     ))
+}
+
+/// The Azure-side fields of a registration row, from column `first` on.
+fn azure_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<AzureRegistration> {
+    Ok(AzureRegistration {
+        resource_group: row.get(first)?,
+        object_id: row.get(first + 1)?,
+        tags: row.get(first + 2)?,
+    })
 }
 
 fn load_registration_where(
@@ -497,13 +506,7 @@ impl Store {
                     "SELECT azure_resource_group, azure_object_id, azure_tags FROM registrations
                      WHERE deleted_at IS NULL AND name = ?1",
                     [name.as_str()],
-                    |row| {
-                        Ok(AzureRegistration {
-                            resource_group: row.get(0)?,
-                            object_id: row.get(1)?,
-                            tags: row.get(2)?,
-                        })
-                    },
+                    |row| azure_from_row(row, 0),
                 )
                 .optional()?)
         })
@@ -516,15 +519,55 @@ impl Store {
             .await
     }
 
-    /// Every live registration, by name.
-    pub async fn registrations(&self) -> Result<Vec<Registration>> {
-        self.read(|conn| {
+    /// Every live registration, by name; with `partner`, only those whose default
+    /// subscription is that partner's.
+    pub async fn registrations(&self, partner: Option<PartnerId>) -> Result<Vec<Registration>> {
+        self.read(move |conn| {
             let sql = format!(
-                "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL ORDER BY name"
+                "SELECT {REGISTRATION_COLUMNS} FROM registrations
+                 WHERE deleted_at IS NULL AND (?1 IS NULL OR default_subscription_id IN
+                     (SELECT subscription_id FROM subscriptions WHERE partner_id = ?1))
+                 ORDER BY name"
             );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([], registration_from_row)?;
-            rows.map(|row| Ok(registration_from_columns(row?)?.1)).collect()
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                [partner.as_ref().map(PartnerId::as_str)],
+                registration_from_row,
+            )?;
+            rows.map(|row| Ok(registration_from_columns(row?)?.1))
+                .collect()
+        })
+        .await
+    }
+
+    /// The live registration of a stack.
+    pub async fn registration_of_cloud(&self, cloud: CloudId) -> Result<Option<Registration>> {
+        self.read(move |conn| {
+            Ok(load_registration_where(conn, "cloud_id = ?1", cloud.to_string())?.map(|(_, r)| r))
+        })
+        .await
+    }
+
+    /// The live registrations whose default subscription is `subscription`, by name, with
+    /// their Azure-side fields.
+    pub async fn azure_registrations(
+        &self,
+        subscription: SubscriptionId,
+    ) -> Result<Vec<(Registration, AzureRegistration)>> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {REGISTRATION_COLUMNS}, azure_resource_group, azure_object_id, azure_tags
+                 FROM registrations
+                 WHERE deleted_at IS NULL AND default_subscription_id = ?1 ORDER BY name"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([subscription.to_string()])?;
+            let mut found = Vec::new();
+            while let Some(row) = rows.next()? {
+                let (_, registration) = registration_from_columns(registration_from_row(row)?)?;
+                found.push((registration, azure_from_row(row, 5)?));
+            }
+            Ok(found)
         })
         .await
     }

@@ -380,7 +380,7 @@ async fn partners_manage_only_their_own_tokens() {
 }
 
 #[tokio::test]
-async fn azure_lists_show_a_partner_only_its_own_registrations() {
+async fn registration_lists_show_a_partner_only_its_own_registrations() {
     let (app, tokens) = world().await;
     let list = |subscription: &str| {
         format!(
@@ -411,4 +411,37 @@ async fn azure_lists_show_a_partner_only_its_own_registrations() {
         .raw(Method::GET, &list(P2_DEFAULT), Some(ADMIN_TOKEN), None, "")
         .await;
     assert_eq!(admin.body["value"][0]["name"], "p2stack");
+    let names = |answer: &Answer| -> Vec<String> {
+        answer.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let native_own = app
+        .raw(
+            Method::GET,
+            "/v1/registrations",
+            Some(&tokens.partner),
+            None,
+            "",
+        )
+        .await;
+    let mut azure_own = names(&own);
+    azure_own.sort();
+    assert_eq!(names(&native_own), azure_own);
+    let native_all = app
+        .raw(
+            Method::GET,
+            "/v1/registrations",
+            Some(ADMIN_TOKEN),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(
+        names(&native_all),
+        ["capacity", "ea-stack", "p2stack", "stack1"]
+    );
 }
