@@ -312,23 +312,18 @@ async fn owned_registration(
     caller: &Caller,
     scope: &Scope,
 ) -> Result<(Registration, AzureRegistration), ApiError> {
-    let found = state.store.registration(scope.name.clone()).await?;
-    let azure = state
-        .store
-        .azure_registration(scope.name.clone())
-        .await?
-        .unwrap_or_default();
-    let matches = found
-        .as_ref()
-        .is_some_and(|r| r.default_subscription == scope.subscription)
-        && azure
-            .resource_group
-            .as_deref()
-            .is_none_or(|g| g.eq_ignore_ascii_case(&scope.group));
+    let found = state.store.azure_registration(scope.name.clone()).await?;
+    let matches = |(registration, azure): &(Registration, AzureRegistration)| {
+        registration.default_subscription == scope.subscription
+            && azure
+                .resource_group
+                .as_deref()
+                .is_none_or(|g| g.eq_ignore_ascii_case(&scope.group))
+    };
     match found {
-        Some(registration) if matches => {
+        Some(found) if matches(&found) => {
             check_registration(&state.store, caller, &scope.name).await?;
-            Ok((registration, azure))
+            Ok(found)
         }
         _ => Err(registration_not_found(&scope.name)),
     }

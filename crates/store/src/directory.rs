@@ -159,6 +159,27 @@ fn azure_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<AzureRegistra
     })
 }
 
+/// The live registrations where `condition` holds for `value`, by name, with their
+/// Azure-side fields.
+fn load_azure_registrations(
+    conn: &Connection,
+    condition: &str,
+    value: String,
+) -> Result<Vec<(Registration, AzureRegistration)>> {
+    let sql = format!(
+        "SELECT {REGISTRATION_COLUMNS}, azure_resource_group, azure_object_id, azure_tags
+         FROM registrations WHERE deleted_at IS NULL AND {condition} ORDER BY name"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([value])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (_, registration) = registration_from_columns(registration_from_row(row)?)?;
+        found.push((registration, azure_from_row(row, 5)?));
+    }
+    Ok(found)
+}
+
 fn load_registration_where(
     conn: &Connection,
     condition: &str,
@@ -495,20 +516,13 @@ impl Store {
         .await
     }
 
-    /// The Azure-side fields of a live registration.
+    /// A live registration with its Azure-side fields.
     pub async fn azure_registration(
         &self,
         name: RegistrationName,
-    ) -> Result<Option<AzureRegistration>> {
+    ) -> Result<Option<(Registration, AzureRegistration)>> {
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT azure_resource_group, azure_object_id, azure_tags FROM registrations
-                     WHERE deleted_at IS NULL AND name = ?1",
-                    [name.as_str()],
-                    |row| azure_from_row(row, 0),
-                )
-                .optional()?)
+            Ok(load_azure_registrations(conn, "name = ?1", name.to_string())?.pop())
         })
         .await
     }
@@ -555,19 +569,11 @@ impl Store {
         subscription: SubscriptionId,
     ) -> Result<Vec<(Registration, AzureRegistration)>> {
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {REGISTRATION_COLUMNS}, azure_resource_group, azure_object_id, azure_tags
-                 FROM registrations
-                 WHERE deleted_at IS NULL AND default_subscription_id = ?1 ORDER BY name"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([subscription.to_string()])?;
-            let mut found = Vec::new();
-            while let Some(row) = rows.next()? {
-                let (_, registration) = registration_from_columns(registration_from_row(row)?)?;
-                found.push((registration, azure_from_row(row, 5)?));
-            }
-            Ok(found)
+            load_azure_registrations(
+                conn,
+                "default_subscription_id = ?1",
+                subscription.to_string(),
+            )
         })
         .await
     }
