@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check and test stackbill has: formatting, lints, the Rust test suites, and the
-# Azure SDK conformance suite (the real azure-mgmt-* clients against a real server).
-# Needs a Rust toolchain and python3 with venv; installs the SDK from PyPI into a virtualenv.
+# Runs every check and test stackbill has: formatting, lints, the Rust test suites on SQLite
+# and again on PostgreSQL, and the Azure SDK conformance suite (the real azure-mgmt-*
+# clients against a real server).
+# Needs a Rust toolchain and python3 with venv; installs the SDK from PyPI into a virtualenv
+# and Debian's postgresql package when no PostgreSQL server is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -12,7 +14,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo test"
+echo "== cargo test (SQLite)"
+cargo test --workspace --locked
+
+echo "== cargo test (PostgreSQL)"
+pg_dir=$(mktemp -d /tmp/stackbill-pg.XXXXXX)
+chmod 755 "$pg_dir"
+trap './scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+STACKBILL_TEST_POSTGRES=$(./scripts/pg-cluster.sh start "$pg_dir")
+export STACKBILL_TEST_POSTGRES
 cargo test --workspace --locked
 
 echo "== Azure SDK conformance (sdk-tests/)"

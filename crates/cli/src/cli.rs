@@ -35,6 +35,11 @@ pub(crate) struct DbArgs {
     /// The embedded database file (created if missing)
     #[arg(long, env = "STACKBILL_DB", default_value = "stackbill.db")]
     pub(crate) db: PathBuf,
+    /// A PostgreSQL database instead of the file, shared by every stackbill node:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (append ?pool_size=N for N connections
+    /// per node; default 16)
+    #[arg(long, env = "STACKBILL_DATABASE_URL", value_name = "URL")]
+    pub(crate) database_url: Option<String>,
 }
 
 /// How to print results.
@@ -310,6 +315,10 @@ pub(crate) struct DemoArgs {
     /// The demo database file; an existing file at this path is replaced
     #[arg(long, default_value = "stackbill-demo.db")]
     pub(crate) db: PathBuf,
+    /// Seed this PostgreSQL database instead of the file (postgres://...); it must hold no
+    /// partners yet
+    #[arg(long, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
     /// Seed the database and exit without serving
     #[arg(long)]
     pub(crate) no_serve: bool,

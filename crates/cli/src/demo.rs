@@ -170,7 +170,23 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
     })
 }
 
-pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+/// Opens the demo's database: a fresh file (replacing any at the path), or an empty
+/// PostgreSQL database.
+async fn open_demo_store(args: &DemoArgs) -> Result<Store> {
+    if let Some(url) = &args.database_url {
+        if !stackbill_store::is_postgres_url(url) {
+            anyhow::bail!("--database-url must be a postgres:// or postgresql:// URL");
+        }
+        let store = Store::open_location(url, Arc::new(SystemClock))
+            .context("cannot open the PostgreSQL database")?;
+        if !store.partners().await?.is_empty() {
+            anyhow::bail!(
+                "the demo seeds an empty database; {} already holds partners",
+                store.location()
+            );
+        }
+        return Ok(store);
+    }
     for suffix in ["", "-wal", "-shm"] {
         let mut path = args.db.clone().into_os_string();
         path.push(suffix);
@@ -182,7 +198,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    let store = Store::open(&args.db, Arc::new(SystemClock))?;
+    Ok(Store::open(&args.db, Arc::new(SystemClock))?)
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+    let store = open_demo_store(&args).await?;
     let seeded = seed(&store, usize::try_from(args.tenants)?).await?;
     let (usage, billing) = demo_billing(&store, args.usage_records).await?;
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
@@ -192,7 +212,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let auth = serve::auth_config(&store).await?;
     if args.output.json {
         crate::output::json(&serde_json::json!({
-            "db": args.db.display().to_string(),
+            "db": store.location(),
             "partners": 1,
             "subscriptions": seeded.subscriptions,
             "registrations": seeded.registrations.len(),
@@ -211,7 +231,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     } else {
         eprintln!(
             "demo database {}: partner {PARTNER}, {} registrations, {} tenant mappings, {} tenants without their own subscription",
-            args.db.display(),
+            store.location(),
             seeded.registrations.len(),
             seeded.tenants_mapped,
             seeded.unregistered.len()

@@ -80,7 +80,7 @@ pub(crate) async fn serve(
             .await
             .with_context(|| format!("cannot listen on {}", listen.address))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, db = %store.path().display(), "serving http");
+        tracing::info!(%address, db = %store.location(), "serving http");
         ready(format!("http://{address}"));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
@@ -101,7 +101,7 @@ pub(crate) async fn serve(
         .with_context(|| format!("cannot listen on {}", listen.address))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, db = %store.path().display(), "serving https");
+    tracing::info!(%address, db = %store.location(), "serving https");
     ready(format!("https://{address}"));
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::db::{Conn, Num, params};
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 use stackbill_core::invoice::{
     Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, adjustments, rate_lines, total,
@@ -19,7 +19,7 @@ use stackbill_core::{
 
 use crate::directory::{Written, instant, load_routing, load_subscriptions, micros, parse};
 use crate::error::{Result, StoreError};
-use crate::sqlite::Store;
+use crate::store::Store;
 use crate::usage::{PeriodTally, RecordFilter, Refs, load_records, routed_period_usage};
 
 /// Whether an invoice can still change.
@@ -72,39 +72,37 @@ pub enum BillingError {
 
 /// The rate cards (or the one named `only`) as recorded by `as_of` (`None`: now).
 fn load_rate_cards(
-    conn: &Connection,
+    conn: &Conn<'_>,
     as_of: Option<i64>,
     only: Option<&RateCardName>,
 ) -> Result<HashMap<RateCardName, RateCard>> {
-    let mut versions = conn.prepare_cached(
+    let rows: Vec<(i64, String, String)> = conn.query_map(
         "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
-         WHERE (?2 IS NULL OR v.name = ?2)
+         WHERE (CAST(?2 AS TEXT) IS NULL OR v.name = ?2)
            AND v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
-                               WHERE w.name = v.name AND (?1 IS NULL OR w.recorded_at <= ?1))",
+                               WHERE w.name = v.name AND (CAST(?1 AS BIGINT) IS NULL OR w.recorded_at <= ?1))",
+        params![as_of, only.map(RateCardName::as_str)],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
-    let rows: Vec<(i64, String, String)> = versions
-        .query_map(params![as_of, only.map(RateCardName::as_str)], |row| {
-            row.try_into()
-        })?
-        .collect::<rusqlite::Result<_>>()?;
     let mut cards = HashMap::new();
-    let mut tiers = conn.prepare_cached(
-        "SELECT meter_id, effective_date, included_quantity, from_quantity, unit_price
-         FROM rate_card_tiers WHERE version_id = ?1 ORDER BY meter_id, effective_date",
-    )?;
     for (version, name, currency) in rows {
         let mut entries: BTreeMap<(MeterId, i64), (Decimal, Vec<Tier>)> = BTreeMap::new();
-        let mut rows = tiers.query([version])?;
-        while let Some(row) = rows.next()? {
-            let meter: MeterId = parse(&row.get::<_, String>(0)?)?;
-            let entry = entries
-                .entry((meter, row.get(1)?))
-                .or_insert((parse(&row.get::<_, String>(2)?)?, Vec::new()));
-            entry.1.push(Tier {
-                from_quantity: parse(&row.get::<_, String>(3)?)?,
-                unit_price: parse(&row.get::<_, String>(4)?)?,
-            });
-        }
+        conn.query_each(
+            "SELECT meter_id, effective_date, included_quantity, from_quantity, unit_price
+             FROM rate_card_tiers WHERE version_id = ?1 ORDER BY meter_id, effective_date",
+            params![version],
+            |row| {
+                let meter: MeterId = parse(&row.get::<String>(0)?)?;
+                let entry = entries
+                    .entry((meter, row.get(1)?))
+                    .or_insert((row.get(2)?, Vec::new()));
+                entry.1.push(Tier {
+                    from_quantity: row.get(3)?,
+                    unit_price: row.get(4)?,
+                });
+                Ok(())
+            },
+        )?;
         let rates = entries
             .into_iter()
             .map(|((meter, effective), (included, tiers))| {
@@ -126,25 +124,13 @@ fn load_rate_cards(
 }
 
 /// Final periods: (period, partner scope) → finalized at (micros). The empty scope is all.
-fn load_finalized(
-    conn: &Connection,
-    as_of: Option<i64>,
-) -> Result<BTreeMap<(Period, String), i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT period, partner_id, finalized_at FROM finalized_periods WHERE ?1 IS NULL OR finalized_at <= ?1",
+fn load_finalized(conn: &Conn<'_>, as_of: Option<i64>) -> Result<BTreeMap<(Period, String), i64>> {
+    let rows = conn.query_map(
+        "SELECT period, partner_id, finalized_at FROM finalized_periods WHERE CAST(?1 AS BIGINT) IS NULL OR finalized_at <= ?1",
+        params![as_of],
+        |row| Ok(((parse(&row.get::<String>(0)?)?, row.get(1)?), row.get(2)?)),
     )?;
-    let rows = stmt.query_map([as_of], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (period, partner, at) = row?;
-        Ok(((parse(&period)?, partner), at))
-    })
-    .collect()
+    Ok(rows.into_iter().collect())
 }
 
 /// When `period` became final for a subscription of `partner`, if it has.
@@ -162,53 +148,48 @@ fn final_at(
 }
 
 fn load_final_invoice(
-    conn: &Connection,
+    conn: &Conn<'_>,
     subscription: SubscriptionId,
     period: Period,
 ) -> Result<Option<Invoice>> {
-    let head: Option<(Option<String>, String, String, i64)> = conn
-        .prepare_cached(
-            "SELECT partner_id, currency, total, finalized_at FROM final_invoices WHERE subscription_id = ?1 AND period = ?2",
-        )?
-        .query_row(params![subscription.to_string(), period.to_string()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
+    let head: Option<(Option<String>, String, Decimal, i64)> = conn.query_opt(
+        "SELECT partner_id, currency, total, finalized_at FROM final_invoices WHERE subscription_id = ?1 AND period = ?2",
+        params![subscription.to_string(), period.to_string()],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
     let Some((partner, currency, total, finalized_at)) = head else {
         return Ok(None);
     };
-    let mut lines = Vec::new();
-    let mut stmt = conn.prepare_cached(
+    let lines = conn.query_map(
         "SELECT meter_id, quantity, amount, unpriced FROM final_invoice_lines
          WHERE subscription_id = ?1 AND period = ?2 ORDER BY meter_id",
+        params![subscription.to_string(), period.to_string()],
+        |row| {
+            Ok(InvoiceLine {
+                meter_id: parse(&row.get::<String>(0)?)?,
+                quantity: row.get(1)?,
+                amount: row.get(2)?,
+                unpriced: row.get::<i64>(3)? != 0,
+            })
+        },
     )?;
-    let mut rows = stmt.query(params![subscription.to_string(), period.to_string()])?;
-    while let Some(row) = rows.next()? {
-        lines.push(InvoiceLine {
-            meter_id: parse(&row.get::<_, String>(0)?)?,
-            quantity: parse(&row.get::<_, String>(1)?)?,
-            amount: parse(&row.get::<_, String>(2)?)?,
-            unpriced: row.get::<_, i64>(3)? != 0,
-        });
-    }
-    let mut adjustments = Vec::new();
-    let mut stmt = conn.prepare_cached(
+    let adjustments = conn.query_map(
         "SELECT adjusted_period, meter_id, quantity, amount, reason FROM final_invoice_adjustments
          WHERE subscription_id = ?1 AND period = ?2 ORDER BY rowid",
+        params![subscription.to_string(), period.to_string()],
+        |row| {
+            Ok(Adjustment {
+                period: parse(&row.get::<String>(0)?)?,
+                meter_id: parse(&row.get::<String>(1)?)?,
+                quantity: row.get(2)?,
+                amount: row.get(3)?,
+                reason: match row.get::<String>(4)?.as_str() {
+                    "LateUsage" => AdjustmentReason::LateUsage,
+                    _ => AdjustmentReason::Reassignment,
+                },
+            })
+        },
     )?;
-    let mut rows = stmt.query(params![subscription.to_string(), period.to_string()])?;
-    while let Some(row) = rows.next()? {
-        adjustments.push(Adjustment {
-            period: parse(&row.get::<_, String>(0)?)?,
-            meter_id: parse(&row.get::<_, String>(1)?)?,
-            quantity: parse(&row.get::<_, String>(2)?)?,
-            amount: parse(&row.get::<_, String>(3)?)?,
-            reason: match row.get::<_, String>(4)?.as_str() {
-                "LateUsage" => AdjustmentReason::LateUsage,
-                _ => AdjustmentReason::Reassignment,
-            },
-        });
-    }
     Ok(Some(Invoice {
         subscription_id: subscription,
         partner_id: partner.as_deref().map(parse).transpose()?,
@@ -217,7 +198,7 @@ fn load_final_invoice(
         status: InvoiceStatus::Final,
         lines,
         adjustments,
-        total: parse(&total)?,
+        total,
         finalized_at: Some(instant(finalized_at)?),
     }))
 }
@@ -225,39 +206,35 @@ fn load_final_invoice(
 /// What was billed so far for each (subscription, meter) of a final period: final lines
 /// plus adjustments frozen on later final invoices.
 fn billed_for(
-    conn: &Connection,
+    conn: &Conn<'_>,
     period: Period,
     as_of: Option<i64>,
 ) -> Result<HashMap<SubscriptionId, BTreeMap<MeterId, Billed>>> {
     let mut billed: HashMap<SubscriptionId, BTreeMap<MeterId, Billed>> = HashMap::new();
-    let mut add = |sub: String, meter: String, quantity: String, amount: String| -> Result<()> {
+    let mut add = |row: &crate::db::Row<'_>| -> Result<()> {
         let entry = billed
-            .entry(parse(&sub)?)
+            .entry(parse(&row.get::<String>(0)?)?)
             .or_default()
-            .entry(parse(&meter)?)
+            .entry(parse(&row.get::<String>(1)?)?)
             .or_default();
-        entry.quantity += parse::<Decimal>(&quantity)?;
-        entry.amount += parse::<Decimal>(&amount)?;
+        entry.quantity += row.get::<Decimal>(2)?;
+        entry.amount += row.get::<Decimal>(3)?;
         Ok(())
     };
-    let mut stmt = conn.prepare_cached(
+    conn.query_each(
         "SELECT l.subscription_id, l.meter_id, l.quantity, l.amount FROM final_invoice_lines l
          JOIN final_invoices f ON f.subscription_id = l.subscription_id AND f.period = l.period
-         WHERE l.period = ?1 AND (?2 IS NULL OR f.finalized_at <= ?2)",
+         WHERE l.period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
+        params![period.to_string(), as_of],
+        &mut add,
     )?;
-    let mut rows = stmt.query(params![period.to_string(), as_of])?;
-    while let Some(row) = rows.next()? {
-        add(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)?;
-    }
-    let mut stmt = conn.prepare_cached(
+    conn.query_each(
         "SELECT a.subscription_id, a.meter_id, a.quantity, a.amount FROM final_invoice_adjustments a
          JOIN final_invoices f ON f.subscription_id = a.subscription_id AND f.period = a.period
-         WHERE a.adjusted_period = ?1 AND (?2 IS NULL OR f.finalized_at <= ?2)",
+         WHERE a.adjusted_period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
+        params![period.to_string(), as_of],
+        &mut add,
     )?;
-    let mut rows = stmt.query(params![period.to_string(), as_of])?;
-    while let Some(row) = rows.next()? {
-        add(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)?;
-    }
     Ok(billed)
 }
 
@@ -271,7 +248,7 @@ struct Facts {
 }
 
 impl Facts {
-    fn load(conn: &Connection, as_of: Option<i64>) -> Result<Self> {
+    fn load(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Self> {
         let as_of_instant = as_of.map(instant).transpose()?;
         Ok(Self {
             as_of,
@@ -330,7 +307,7 @@ impl Facts {
 /// Drafts of `period` for every subscription not final in it (optionally one partner's):
 /// today's lines plus adjustments of final periods whose next open period this is.
 fn draft_invoices(
-    conn: &Connection,
+    conn: &Conn<'_>,
     facts: &Facts,
     period: Period,
     partner: Option<&PartnerId>,
@@ -455,20 +432,19 @@ fn billing(error: BillingError) -> StoreError {
 
 /// Every invoice of `period` (finals frozen, drafts computed), optionally one partner's.
 fn invoices_of(
-    conn: &Connection,
+    conn: &Conn<'_>,
     period: Period,
     partner: Option<&PartnerId>,
     as_of: Option<i64>,
 ) -> Result<Vec<Invoice>> {
     let facts = Facts::load(conn, as_of)?;
     let mut invoices = draft_invoices(conn, &facts, period, partner)?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT subscription_id FROM final_invoices WHERE period = ?1 AND (?2 IS NULL OR finalized_at <= ?2)
+    let finals: Vec<String> = conn.query_map(
+        "SELECT subscription_id FROM final_invoices WHERE period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR finalized_at <= ?2)
          ORDER BY subscription_id",
+        params![period.to_string(), as_of],
+        |row| row.get(0),
     )?;
-    let finals: Vec<String> = stmt
-        .query_map(params![period.to_string(), as_of], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
     for sub in finals {
         let sub: SubscriptionId = parse(&sub)?;
         if partner.is_some_and(|p| facts.partner_of(sub) != Some(p)) {
@@ -486,29 +462,26 @@ impl Store {
     /// Stores a new version of a rate card; the latest version recorded is current.
     pub async fn put_rate_card(&self, card: RateCard) -> Result<Written> {
         self.write(move |tx, now| {
-            let existed = tx
-                .query_row("SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1", [card.name.as_str()], |_| Ok(()))
-                .optional()?
-                .is_some();
-            tx.execute(
-                "INSERT INTO rate_card_versions (name, currency, recorded_at) VALUES (?1, ?2, ?3)",
+            let existed = tx.exists("SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1", params![card.name.as_str()])?;
+            let version: i64 = tx.query_one(
+                "INSERT INTO rate_card_versions (name, currency, recorded_at) VALUES (?1, ?2, ?3) RETURNING version_id",
                 params![card.name.as_str(), card.currency.code(), micros(now)],
-            )?;
-            let version = tx.last_insert_rowid();
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO rate_card_tiers (version_id, meter_id, effective_date, included_quantity, from_quantity, unit_price)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                |row| row.get(0),
             )?;
             for rate in &card.rates {
                 for tier in rate.tiers() {
-                    insert.execute(params![
-                        version,
-                        rate.meter_id.to_string(),
-                        micros(rate.effective_date),
-                        rate.included_quantity.normalize().to_string(),
-                        tier.from_quantity.normalize().to_string(),
-                        tier.unit_price.normalize().to_string(),
-                    ])?;
+                    tx.execute(
+                        "INSERT INTO rate_card_tiers (version_id, meter_id, effective_date, included_quantity, from_quantity, unit_price)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            version,
+                            rate.meter_id.to_string(),
+                            micros(rate.effective_date),
+                            Num(rate.included_quantity.normalize()),
+                            Num(tier.from_quantity.normalize()),
+                            Num(tier.unit_price.normalize()),
+                        ],
+                    )?;
                 }
             }
             Ok(if existed { Written::Updated } else { Written::Created })
@@ -600,14 +573,10 @@ impl Store {
                 return Err(StoreError::Billing(BillingError::PeriodNotEnded { period, end: period.end() }));
             }
             let scope = partner.as_ref().map(ToString::to_string).unwrap_or_default();
-            let already = tx
-                .query_row(
-                    "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
-                    params![period.to_string(), scope],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
+            let already = tx.exists(
+                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
+                params![period.to_string(), scope],
+            )?;
             if !already {
                 let facts = Facts::load(tx, None)?;
                 for invoice in draft_invoices(tx, &facts, period, partner.as_ref())? {
@@ -625,49 +594,49 @@ impl Store {
     }
 }
 
-fn write_final(conn: &Connection, invoice: &Invoice, now: Timestamp) -> Result<()> {
+fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()> {
     let sub = invoice.subscription_id.to_string();
     let period = invoice.period.to_string();
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total, finalized_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        sub,
-        period,
-        invoice.partner_id.as_ref().map(PartnerId::as_str),
-        invoice.currency.code(),
-        invoice.total.to_string(),
-        micros(now)
-    ])?;
-    let mut line = conn.prepare_cached(
-        "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity, amount, unpriced)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            sub,
+            period,
+            invoice.partner_id.as_ref().map(PartnerId::as_str),
+            invoice.currency.code(),
+            Num(invoice.total),
+            micros(now)
+        ],
     )?;
     for l in &invoice.lines {
-        line.execute(params![
-            sub,
-            period,
-            l.meter_id.to_string(),
-            l.quantity.to_string(),
-            l.amount.to_string(),
-            i64::from(l.unpriced)
-        ])?;
+        conn.execute(
+            "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity, amount, unpriced)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                sub,
+                period,
+                l.meter_id.to_string(),
+                Num(l.quantity),
+                Num(l.amount),
+                i64::from(l.unpriced)
+            ],
+        )?;
     }
-    let mut adjustment = conn.prepare_cached(
-        "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period, meter_id, quantity, amount, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
     for a in &invoice.adjustments {
-        adjustment.execute(params![
-            sub,
-            period,
-            a.period.to_string(),
-            a.meter_id.to_string(),
-            a.quantity.to_string(),
-            a.amount.to_string(),
-            a.reason.as_str()
-        ])?;
+        conn.execute(
+            "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period, meter_id, quantity, amount, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                sub,
+                period,
+                a.period.to_string(),
+                a.meter_id.to_string(),
+                Num(a.quantity),
+                Num(a.amount),
+                a.reason.as_str()
+            ],
+        )?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use rust_decimal::Decimal;
 use stackbill_core::meters::{builtin_catalog, builtin_meter};
 use stackbill_core::routing::RoutingTable;
@@ -17,8 +16,9 @@ use stackbill_core::{
     RegistryError, Subscription, SubscriptionId, TenantId, Timeline,
 };
 
+use crate::db::{Conn, Num, Row, params};
 use crate::error::{Result, StoreError};
-use crate::sqlite::Store;
+use crate::store::Store;
 
 /// Whether a PUT created its object or replaced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,76 +82,41 @@ where
 
 const SUBSCRIPTION_COLUMNS: &str = "subscription_id, offer_type, partner_id, customer_tenant_id, display_name, rate_card, markup_percent";
 
-fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 7]> {
-    Ok([
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ])
-}
-
-fn subscription_from_columns(cols: [Option<String>; 7]) -> Result<Subscription> {
-    let [
-        id,
-        offer_type,
-        partner_id,
-        tenant,
-        display_name,
-        rate_card,
-        markup,
-    ] = cols;
-    let required = |value: Option<String>| {
-        value.ok_or_else(|| StoreError::corrupt("missing subscription column"))
-    };
+fn subscription_from_row(row: &Row<'_>) -> Result<Subscription> {
     Ok(Subscription {
-        id: parse(&required(id)?)?,
-        offer_type: parse(&required(offer_type)?)?,
-        partner_id: parse_opt(partner_id.as_deref())?,
-        customer_tenant_id: parse_opt(tenant.as_deref())?,
-        display_name: required(display_name)?,
-        rate_card: parse(&required(rate_card)?)?,
-        markup_percent: parse::<Decimal>(&required(markup)?)?,
+        id: parse(&row.get::<String>(0)?)?,
+        offer_type: parse(&row.get::<String>(1)?)?,
+        partner_id: parse_opt(row.get::<Option<String>>(2)?.as_deref())?,
+        customer_tenant_id: parse_opt(row.get::<Option<String>>(3)?.as_deref())?,
+        display_name: row.get(4)?,
+        rate_card: parse(&row.get::<String>(5)?)?,
+        markup_percent: row.get::<Decimal>(6)?,
     })
 }
 
-fn load_subscription(conn: &Connection, id: SubscriptionId) -> Result<Option<Subscription>> {
+fn load_subscription(conn: &Conn<'_>, id: SubscriptionId) -> Result<Option<Subscription>> {
     let sql =
         format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ?1");
-    conn.query_row(&sql, [id.to_string()], subscription_from_row)
-        .optional()?
-        .map(subscription_from_columns)
-        .transpose()
+    conn.query_opt(&sql, params![id.to_string()], subscription_from_row)
 }
 
 const REGISTRATION_COLUMNS: &str =
     "registration_id, name, cloud_id, default_subscription_id, billing_model";
 
-fn registration_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, [String; 4])> {
+fn registration_from_row(row: &Row<'_>) -> Result<(i64, Registration)> {
     Ok((
         row.get(0)?,
-        [row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?],
-    ))
-}
-
-fn registration_from_columns((id, cols): (i64, [String; 4])) -> Result<(i64, Registration)> {
-    let [name, cloud, default, model] = cols;
-    Ok((
-        id,
         Registration {
-            name: parse(&name)?,
-            cloud_id: parse(&cloud)?,
-            default_subscription: parse(&default)?,
-            billing_model: parse(&model)?,
+            name: parse(&row.get::<String>(1)?)?,
+            cloud_id: parse(&row.get::<String>(2)?)?,
+            default_subscription: parse(&row.get::<String>(3)?)?,
+            billing_model: parse(&row.get::<String>(4)?)?,
         },
     ))
 }
 
 /// The Azure-side fields of a registration row, from column `first` on.
-fn azure_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<AzureRegistration> {
+fn azure_from_row(row: &Row<'_>, first: usize) -> Result<AzureRegistration> {
     Ok(AzureRegistration {
         resource_group: row.get(first)?,
         object_id: row.get(first + 1)?,
@@ -162,83 +127,65 @@ fn azure_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<AzureRegistra
 /// The live registrations where `condition` holds for `value`, by name, with their
 /// Azure-side fields.
 fn load_azure_registrations(
-    conn: &Connection,
+    conn: &Conn<'_>,
     condition: &str,
-    value: String,
+    value: &str,
 ) -> Result<Vec<(Registration, AzureRegistration)>> {
     let sql = format!(
         "SELECT {REGISTRATION_COLUMNS}, azure_resource_group, azure_object_id, azure_tags
-         FROM registrations WHERE deleted_at IS NULL AND {condition} ORDER BY name"
+         FROM registrations WHERE deleted_at IS NULL AND {condition} ORDER BY lower(name)"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([value])?;
-    let mut found = Vec::new();
-    while let Some(row) = rows.next()? {
-        let (_, registration) = registration_from_columns(registration_from_row(row)?)?;
-        found.push((registration, azure_from_row(row, 5)?));
-    }
-    Ok(found)
+    conn.query_map(&sql, params![value], |row| {
+        Ok((registration_from_row(row)?.1, azure_from_row(row, 5)?))
+    })
 }
 
 fn load_registration_where(
-    conn: &Connection,
+    conn: &Conn<'_>,
     condition: &str,
-    value: String,
+    value: &str,
 ) -> Result<Option<(i64, Registration)>> {
     let sql = format!(
         "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE deleted_at IS NULL AND {condition}"
     );
-    conn.query_row(&sql, [value], registration_from_row)
-        .optional()?
-        .map(registration_from_columns)
-        .transpose()
+    conn.query_opt(&sql, params![value], registration_from_row)
 }
 
 fn load_registration(
-    conn: &Connection,
+    conn: &Conn<'_>,
     name: &RegistrationName,
 ) -> Result<Option<(i64, Registration)>> {
-    load_registration_where(conn, "name = ?1", name.to_string())
+    load_registration_where(conn, "lower(name) = lower(?1)", &name.to_string())
 }
 
-fn load_timeline(conn: &Connection, registration_id: i64) -> Result<Timeline> {
-    let mut stmt = conn.prepare_cached(
+fn load_timeline(conn: &Conn<'_>, registration_id: i64) -> Result<Timeline> {
+    let mut timeline = Timeline::default();
+    conn.query_each(
         "SELECT tenant_id, subscription_id, effective_from, recorded_at FROM mapping_events
          WHERE registration_id = ?1 ORDER BY event_id",
+        params![registration_id],
+        |row| {
+            timeline.record(MappingEvent {
+                tenant_id: parse(&row.get::<String>(0)?)?,
+                subscription: parse_opt(row.get::<Option<String>>(1)?.as_deref())?,
+                effective_from: instant(row.get(2)?)?,
+                recorded_at: instant(row.get(3)?)?,
+            });
+            Ok(())
+        },
     )?;
-    let rows = stmt.query_map([registration_id], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, Option<String>>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, i64>(3)?,
-        ))
-    })?;
-    let mut timeline = Timeline::default();
-    for row in rows {
-        let (tenant, subscription, from, recorded) = row?;
-        timeline.record(MappingEvent {
-            tenant_id: parse(&tenant)?,
-            subscription: parse_opt(subscription.as_deref())?,
-            effective_from: instant(from)?,
-            recorded_at: instant(recorded)?,
-        });
-    }
     Ok(timeline)
 }
 
 /// The registrations live at `as_of` (default: now) with their timelines as recorded by then.
-pub(crate) fn load_routing(conn: &Connection, as_of: Option<Timestamp>) -> Result<RoutingTable> {
+pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<RoutingTable> {
     let sql = format!(
         "SELECT {REGISTRATION_COLUMNS} FROM registrations
-         WHERE (?1 IS NULL AND deleted_at IS NULL)
-            OR (?1 IS NOT NULL AND created_at <= ?1 AND (deleted_at IS NULL OR deleted_at > ?1))"
+         WHERE (CAST(?1 AS BIGINT) IS NULL AND deleted_at IS NULL)
+            OR (CAST(?1 AS BIGINT) IS NOT NULL AND created_at <= ?1 AND (deleted_at IS NULL OR deleted_at > ?1))"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let registrations: Vec<(i64, Registration)> = stmt
-        .query_map([as_of.map(micros)], registration_from_row)?
-        .map(|row| registration_from_columns(row?))
-        .collect::<Result<_>>()?;
+    let registrations: Vec<(i64, Registration)> =
+        conn.query_map(&sql, params![as_of.map(micros)], registration_from_row)?;
     let entries = registrations
         .into_iter()
         .map(|(id, registration)| {
@@ -254,14 +201,12 @@ pub(crate) fn load_routing(conn: &Connection, as_of: Option<Timestamp>) -> Resul
 }
 
 /// Every billing subscription.
-pub(crate) fn load_subscriptions(conn: &Connection) -> Result<Vec<Subscription>> {
+pub(crate) fn load_subscriptions(conn: &Conn<'_>) -> Result<Vec<Subscription>> {
     let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions ORDER BY subscription_id");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], subscription_from_row)?;
-    rows.map(|row| subscription_from_columns(row?)).collect()
+    conn.query_map(&sql, params![], subscription_from_row)
 }
 
-fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i64, Registration)> {
+fn require_registration(conn: &Conn<'_>, name: &RegistrationName) -> Result<(i64, Registration)> {
     load_registration(conn, name)?.ok_or_else(|| {
         StoreError::Rule(RegistryError::RegistrationNotFound {
             registration: name.clone(),
@@ -270,10 +215,7 @@ fn require_registration(conn: &Connection, name: &RegistrationName) -> Result<(i
 }
 
 /// A live registration with its mapping timeline, or `RegistrationNotFound`.
-fn require_timeline(
-    conn: &Connection,
-    name: &RegistrationName,
-) -> Result<(Registration, Timeline)> {
+fn require_timeline(conn: &Conn<'_>, name: &RegistrationName) -> Result<(Registration, Timeline)> {
     let (id, registration) = require_registration(conn, name)?;
     Ok((registration, load_timeline(conn, id)?))
 }
@@ -281,13 +223,13 @@ fn require_timeline(
 /// The instant a read is at: `at` when given, else "now": the clock, or the last write's
 /// instant if the store is ahead of it, so that a change is in force for the reads that
 /// follow it.
-fn read_instant(conn: &Connection, at: Option<Timestamp>, clock: Timestamp) -> Result<Timestamp> {
+fn read_instant(conn: &Conn<'_>, at: Option<Timestamp>, clock: Timestamp) -> Result<Timestamp> {
     if let Some(at) = at {
         return Ok(at);
     }
-    let last: i64 = conn.query_row(
+    let last: i64 = conn.query_one(
         "SELECT last_micros FROM store_clock WHERE id = 1",
-        [],
+        params![],
         |row| row.get(0),
     )?;
     Ok(if last > micros(clock) {
@@ -297,18 +239,18 @@ fn read_instant(conn: &Connection, at: Option<Timestamp>, clock: Timestamp) -> R
     })
 }
 
-fn insert_event(conn: &Connection, registration_id: i64, event: &MappingEvent) -> Result<()> {
-    conn.prepare_cached(
+fn insert_event(conn: &Conn<'_>, registration_id: i64, event: &MappingEvent) -> Result<()> {
+    conn.execute(
         "INSERT INTO mapping_events (registration_id, tenant_id, subscription_id, effective_from, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
+        params![
         registration_id,
         event.tenant_id.to_string(),
         event.subscription.map(|s| s.to_string()),
         micros(event.effective_from),
         micros(event.recorded_at),
-    ])?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -325,32 +267,26 @@ fn customer_subscription(
     })
 }
 
-fn load_meter_override(conn: &Connection, id: MeterId) -> Result<Option<Meter>> {
-    conn.query_row(
+fn load_meter_override(conn: &Conn<'_>, id: MeterId) -> Result<Option<Meter>> {
+    conn.query_opt(
         "SELECT name, unit, category FROM meters WHERE meter_id = ?1",
-        [id.to_string()],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        params![id.to_string()],
+        |row| {
+            Ok(Meter {
+                id,
+                name: row.get(0)?,
+                unit: row.get(1)?,
+                category: row.get(2)?,
+            })
+        },
     )
-    .optional()?
-    .map(|(name, unit, category)| {
-        Ok(Meter {
-            id,
-            name,
-            unit,
-            category,
-        })
-    })
-    .transpose()
 }
 
 impl Store {
     /// Creates or renames a partner.
     pub async fn put_partner(&self, partner: Partner) -> Result<Written> {
         self.write(move |tx, now| {
-            let existed = tx
-                .query_row("SELECT 1 FROM partners WHERE partner_id = ?1", [partner.id.as_str()], |_| Ok(()))
-                .optional()?
-                .is_some();
+            let existed = tx.exists("SELECT 1 FROM partners WHERE partner_id = ?1", params![partner.id.as_str()])?;
             tx.execute(
                 "INSERT INTO partners (partner_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
                  ON CONFLICT (partner_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
@@ -364,14 +300,12 @@ impl Store {
     /// One partner.
     pub async fn partner(&self, id: PartnerId) -> Result<Option<Partner>> {
         self.read(move |conn| {
-            conn.query_row(
+            let name: Option<String> = conn.query_opt(
                 "SELECT name FROM partners WHERE partner_id = ?1",
-                [id.as_str()],
+                params![id.as_str()],
                 |row| row.get(0),
-            )
-            .optional()?
-            .map(|name| Ok(Partner { id, name }))
-            .transpose()
+            )?;
+            Ok(name.map(|name| Partner { id, name }))
         })
         .await
     }
@@ -379,19 +313,16 @@ impl Store {
     /// Every partner, by id.
     pub async fn partners(&self) -> Result<Vec<Partner>> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT partner_id, name FROM partners ORDER BY partner_id")?;
-            let rows = stmt.query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })?;
-            rows.map(|row| {
-                let (id, name) = row?;
-                Ok(Partner {
-                    id: parse(&id)?,
-                    name,
-                })
-            })
-            .collect()
+            conn.query_map(
+                "SELECT partner_id, name FROM partners ORDER BY partner_id",
+                params![],
+                |row| {
+                    Ok(Partner {
+                        id: parse(&row.get::<String>(0)?)?,
+                        name: row.get(1)?,
+                    })
+                },
+            )
         })
         .await
     }
@@ -401,10 +332,7 @@ impl Store {
         subscription.validate()?;
         self.write(move |tx, now| {
             if let Some(partner) = &subscription.partner_id {
-                let exists = tx
-                    .query_row("SELECT 1 FROM partners WHERE partner_id = ?1", [partner.as_str()], |_| Ok(()))
-                    .optional()?
-                    .is_some();
+                let exists = tx.exists("SELECT 1 FROM partners WHERE partner_id = ?1", params![partner.as_str()])?;
                 if !exists {
                     return Err(StoreError::UnknownPartner(partner.clone()));
                 }
@@ -425,7 +353,7 @@ impl Store {
                     subscription.customer_tenant_id.map(|t| t.to_string()),
                     subscription.display_name,
                     subscription.rate_card.as_str(),
-                    subscription.markup_percent.normalize().to_string(),
+                    Num(subscription.markup_percent.normalize()),
                     micros(now),
                 ],
             )?;
@@ -444,14 +372,13 @@ impl Store {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions
-                 WHERE ?1 IS NULL OR partner_id = ?1 ORDER BY subscription_id"
+                 WHERE CAST(?1 AS TEXT) IS NULL OR partner_id = ?1 ORDER BY subscription_id"
             );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(
-                [partner.as_ref().map(PartnerId::as_str)],
+            conn.query_map(
+                &sql,
+                params![partner.as_ref().map(PartnerId::as_str)],
                 subscription_from_row,
-            )?;
-            rows.map(|row| subscription_from_columns(row?)).collect()
+            )
         })
         .await
     }
@@ -469,7 +396,7 @@ impl Store {
     ) -> Result<RegistrationPut> {
         self.write(move |tx, now| {
             let same_name = load_registration(tx, &requested.name)?;
-            let same_cloud = load_registration_where(tx, "cloud_id = ?1", requested.cloud_id.to_string())?;
+            let same_cloud = load_registration_where(tx, "cloud_id = ?1", &requested.cloud_id.to_string())?;
             let default = load_subscription(tx, requested.default_subscription)?;
             let timeline = same_name.as_ref().map(|(id, _)| load_timeline(tx, *id)).transpose()?;
             let outcome = check_registration_put(
@@ -507,7 +434,7 @@ impl Store {
             if let Some(azure) = azure {
                 tx.execute(
                     "UPDATE registrations SET azure_resource_group = ?1, azure_object_id = ?2, azure_tags = ?3
-                     WHERE deleted_at IS NULL AND name = ?4",
+                     WHERE deleted_at IS NULL AND lower(name) = lower(?4)",
                     params![azure.resource_group, azure.object_id, azure.tags, requested.name.as_str()],
                 )?;
             }
@@ -522,7 +449,7 @@ impl Store {
         name: RegistrationName,
     ) -> Result<Option<(Registration, AzureRegistration)>> {
         self.read(move |conn| {
-            Ok(load_azure_registrations(conn, "name = ?1", name.to_string())?.pop())
+            Ok(load_azure_registrations(conn, "lower(name) = lower(?1)", &name.to_string())?.pop())
         })
         .await
     }
@@ -539,17 +466,15 @@ impl Store {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {REGISTRATION_COLUMNS} FROM registrations
-                 WHERE deleted_at IS NULL AND (?1 IS NULL OR default_subscription_id IN
+                 WHERE deleted_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR default_subscription_id IN
                      (SELECT subscription_id FROM subscriptions WHERE partner_id = ?1))
-                 ORDER BY name"
+                 ORDER BY lower(name)"
             );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                [partner.as_ref().map(PartnerId::as_str)],
-                registration_from_row,
-            )?;
-            rows.map(|row| Ok(registration_from_columns(row?)?.1))
-                .collect()
+            conn.query_map(
+                &sql,
+                params![partner.as_ref().map(PartnerId::as_str)],
+                |row| Ok(registration_from_row(row)?.1),
+            )
         })
         .await
     }
@@ -557,7 +482,7 @@ impl Store {
     /// The live registration of a stack.
     pub async fn registration_of_cloud(&self, cloud: CloudId) -> Result<Option<Registration>> {
         self.read(move |conn| {
-            Ok(load_registration_where(conn, "cloud_id = ?1", cloud.to_string())?.map(|(_, r)| r))
+            Ok(load_registration_where(conn, "cloud_id = ?1", &cloud.to_string())?.map(|(_, r)| r))
         })
         .await
     }
@@ -572,7 +497,7 @@ impl Store {
             load_azure_registrations(
                 conn,
                 "default_subscription_id = ?1",
-                subscription.to_string(),
+                &subscription.to_string(),
             )
         })
         .await
@@ -766,26 +691,18 @@ impl Store {
     /// The whole meter catalog (built-in merged with the operator's), by id.
     pub async fn meters(&self) -> Result<Vec<Meter>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT meter_id, name, unit, category FROM meters")?;
-            let overrides: Vec<Meter> = stmt
-                .query_map([], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                    ))
-                })?
-                .map(|row| {
-                    let (id, name, unit, category) = row?;
+            let overrides: Vec<Meter> = conn.query_map(
+                "SELECT meter_id, name, unit, category FROM meters",
+                params![],
+                |row| {
                     Ok(Meter {
-                        id: parse(&id)?,
-                        name,
-                        unit,
-                        category,
+                        id: parse(&row.get::<String>(0)?)?,
+                        name: row.get(1)?,
+                        unit: row.get(2)?,
+                        category: row.get(3)?,
                     })
-                })
-                .collect::<Result<_>>()?;
+                },
+            )?;
             let mut all: std::collections::BTreeMap<MeterId, Meter> = builtin_catalog()
                 .iter()
                 .map(|m| (m.id, m.clone()))

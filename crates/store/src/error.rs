@@ -24,9 +24,18 @@ pub enum StoreError {
     /// The database was migrated by a newer stackbill, or a migration was altered.
     #[error("database schema mismatch: {0}")]
     Schema(String),
-    /// The database failed.
+    /// The embedded database failed.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The PostgreSQL server failed or could not be reached.
+    #[error("PostgreSQL error: {}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No database connection could be had in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database location or its settings are invalid.
+    #[error("{0}")]
+    Config(String),
     /// The store's worker thread went away (shutdown or a panic).
     #[error("store worker failed: {0}")]
     Worker(String),
@@ -36,17 +45,38 @@ impl StoreError {
     /// Whether the failure is passing (the database is busy or unreachable), so that the
     /// same call may succeed if retried.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(error) if matches!(
+        match self {
+            Self::Database(error) => matches!(
                 error.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            )
-        )
+            ),
+            Self::Postgres(error) => match error.code() {
+                // No SQL state: the connection broke or could not be made.
+                None => true,
+                // Connection exceptions, resource shortages, an operator or crash shutdown.
+                Some(code) => {
+                    let code = code.code();
+                    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+                }
+            },
+            Self::Unavailable(_) => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
+    }
+}
+
+/// A PostgreSQL error with the server's message and detail, when it sent them.
+fn postgres_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => error.to_string(),
     }
 }
 

@@ -1,24 +1,30 @@
 //! stackbill's storage adapters.
 //!
 //! [`Store`] is the one handle the API and the CLI use: async methods over plain core
-//! types, each a single transaction. Behind it the embedded SQLite file (WAL,
-//! `synchronous=FULL`, one writer) runs on blocking threads. Registration changes load
-//! their facts and run the core's rule checks inside the same write transaction, so a
-//! rule is never checked against one state and applied to another.
+//! types, each a single transaction. Behind it is either the embedded SQLite file (WAL,
+//! `synchronous=FULL`, one writer) or a PostgreSQL server shared by several stackbill
+//! processes; each operation is written once over [`db`]'s common SQL surface, and only
+//! the usage write path differs (row by row in SQLite, set-based with `COPY` in
+//! PostgreSQL). Registration changes load their facts and run the core's rule checks
+//! inside the same write transaction, so a rule is never checked against one state and
+//! applied to another.
 
 mod billing;
 mod clock;
+mod db;
 mod directory;
 mod error;
 mod migrate;
-mod sqlite;
+mod postgres;
+mod store;
 mod tokens;
 mod usage;
+mod usage_postgres;
 
 pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
-pub use sqlite::Store;
+pub use store::{Store, is_postgres_url};
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
 pub use usage::{Disposition, UsageAggregate, UsageScope};

@@ -1,9 +1,10 @@
 //! A small versioned migration runner: migrations are embedded SQL files applied in order,
-//! each in its own transaction, recorded with a checksum in `schema_migrations`.
+//! each in its own transaction, recorded with a checksum in `schema_migrations`. Each
+//! database has its own list; the PostgreSQL one starts from the SQLite schema's shape.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use crate::db::{Conn, params};
 use crate::error::{Result, StoreError};
 
 /// One schema step.
@@ -13,66 +14,73 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
+macro_rules! migration {
+    ($version:expr, $name:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!($file),
+        }
+    };
+}
+
 /// The embedded SQLite migrations, in order. Never edit a released one: add a new step.
 pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "directory",
-        sql: include_str!("../migrations/sqlite/0001_directory.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "usage",
-        sql: include_str!("../migrations/sqlite/0002_usage.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "billing",
-        sql: include_str!("../migrations/sqlite/0003_billing.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "late_usage",
-        sql: include_str!("../migrations/sqlite/0004_late_usage.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "store_clock",
-        sql: include_str!("../migrations/sqlite/0005_store_clock.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "azure_registrations",
-        sql: include_str!("../migrations/sqlite/0006_azure_registrations.sql"),
-    },
+    migration!(1, "directory", "../migrations/sqlite/0001_directory.sql"),
+    migration!(2, "usage", "../migrations/sqlite/0002_usage.sql"),
+    migration!(3, "billing", "../migrations/sqlite/0003_billing.sql"),
+    migration!(4, "late_usage", "../migrations/sqlite/0004_late_usage.sql"),
+    migration!(
+        5,
+        "store_clock",
+        "../migrations/sqlite/0005_store_clock.sql"
+    ),
+    migration!(
+        6,
+        "azure_registrations",
+        "../migrations/sqlite/0006_azure_registrations.sql"
+    ),
 ];
+
+/// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[migration!(
+    1,
+    "schema",
+    "../migrations/postgres/0001_schema.sql"
+)];
 
 fn checksum(sql: &str) -> String {
     let digest = Sha256::digest(sql.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Brings the schema up to date. Refuses a database written by a newer stackbill, and one
-/// whose applied migrations differ from this binary's.
+/// Brings the schema up to date, each step in a transaction opened with `begin`. Refuses a
+/// database written by a newer stackbill, and one whose applied migrations differ from
+/// this binary's.
 pub(crate) fn migrate(
-    conn: &mut Connection,
+    conn: &Conn<'_>,
     migrations: &[Migration],
+    begin: &str,
     now_micros: i64,
 ) -> Result<()> {
-    conn.execute_batch(
+    // SQLite's STRICT tables know INTEGER; PostgreSQL's 64-bit integer is BIGINT.
+    let (integer, strict) = match conn {
+        Conn::Sqlite(_) => ("INTEGER", " STRICT"),
+        Conn::Postgres(_) => ("BIGINT", ""),
+    };
+    conn.batch(&format!(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
-            version INTEGER PRIMARY KEY,
+            version {integer} PRIMARY KEY,
             name TEXT NOT NULL,
             checksum TEXT NOT NULL,
-            applied_at INTEGER NOT NULL
-        ) STRICT",
+            applied_at {integer} NOT NULL
+        ){strict}"
+    ))?;
+    let newest: Option<i64> = conn.query_one(
+        "SELECT max(version) FROM schema_migrations",
+        params![],
+        |row| row.get(0),
     )?;
-    let newest: Option<i64> = conn
-        .query_row("SELECT max(version) FROM schema_migrations", [], |row| {
-            row.get(0)
-        })
-        .optional()?
-        .flatten();
     let known = migrations.last().map_or(0, |m| m.version);
     if let Some(newest) = newest
         && newest > known
@@ -82,36 +90,47 @@ pub(crate) fn migrate(
         )));
     }
     for migration in migrations {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let applied: Option<String> = tx
-            .query_row(
+        conn.batch(begin)?;
+        let applied = (|| {
+            let applied: Option<String> = conn.query_opt(
                 "SELECT checksum FROM schema_migrations WHERE version = ?1",
-                [migration.version],
+                params![migration.version],
                 |row| row.get(0),
-            )
-            .optional()?;
-        let sum = checksum(migration.sql);
-        match applied {
-            Some(applied) if applied == sum => continue,
-            Some(_) => {
-                return Err(StoreError::Schema(format!(
-                    "migration {} ({}) differs from the one applied to this database",
-                    migration.version, migration.name
-                )));
+            )?;
+            let sum = checksum(migration.sql);
+            match applied {
+                Some(applied) if applied == sum => return Ok(false),
+                Some(_) => {
+                    return Err(StoreError::Schema(format!(
+                        "migration {} ({}) differs from the one applied to this database",
+                        migration.version, migration.name
+                    )));
+                }
+                None => {}
             }
-            None => {}
+            conn.batch(migration.sql)?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                params![migration.version, migration.name, sum, now_micros],
+            )?;
+            Ok(true)
+        })();
+        match applied {
+            Ok(applied) => {
+                conn.batch("COMMIT")?;
+                if applied {
+                    tracing::info!(
+                        version = migration.version,
+                        name = migration.name,
+                        "applied migration"
+                    );
+                }
+            }
+            Err(err) => {
+                let _ = conn.batch("ROLLBACK");
+                return Err(err);
+            }
         }
-        tx.execute_batch(migration.sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-            params![migration.version, migration.name, sum, now_micros],
-        )?;
-        tx.commit()?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied migration"
-        );
     }
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! API tokens: only a SHA-256 of each secret is stored, never the secret.
 
+use crate::db::{Row, params};
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
 use stackbill_core::{CloudId, PartnerId, TenantId};
 
-use crate::directory::{instant, micros, parse, parse_opt};
+use crate::directory::{instant, micros, parse_opt};
 use crate::error::Result;
-use crate::sqlite::Store;
+use crate::store::Store;
 
 /// What a token may do (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,18 +103,12 @@ impl Store {
     /// The live token whose secret hashes to `secret_sha256`.
     pub async fn token_by_secret(&self, secret_sha256: [u8; 32]) -> Result<Option<TokenRecord>> {
         self.read(move |conn| {
-            let row = conn
-                .query_row(
-                    "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
-                     WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
-                    [secret_sha256.as_slice()],
-                    token_columns,
-                )
-                .optional()?;
-            let Some((id, role, partner, cloud, tenant, name, created)) = row else {
-                return Ok(None);
-            };
-            record(id, &role, partner.as_deref(), cloud.as_deref(), tenant.as_deref(), name, created).map(Some)
+            conn.query_opt(
+                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
+                 WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+                params![secret_sha256.as_slice()],
+                record,
+            )
         })
         .await
     }
@@ -122,14 +116,10 @@ impl Store {
     /// Whether any live admin token is stored.
     pub async fn has_admin_token(&self) -> Result<bool> {
         self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at IS NULL LIMIT 1",
-                    [],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some())
+            conn.exists(
+                "SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at IS NULL LIMIT 1",
+                params![],
+            )
         })
         .await
     }
@@ -139,16 +129,12 @@ impl Store {
     /// Live tokens by creation, optionally only those belonging to one partner.
     pub async fn tokens(&self, partner: Option<PartnerId>) -> Result<Vec<TokenRecord>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            conn.query_map(
                 "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
-                 WHERE revoked_at IS NULL AND (?1 IS NULL OR partner_id = ?1) ORDER BY created_at, token_id",
-            )?;
-            let rows = stmt.query_map([partner.as_ref().map(PartnerId::as_str)], token_columns)?;
-            rows.map(|row| {
-                let (id, role, partner, cloud, tenant, name, created) = row?;
-                record(id, &role, partner.as_deref(), cloud.as_deref(), tenant.as_deref(), name, created)
-            })
-            .collect()
+                 WHERE revoked_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR partner_id = ?1) ORDER BY created_at, token_id",
+                params![partner.as_ref().map(PartnerId::as_str)],
+                record,
+            )
         })
         .await
     }
@@ -166,41 +152,20 @@ impl Store {
     }
 }
 
-/// The columns of a token row, in the order every token query selects them.
-type TokenColumns = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-);
-
-fn token_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenColumns> {
-    row.try_into()
-}
-
-fn record(
-    id: String,
-    role: &str,
-    partner: Option<&str>,
-    cloud: Option<&str>,
-    tenant: Option<&str>,
-    name: String,
-    created: i64,
-) -> Result<TokenRecord> {
-    let role = Role::parse(role)
+/// A token row: token_id, role, partner_id, cloud_id, tenant_id, name, created_at.
+fn record(row: &Row<'_>) -> Result<TokenRecord> {
+    let role: String = row.get(1)?;
+    let role = Role::parse(&role)
         .ok_or_else(|| crate::StoreError::corrupt(format!("token role '{role}'")))?;
     Ok(TokenRecord {
-        id,
+        id: row.get(0)?,
         grant: TokenGrant {
             role,
-            partner_id: partner.map(parse).transpose()?,
-            cloud_id: parse_opt(cloud)?,
-            tenant_id: parse_opt(tenant)?,
-            name,
+            partner_id: parse_opt(row.get::<Option<String>>(2)?.as_deref())?,
+            cloud_id: parse_opt(row.get::<Option<String>>(3)?.as_deref())?,
+            tenant_id: parse_opt(row.get::<Option<String>>(4)?.as_deref())?,
+            name: row.get(5)?,
         },
-        created_at: instant(created)?,
+        created_at: instant(row.get(6)?)?,
     })
 }

@@ -7,16 +7,17 @@ use std::collections::HashSet;
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use rust_decimal::Decimal;
 use stackbill_core::meters::builtin_meter;
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageError, UsageRecord};
 
+use crate::db::{Conn, params};
 use crate::directory::{micros, parse};
 use crate::error::{Result, StoreError};
-use crate::sqlite::Store;
+use crate::store::Store;
 
 /// What became of one record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,7 @@ pub enum Disposition {
 
 /// The kinds of repeated values stored once in `usage_values`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum ValueKind {
+pub(crate) enum ValueKind {
     Cloud = 1,
     Tenant = 2,
     Subscription = 3,
@@ -89,31 +90,32 @@ impl ValueCache {
     }
 }
 
-fn value_id(conn: &Connection, kind: ValueKind, value: &str) -> Result<i64> {
-    let found: Option<i64> = conn
-        .prepare_cached("SELECT value_id FROM usage_values WHERE kind = ?1 AND value = ?2")?
-        .query_row(params![kind as i64, value], |row| row.get(0))
-        .optional()?;
+fn value_id(conn: &Conn<'_>, kind: ValueKind, value: &str) -> Result<i64> {
+    let found: Option<i64> = conn.query_opt(
+        "SELECT value_id FROM usage_values WHERE kind = ?1 AND value = ?2",
+        params![kind as i64, value],
+        |row| row.get(0),
+    )?;
     match found {
         Some(id) => Ok(id),
-        None => {
-            conn.prepare_cached("INSERT INTO usage_values (kind, value) VALUES (?1, ?2)")?
-                .execute(params![kind as i64, value])?;
-            Ok(conn.last_insert_rowid())
-        }
+        None => conn.query_one(
+            "INSERT INTO usage_values (kind, value) VALUES (?1, ?2) RETURNING value_id",
+            params![kind as i64, value],
+            |row| row.get(0),
+        ),
     }
 }
 
 /// Resolves values to ids inside one transaction: the committed cache, then this
 /// transaction's own new ids, then the table.
-struct Values<'c> {
-    cache: std::sync::MutexGuard<'c, ValueCache>,
-    pending: ValueIds,
+pub(crate) struct Values<'c> {
+    pub(crate) cache: std::sync::MutexGuard<'c, ValueCache>,
+    pub(crate) pending: ValueIds,
 }
 
 macro_rules! typed_lookup {
     ($name:ident, $field:ident, $ty:ty, $kind:expr) => {
-        fn $name(&mut self, conn: &Connection, value: $ty) -> Result<i64> {
+        pub(crate) fn $name(&mut self, conn: &Conn<'_>, value: $ty) -> Result<i64> {
             if let Some(&id) = self
                 .cache
                 .ids
@@ -141,7 +143,7 @@ impl Values<'_> {
     );
     typed_lookup!(meter, meters, MeterId, ValueKind::Meter);
 
-    fn instance_data(&mut self, conn: &Connection, value: &str) -> Result<i64> {
+    pub(crate) fn instance_data(&mut self, conn: &Conn<'_>, value: &str) -> Result<i64> {
         if let Some(&id) = self
             .cache
             .ids
@@ -158,7 +160,7 @@ impl Values<'_> {
 }
 
 /// The registry as one transaction sees it.
-struct Registry {
+pub(crate) struct Registry {
     clouds: HashSet<CloudId>,
     meters: HashSet<MeterId>,
 }
@@ -173,38 +175,50 @@ impl UsageContext for Registry {
     }
 }
 
-fn load_registry(conn: &Connection) -> Result<Registry> {
+pub(crate) fn load_registry(conn: &Conn<'_>) -> Result<Registry> {
     let mut clouds = HashSet::new();
-    let mut stmt =
-        conn.prepare_cached("SELECT cloud_id FROM registrations WHERE deleted_at IS NULL")?;
-    for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
-        clouds.insert(parse(&row?)?);
-    }
+    conn.query_each(
+        "SELECT cloud_id FROM registrations WHERE deleted_at IS NULL",
+        params![],
+        |row| {
+            clouds.insert(parse(&row.get::<String>(0)?)?);
+            Ok(())
+        },
+    )?;
     let mut meters = HashSet::new();
-    let mut stmt = conn.prepare_cached("SELECT meter_id FROM meters")?;
-    for row in stmt.query_map([], |row| row.get::<_, String>(0))? {
-        meters.insert(parse(&row?)?);
-    }
+    conn.query_each("SELECT meter_id FROM meters", params![], |row| {
+        meters.insert(parse(&row.get::<String>(0)?)?);
+        Ok(())
+    })?;
     Ok(Registry { clouds, meters })
 }
 
 /// The first hours of the months finalized for anyone.
-fn final_months(conn: &Connection) -> Result<HashSet<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT period FROM finalized_periods")?;
-    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
-    rows.map(|row| Ok(parse::<stackbill_core::Period>(&row?)?.hours().0))
-        .collect()
+pub(crate) fn final_months(conn: &Conn<'_>) -> Result<HashSet<i64>> {
+    let months = conn.query_map(
+        "SELECT DISTINCT period FROM finalized_periods",
+        params![],
+        |row| {
+            Ok(parse::<stackbill_core::Period>(&row.get::<String>(0)?)?
+                .hours()
+                .0)
+        },
+    )?;
+    Ok(months.into_iter().collect())
 }
 
 /// The last record rowid committed by `at` (0 when none was).
-pub(crate) fn last_rowid_by(conn: &Connection, at: i64) -> Result<i64> {
+pub(crate) fn last_rowid_by(conn: &Conn<'_>, at: i64) -> Result<i64> {
     Ok(conn
-        .prepare_cached("SELECT max(last_rowid) FROM usage_batches WHERE accepted_at <= ?1")?
-        .query_row([at], |row| row.get::<_, Option<i64>>(0))?
+        .query_one(
+            "SELECT max(last_rowid) FROM usage_batches WHERE accepted_at <= ?1",
+            params![at],
+            |row| row.get::<Option<i64>>(0),
+        )?
         .unwrap_or(0))
 }
 
-type HourKey = (i64, i64, i64, i64);
+pub(crate) type HourKey = (i64, i64, i64, i64);
 
 /// A pre-aggregate kept in step with the accepted records.
 #[derive(Clone, Copy)]
@@ -243,7 +257,7 @@ fn add_sums(conn: &Connection, table: Sums, sums: &HashMap<HourKey, (Decimal, i6
     let mut upsert = conn.prepare_cached(upsert)?;
     for (&(cloud, tenant, meter, at), &(quantity, records)) in sums {
         let existing: Option<(String, i64)> = select
-            .query_row(params![cloud, tenant, meter, at], |row| {
+            .query_row(rusqlite::params![cloud, tenant, meter, at], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .optional()?;
@@ -257,7 +271,7 @@ fn add_sums(conn: &Connection, table: Sums, sums: &HashMap<HourKey, (Decimal, i6
             }
             None => (quantity, records),
         };
-        upsert.execute(params![
+        upsert.execute(rusqlite::params![
             cloud,
             tenant,
             meter,
@@ -278,10 +292,10 @@ pub(crate) fn month_hour(hour: i64) -> Result<i64> {
 /// Folds hourly sums into monthly ones.
 /// The month of each hour, remembered: a batch has few distinct hours and many records.
 #[derive(Default)]
-struct Months(HashMap<i64, i64>);
+pub(crate) struct Months(HashMap<i64, i64>);
 
 impl Months {
-    fn of(&mut self, hour: i64) -> Result<i64> {
+    pub(crate) fn of(&mut self, hour: i64) -> Result<i64> {
         if let Some(&month) = self.0.get(&hour) {
             return Ok(month);
         }
@@ -291,7 +305,7 @@ impl Months {
     }
 }
 
-fn monthly(
+pub(crate) fn monthly(
     hourly: &HashMap<HourKey, (Decimal, i64)>,
     months: &mut Months,
 ) -> Result<HashMap<HourKey, (Decimal, i64)>> {
@@ -310,14 +324,16 @@ fn monthly(
     Ok(out)
 }
 
-fn ingest_batch(
+/// The SQLite write path: record by record through the key index, in key order.
+fn ingest_sqlite(
     tx: &Connection,
     now_micros: i64,
     cache: &Mutex<ValueCache>,
     records: &[UsageRecord],
 ) -> Result<(Vec<Disposition>, ValueIds)> {
-    let registry = load_registry(tx)?;
-    let final_months = final_months(tx)?;
+    let conn = Conn::Sqlite(tx);
+    let registry = load_registry(&conn)?;
+    let final_months = final_months(&conn)?;
     let mut late =
         tx.prepare_cached("INSERT INTO usage_late (month_hour, record_rowid) VALUES (?1, ?2)")?;
     let mut last_rowid = None;
@@ -353,14 +369,14 @@ fn ingest_batch(
             dispositions[position] = Some(Disposition::Rejected(err));
             continue;
         }
-        let cloud = values.cloud(tx, record.cloud_id)?;
-        let tenant = values.tenant(tx, record.tenant_id)?;
-        let subscription = values.subscription(tx, record.subscription_id)?;
-        let meter = values.meter(tx, record.meter_id)?;
+        let cloud = values.cloud(&conn, record.cloud_id)?;
+        let tenant = values.tenant(&conn, record.tenant_id)?;
+        let subscription = values.subscription(&conn, record.subscription_id)?;
+        let meter = values.meter(&conn, record.meter_id)?;
         let instance = record
             .instance_data
             .as_deref()
-            .map(|data| values.instance_data(tx, data))
+            .map(|data| values.instance_data(&conn, data))
             .transpose()?;
         text.clear();
         {
@@ -370,7 +386,7 @@ fn ingest_batch(
         let quantity = text.as_str();
         let hour = hour_number(record.usage_start);
         let reported = record.reported_time.map_or(now_micros, micros);
-        let inserted = insert.execute(params![
+        let inserted = insert.execute(rusqlite::params![
             cloud,
             record.id.as_str(),
             tenant,
@@ -388,7 +404,7 @@ fn ingest_batch(
             if !final_months.is_empty() {
                 let month = months.of(hour)?;
                 if final_months.contains(&month) {
-                    late.execute(params![month, rowid])?;
+                    late.execute(rusqlite::params![month, rowid])?;
                 }
             }
             let sum = sums
@@ -402,8 +418,10 @@ fn ingest_batch(
             dispositions[position] = Some(Disposition::Accepted);
             continue;
         }
-        let stored: (i64, i64, i64, String, i64, Option<i64>) =
-            existing.query_row(params![cloud, record.id.as_str()], |row| row.try_into())?;
+        let stored: (i64, i64, i64, String, i64, Option<i64>) = existing
+            .query_row(rusqlite::params![cloud, record.id.as_str()], |row| {
+                row.try_into()
+            })?;
         let same = stored.0 == tenant
             && stored.1 == subscription
             && stored.2 == meter
@@ -418,7 +436,7 @@ fn ingest_batch(
     }
     if let Some(rowid) = last_rowid {
         tx.prepare_cached("INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)")?
-            .execute(params![now_micros, rowid])?;
+            .execute(rusqlite::params![now_micros, rowid])?;
     }
     add_sums(tx, Sums::Monthly, &monthly(&sums, &mut months)?)?;
     add_sums(tx, Sums::Hourly, &sums)?;
@@ -445,8 +463,13 @@ impl Store {
         let store = self.clone();
         let (records, dispositions, pending) = self
             .write(move |tx, now| {
-                let (dispositions, pending) =
-                    ingest_batch(tx, micros(now), store.value_cache(), &records)?;
+                let cache = store.value_cache();
+                let (dispositions, pending) = match tx {
+                    Conn::Sqlite(tx) => ingest_sqlite(tx, micros(now), cache, &records)?,
+                    Conn::Postgres(pg) => {
+                        crate::usage_postgres::ingest(tx, pg, micros(now), cache, &records)?
+                    }
+                };
                 Ok((records, dispositions, pending))
             })
             .await?;
@@ -480,21 +503,21 @@ pub struct UsageAggregate {
     pub quantity: Decimal,
 }
 
-fn values_of_kind<T>(conn: &Connection, kind: ValueKind) -> Result<HashMap<i64, T>>
+fn values_of_kind<T>(conn: &Conn<'_>, kind: ValueKind) -> Result<HashMap<i64, T>>
 where
     T: std::str::FromStr,
     T::Err: std::fmt::Display,
 {
-    let mut stmt =
-        conn.prepare_cached("SELECT value_id, value FROM usage_values WHERE kind = ?1")?;
-    let rows = stmt.query_map([kind as i64], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-    })?;
-    rows.map(|row| {
-        let (id, text) = row?;
-        Ok((id, parse(&text)?))
-    })
-    .collect()
+    let mut values = HashMap::default();
+    conn.query_each(
+        "SELECT value_id, value FROM usage_values WHERE kind = ?1",
+        params![kind as i64],
+        |row| {
+            values.insert(row.get::<i64>(0)?, parse(&row.get::<String>(1)?)?);
+            Ok(())
+        },
+    )?;
+    Ok(values)
 }
 
 /// The value behind a reference.
@@ -521,37 +544,40 @@ impl Store {
         };
         self.read(move |conn| {
             let refs = Refs::load(conn)?;
-            let mut stmt = conn.prepare_cached(
-                "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
-                 WHERE usage_hour >= ?1 AND usage_hour < ?2",
-            )?;
-            let mut rows = stmt.query(params![from_hour, to_hour])?;
             let mut sums: std::collections::BTreeMap<(i64, MeterId), Decimal> =
                 std::collections::BTreeMap::new();
-            while let Some(row) = rows.next()? {
-                let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
-                    (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-                let wanted = match (scope, &routing) {
-                    (UsageScope::Cloud(wanted), _) => resolve(&refs.clouds, cloud_ref)? == wanted,
-                    (UsageScope::Tenant(wanted), _) => {
-                        resolve(&refs.tenants, tenant_ref)? == wanted
+            conn.query_each(
+                "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
+                 WHERE usage_hour >= ?1 AND usage_hour < ?2",
+                params![from_hour, to_hour],
+                |row| {
+                    let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
+                        (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                    let wanted = match (scope, &routing) {
+                        (UsageScope::Cloud(wanted), _) => {
+                            resolve(&refs.clouds, cloud_ref)? == wanted
+                        }
+                        (UsageScope::Tenant(wanted), _) => {
+                            resolve(&refs.tenants, tenant_ref)? == wanted
+                        }
+                        (UsageScope::Subscription(wanted), Some(routing)) => {
+                            refs.route(routing, cloud_ref, tenant_ref, hour)? == Some(wanted)
+                        }
+                        (UsageScope::Subscription(_), None) => false,
+                    };
+                    if !wanted {
+                        return Ok(());
                     }
-                    (UsageScope::Subscription(wanted), Some(routing)) => {
-                        refs.route(routing, cloud_ref, tenant_ref, hour)? == Some(wanted)
-                    }
-                    (UsageScope::Subscription(_), None) => false,
-                };
-                if !wanted {
-                    continue;
-                }
-                let meter = resolve(&refs.meters, meter_ref)?;
-                let quantity: Decimal = parse(&row.get::<_, String>(4)?)?;
-                let bucket = hour - hour.rem_euclid(hours_per_bucket);
-                let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
-                *sum = sum
-                    .checked_add(quantity)
-                    .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
-            }
+                    let meter = resolve(&refs.meters, meter_ref)?;
+                    let quantity: Decimal = row.get(4)?;
+                    let bucket = hour - hour.rem_euclid(hours_per_bucket);
+                    let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
+                    *sum = sum
+                        .checked_add(quantity)
+                        .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+                    Ok(())
+                },
+            )?;
             Ok(sums
                 .into_iter()
                 .map(|((start_hour, meter_id), quantity)| UsageAggregate {
@@ -581,7 +607,7 @@ pub(crate) struct RecordFilter<'a> {
 /// The stored records whose usage hour is in `[from_hour, to_hour)` and that pass `filter`,
 /// by stack and id, as they were stored (reported time included).
 pub(crate) fn load_records(
-    conn: &Connection,
+    conn: &Conn<'_>,
     from_hour: i64,
     to_hour: i64,
     filter: &RecordFilter<'_>,
@@ -598,25 +624,24 @@ pub(crate) fn load_records(
         },
         None => None,
     };
-    let mut stmt = conn.prepare_cached(
+    let (reported_from, reported_to) = filter.reported.unzip();
+    let mut records = Vec::new();
+    conn.query_each(
         "SELECT r.cloud_ref, r.record_id, r.tenant_ref, r.subscription_ref, r.meter_ref, r.quantity,
                 r.usage_hour, v.value, r.reported_at
          FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
          WHERE r.usage_hour >= ?1 AND r.usage_hour < ?2
-           AND (?3 IS NULL OR r.meter_ref = ?3) AND (?4 IS NULL OR r.accepted_at <= ?4)
-           AND (?5 IS NULL OR r.reported_at >= ?5) AND (?6 IS NULL OR r.reported_at < ?6)",
-    )?;
-    let (reported_from, reported_to) = filter.reported.unzip();
-    let mut rows = stmt.query(params![
-        from_hour,
-        to_hour,
-        meter_ref,
-        filter.accepted_by,
-        reported_from,
-        reported_to
-    ])?;
-    let mut records = Vec::new();
-    while let Some(row) = rows.next()? {
+           AND (CAST(?3 AS BIGINT) IS NULL OR r.meter_ref = ?3) AND (CAST(?4 AS BIGINT) IS NULL OR r.accepted_at <= ?4)
+           AND (CAST(?5 AS BIGINT) IS NULL OR r.reported_at >= ?5) AND (CAST(?6 AS BIGINT) IS NULL OR r.reported_at < ?6)",
+        params![
+            from_hour,
+            to_hour,
+            meter_ref,
+            filter.accepted_by,
+            reported_from,
+            reported_to
+        ],
+        |row| {
         let hour: i64 = row.get(6)?;
         let usage_start = hour_start(hour).map_err(StoreError::corrupt)?;
         let cloud_id = resolve(&clouds, row.get(0)?)?;
@@ -624,22 +649,23 @@ pub(crate) fn load_records(
         if let Some((subscription, routing)) = filter.routed_to
             && routing.route(cloud_id, tenant_id, usage_start) != Some(subscription)
         {
-            continue;
+            return Ok(());
         }
         records.push(UsageRecord {
             cloud_id,
-            id: stackbill_core::RecordId::new(&row.get::<_, String>(1)?)
+            id: stackbill_core::RecordId::new(&row.get::<String>(1)?)
                 .map_err(StoreError::corrupt)?,
             tenant_id,
             subscription_id: resolve(&subscriptions, row.get(3)?)?,
             meter_id: resolve(&meters, row.get(4)?)?,
-            quantity: stackbill_core::Quantity::parse(&row.get::<_, String>(5)?)
+            quantity: stackbill_core::Quantity::parse(&row.get::<Decimal>(5)?.to_string())
                 .map_err(StoreError::corrupt)?,
             usage_start,
             reported_time: Some(crate::directory::instant(row.get(8)?)?),
             instance_data: row.get(7)?,
         });
-    }
+        Ok(())
+    })?;
     records.sort_by(|a, b| (a.cloud_id, &a.id).cmp(&(b.cloud_id, &b.id)));
     Ok(records)
 }
@@ -665,7 +691,7 @@ pub(crate) struct Refs {
 }
 
 impl Refs {
-    pub(crate) fn load(conn: &Connection) -> Result<Self> {
+    pub(crate) fn load(conn: &Conn<'_>) -> Result<Self> {
         Ok(Self {
             clouds: values_of_kind(conn, ValueKind::Cloud)?,
             tenants: values_of_kind(conn, ValueKind::Tenant)?,
@@ -707,10 +733,9 @@ impl PeriodTally {
         refs: &Refs,
         subscription: SubscriptionId,
         meter_ref: i64,
-        text: &str,
+        quantity: Decimal,
         records: i64,
     ) -> Result<()> {
-        let quantity: Decimal = parse(text)?;
         let entry = self
             .sums
             .entry(subscription)
@@ -729,7 +754,7 @@ impl PeriodTally {
     /// Every accepted record of `period`: from the monthly totals for tenants whose routing
     /// is the same all month, from the hourly ones for the others.
     pub(crate) fn all(
-        conn: &Connection,
+        conn: &Conn<'_>,
         refs: &Refs,
         period: stackbill_core::Period,
         routing: &stackbill_core::routing::RoutingTable,
@@ -742,11 +767,10 @@ impl PeriodTally {
         let (start, end) = (period.start(), period.end());
         let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
         let mut varying: Vec<(i64, i64)> = Vec::new();
-        let mut stmt = conn.prepare_cached(
+        conn.query_each(
             "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly WHERE month_hour = ?1",
-        )?;
-        let mut rows = stmt.query([from_hour])?;
-        while let Some(row) = rows.next()? {
+            params![from_hour],
+            |row| {
             let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
             let span = match spans.get(&pair) {
                 Some(span) => *span,
@@ -764,35 +788,25 @@ impl PeriodTally {
                 }
             };
             if let Some(Some(subscription)) = span {
-                tally.add(
-                    refs,
-                    subscription,
-                    row.get(2)?,
-                    &row.get::<_, String>(3)?,
-                    row.get(4)?,
-                )?;
+                tally.add(refs, subscription, row.get(2)?, row.get(3)?, row.get(4)?)?;
             }
-        }
+            Ok(())
+        })?;
         // Tenants re-mapped inside the month: hour by hour.
-        let mut stmt = conn.prepare_cached(
-            "SELECT meter_ref, usage_hour, quantity, records FROM usage_hourly
-             WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
-        )?;
         for (cloud_ref, tenant_ref) in varying {
-            let mut rows = stmt.query(params![cloud_ref, tenant_ref, from_hour, to_hour])?;
-            while let Some(row) = rows.next()? {
-                if let Some(subscription) =
-                    refs.route(routing, cloud_ref, tenant_ref, row.get(1)?)?
-                {
-                    tally.add(
-                        refs,
-                        subscription,
-                        row.get(0)?,
-                        &row.get::<_, String>(2)?,
-                        row.get(3)?,
-                    )?;
-                }
-            }
+            conn.query_each(
+                "SELECT meter_ref, usage_hour, quantity, records FROM usage_hourly
+                 WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND usage_hour >= ?3 AND usage_hour < ?4",
+                params![cloud_ref, tenant_ref, from_hour, to_hour],
+                |row| {
+                    if let Some(subscription) =
+                        refs.route(routing, cloud_ref, tenant_ref, row.get(1)?)?
+                    {
+                        tally.add(refs, subscription, row.get(0)?, row.get(2)?, row.get(3)?)?;
+                    }
+                    Ok(())
+                },
+            )?;
         }
         Ok(tally)
     }
@@ -802,7 +816,7 @@ impl PeriodTally {
     /// already final at `after`, else by their rowids.
     pub(crate) fn remove_accepted(
         &mut self,
-        conn: &Connection,
+        conn: &Conn<'_>,
         refs: &Refs,
         routing: &stackbill_core::routing::RoutingTable,
         after: i64,
@@ -814,37 +828,34 @@ impl PeriodTally {
             Some(until) => last_rowid_by(conn, until)?,
             None => i64::MAX,
         };
-        let final_by_then: bool = conn
-            .prepare_cached(
-                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND finalized_at <= ?2 LIMIT 1",
-            )?
-            .query_row(params![self.period.to_string(), after], |_| Ok(()))
-            .optional()?
-            .is_some();
-        let sql = if final_by_then {
-            "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity
-             FROM usage_late l JOIN usage_records r ON r.rowid = l.record_rowid
-             WHERE l.month_hour = ?1 AND l.record_rowid > ?3 AND l.record_rowid <= ?4 AND ?2 = ?2"
-        } else {
-            "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
-             WHERE rowid > ?3 AND rowid <= ?4 AND usage_hour >= ?1 AND usage_hour < ?2"
-        };
-        let mut stmt = conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(params![from_hour, to_hour, first, last])?;
-        while let Some(row) = rows.next()? {
+        let final_by_then = conn.exists(
+            "SELECT 1 FROM finalized_periods WHERE period = ?1 AND finalized_at <= ?2 LIMIT 1",
+            params![self.period.to_string(), after],
+        )?;
+        let mut remove = |row: &crate::db::Row<'_>| {
             if let Some(subscription) =
                 refs.route(routing, row.get(0)?, row.get(1)?, row.get(3)?)?
             {
-                self.add(
-                    refs,
-                    subscription,
-                    row.get(2)?,
-                    &row.get::<_, String>(4)?,
-                    -1,
-                )?;
+                self.add(refs, subscription, row.get(2)?, row.get(4)?, -1)?;
             }
+            Ok(())
+        };
+        if final_by_then {
+            conn.query_each(
+                "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.usage_hour, r.quantity
+                 FROM usage_late l JOIN usage_records r ON r.rowid = l.record_rowid
+                 WHERE l.month_hour = ?1 AND l.record_rowid > ?2 AND l.record_rowid <= ?3",
+                params![from_hour, first, last],
+                &mut remove,
+            )
+        } else {
+            conn.query_each(
+                "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_records
+                 WHERE rowid > ?3 AND rowid <= ?4 AND usage_hour >= ?1 AND usage_hour < ?2",
+                params![from_hour, to_hour, first, last],
+                &mut remove,
+            )
         }
-        Ok(())
     }
 
     /// The quantities of the (subscription, meter) pairs that still have records.
@@ -867,7 +878,7 @@ impl PeriodTally {
 /// Quantities of `period` routed to each subscription by `routing`, per meter, counting the
 /// records accepted by `accepted_by` (`None`: all).
 pub(crate) fn routed_period_usage(
-    conn: &Connection,
+    conn: &Conn<'_>,
     period: stackbill_core::Period,
     routing: &stackbill_core::routing::RoutingTable,
     accepted_by: Option<i64>,

@@ -47,24 +47,144 @@ impl Clock for FixedClock {
     }
 }
 
-/// A fresh store in its own temporary directory.
+/// The environment variable naming the PostgreSQL server the tests run against (an admin
+/// URL, e.g. `postgres://postgres@127.0.0.1:5432/postgres`). Unset: the tests use SQLite files.
+pub const POSTGRES_ENV: &str = "STACKBILL_TEST_POSTGRES";
+
+/// The PostgreSQL server the tests run against, if any.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Runs `sql` on the server at `url`, from a thread of its own (callers may be inside a
+/// runtime, or not).
+pub fn postgres_execute(url: &str, sql: &str) -> Result<(), String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| err.to_string())?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|err| format!("cannot connect to {url}: {err}"))?;
+            let driver = tokio::spawn(connection);
+            let result = client.batch_execute(&sql).await.map_err(|err| {
+                let detail = err.as_db_error().map(|db| db.message().to_owned());
+                format!("{sql}: {}", detail.unwrap_or_else(|| err.to_string()))
+            });
+            drop(client);
+            let _ = driver.await;
+            result
+        })
+    })
+    .join()
+    .map_err(|_| "the PostgreSQL helper thread panicked".to_owned())?
+}
+
+/// A database of its own for one test: a file in a temporary directory, or, when
+/// [`POSTGRES_ENV`] is set, a new database on that server (dropped with this value).
+pub struct TestDb {
+    /// Holds the directory alive for the test's duration.
+    pub dir: TempDir,
+    /// The database: a file path or a `postgres://` URL.
+    pub location: String,
+    /// The new database's name and the admin URL, for PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh, empty database.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        match postgres_admin_url() {
+            Some(admin) => {
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                postgres_execute(&admin, &format!("CREATE DATABASE {name}"))
+                    .expect("the test database is created");
+                let (base, _) = admin
+                    .rsplit_once('/')
+                    .expect("an admin URL with a database");
+                Self {
+                    dir,
+                    location: format!("{base}/{name}"),
+                    postgres: Some((name, admin)),
+                }
+            }
+            None => {
+                let location = dir.path().join("stackbill.db").display().to_string();
+                Self {
+                    dir,
+                    location,
+                    postgres: None,
+                }
+            }
+        }
+    }
+
+    /// Whether this is a PostgreSQL database.
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The `stackbill` command-line arguments that select this database.
+    pub fn args(&self) -> [&str; 2] {
+        if self.is_postgres() {
+            ["--database-url", &self.location]
+        } else {
+            ["--db", &self.location]
+        }
+    }
+
+    /// Opens the database with `clock`.
+    pub fn open(&self, clock: Arc<dyn Clock>) -> Store {
+        Store::open_location(&self.location, clock).expect("the store opens")
+    }
+}
+
+impl Default for TestDb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((name, admin)) = &self.postgres {
+            let _ = postgres_execute(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// A fresh store of its own: a SQLite file, or a PostgreSQL database when
+/// [`POSTGRES_ENV`] is set.
 pub struct TestStore {
     /// The store.
     pub store: Store,
     /// The clock it reads.
     pub clock: Arc<FixedClock>,
-    /// Holds the directory alive for the test's duration.
-    pub dir: TempDir,
+    /// The database (and the temporary directory beside it).
+    pub db: TestDb,
 }
 
 impl TestStore {
     /// Opens a fresh database with the clock at 2025-06-15T12:00:00Z.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = TestDb::new();
         let clock = FixedClock::new("2025-06-15T12:00:00Z");
-        let store =
-            Store::open(dir.path().join("stackbill.db"), clock.clone()).expect("the store opens");
-        Self { store, clock, dir }
+        let store = db.open(clock.clone());
+        Self { store, clock, db }
+    }
+
+    /// The temporary directory of the test.
+    pub fn dir(&self) -> &std::path::Path {
+        self.db.dir.path()
     }
 }
 

@@ -43,7 +43,8 @@ fn stored(db: &std::path::Path) -> Vec<UsageRecord> {
 #[test]
 fn killed_imports_rerun_to_the_clean_state() {
     let dir = tempfile::tempdir().unwrap();
-    let (template, file) = demo_with_usage(dir.path(), 6_000, true);
+    let template = dir.path().join("s.db");
+    let file = demo_with_usage(&template, dir.path(), 6_000, true);
 
     let clean = dir.path().join("clean.db");
     std::fs::copy(&template, &clean).unwrap();

@@ -5,17 +5,20 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::{ok_json, stackbill};
+use stackbill_test_support::TestDb;
 
-/// A demo database (its stacks and tenants match the generator's) and a usage file.
+use crate::{Location, command, ok_json, stackbill};
+
+/// Seeds `db` with the demo (its stacks and tenants match the generator's) and writes a
+/// usage file into `dir`.
 pub(crate) fn demo_with_usage(
+    db: &(impl Location + ?Sized),
     dir: &std::path::Path,
     records: u64,
     noise: bool,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let db = dir.join("s.db");
+) -> std::path::PathBuf {
     ok_json(
-        &db,
+        db,
         &["demo", "--no-serve", "--json", "--usage-records", "0"],
     );
     let file = dir.join("usage.ndjson");
@@ -44,14 +47,14 @@ pub(crate) fn demo_with_usage(
         "{}",
         String::from_utf8_lossy(&generated.stderr)
     );
-    (db, file)
+    file
 }
 
 #[test]
 fn import_reports_every_record_once_and_a_rerun_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, file) = demo_with_usage(dir.path(), 3_000, true);
-    let errors = dir.path().join("errors.ndjson");
+    let db = TestDb::new();
+    let file = demo_with_usage(&db, db.dir.path(), 3_000, true);
+    let errors = db.dir.path().join("errors.ndjson");
     let file_arg = file.to_str().unwrap();
     let errors_arg = errors.to_str().unwrap();
     let first = ok_json(
@@ -110,12 +113,11 @@ fn import_reports_every_record_once_and_a_rerun_changes_nothing() {
 
 #[test]
 fn stdin_csv_and_json_files_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, file) = demo_with_usage(dir.path(), 50, false);
+    let db = TestDb::new();
+    let dir = &db.dir;
+    let file = demo_with_usage(&db, dir.path(), 50, false);
     let text = std::fs::read_to_string(&file).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["usage", "import", "-", "--json", "--db"])
-        .arg(&db)
+    let mut child = command(&db, &["usage", "import", "-", "--json"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -182,9 +184,8 @@ fn stdin_csv_and_json_files_are_read() {
 
 #[test]
 fn import_failures_exit_non_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
-    let unknown = dir.path().join("usage.txt");
+    let db = TestDb::new();
+    let unknown = db.dir.path().join("usage.txt");
     std::fs::write(&unknown, "").unwrap();
     let output = stackbill(&db, &["usage", "import", unknown.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));

@@ -2,12 +2,14 @@
 
 use serde_json::Value;
 
+use stackbill_test_support::TestDb;
+
 use crate::{ok_json, stackbill};
 
 #[test]
 fn the_demo_month_end_lists_shows_diffs_and_exports() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
+    let db = TestDb::new();
+    let dir = &db.dir;
     let summary = ok_json(
         &db,
         &["demo", "--no-serve", "--json", "--usage-records", "20000"],

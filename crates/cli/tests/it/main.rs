@@ -1,4 +1,5 @@
-//! The `stackbill` binary as users run it: separate processes on one database file.
+//! The `stackbill` binary as users run it: separate processes on one database (a file, or
+//! PostgreSQL when `STACKBILL_TEST_POSTGRES` is set; the demo always makes a file).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod crash;
@@ -9,19 +10,49 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use stackbill_test_support::TestDb;
 
-pub(crate) fn stackbill(db: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .env_remove("STACKBILL_DB")
-        .env_remove("STACKBILL_ADMIN_TOKEN")
-        .output()
-        .expect("stackbill runs")
+/// A database the binary can be pointed at.
+pub(crate) trait Location {
+    /// The arguments that select it.
+    fn db_args(&self) -> Vec<std::ffi::OsString>;
 }
 
-pub(crate) fn ok_json(db: &std::path::Path, args: &[&str]) -> Value {
+impl Location for std::path::Path {
+    fn db_args(&self) -> Vec<std::ffi::OsString> {
+        vec!["--db".into(), self.into()]
+    }
+}
+
+impl Location for std::path::PathBuf {
+    fn db_args(&self) -> Vec<std::ffi::OsString> {
+        self.as_path().db_args()
+    }
+}
+
+impl Location for TestDb {
+    fn db_args(&self) -> Vec<std::ffi::OsString> {
+        self.args().iter().map(Into::into).collect()
+    }
+}
+
+/// The binary with `args`, on `db`, with no database or token from the environment.
+pub(crate) fn command(db: &(impl Location + ?Sized), args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stackbill"));
+    command
+        .args(args)
+        .args(db.db_args())
+        .env_remove("STACKBILL_DB")
+        .env_remove("STACKBILL_DATABASE_URL")
+        .env_remove("STACKBILL_ADMIN_TOKEN");
+    command
+}
+
+pub(crate) fn stackbill(db: &(impl Location + ?Sized), args: &[&str]) -> Output {
+    command(db, args).output().expect("stackbill runs")
+}
+
+pub(crate) fn ok_json(db: &(impl Location + ?Sized), args: &[&str]) -> Value {
     let output = stackbill(db, args);
     assert!(
         output.status.success(),
@@ -38,8 +69,7 @@ const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
 
 #[test]
 fn data_written_by_one_process_is_read_by_the_next() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
+    let db = TestDb::new();
     ok_json(
         &db,
         &["partner", "add", "p1", "--name", "Contoso", "--json"],
@@ -147,8 +177,7 @@ fn data_written_by_one_process_is_read_by_the_next() {
 
 #[test]
 fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
+    let db = TestDb::new();
     let missing = stackbill(
         &db,
         &[
@@ -226,11 +255,8 @@ fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
 
 #[test]
 fn serve_answers_over_http_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
+    let db = TestDb::new();
+    let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0"])
         .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
@@ -279,8 +305,7 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
 
 #[test]
 fn tokens_are_created_listed_and_revoked() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
+    let db = TestDb::new();
     ok_json(
         &db,
         &["partner", "add", "p1", "--name", "Contoso", "--json"],

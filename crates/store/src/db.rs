@@ -1,0 +1,298 @@
+//! One SQL surface over the two databases, so that each store operation is written once.
+//!
+//! Statements are written with SQLite's numbered placeholders (`?1`, `?2`); for PostgreSQL
+//! they become `$1`, `$2`. Parameters implement both databases' `ToSql` ([`Param`]);
+//! decimals go through [`Num`] (canonical text in SQLite, `NUMERIC` in PostgreSQL). Rows are
+//! read column by column through [`Column`], which hides the two drivers' types. The
+//! PostgreSQL calls are made from the store's blocking threads, each one run to completion
+//! on the runtime that owns the pool's connections.
+
+use std::borrow::Cow;
+
+use rust_decimal::Decimal;
+use tokio::runtime::Handle;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use crate::error::{Result, StoreError};
+
+/// A statement parameter either database can bind.
+pub(crate) trait Param: rusqlite::ToSql + ToSql + Sync {}
+
+impl<T: rusqlite::ToSql + ToSql + Sync> Param for T {}
+
+/// Parameters for [`Conn`] calls: `params![a, b]`.
+macro_rules! params {
+    () => { &[] as &[&dyn $crate::db::Param] };
+    ($($param:expr),+ $(,)?) => { &[$(&$param as &dyn $crate::db::Param),+] as &[&dyn $crate::db::Param] };
+}
+pub(crate) use params;
+
+/// An exact decimal parameter: canonical text in SQLite, `NUMERIC` in PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Num(pub(crate) Decimal);
+
+impl rusqlite::ToSql for Num {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Owned(
+            rusqlite::types::Value::Text(self.0.to_string()),
+        ))
+    }
+}
+
+impl ToSql for Num {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <Decimal as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+/// A PostgreSQL connection taken from the pool, with the runtime that drives it.
+pub(crate) struct PgConn<'a> {
+    pub(crate) client: &'a deadpool_postgres::ClientWrapper,
+    pub(crate) runtime: &'a Handle,
+}
+
+impl PgConn<'_> {
+    /// Runs a driver future to completion from a blocking thread.
+    pub(crate) fn block_on<T>(
+        &self,
+        future: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        Ok(self.runtime.block_on(future)?)
+    }
+
+    async fn statement(
+        &self,
+        sql: &str,
+    ) -> std::result::Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        self.client.prepare_cached(&postgres_sql(sql)).await
+    }
+
+    fn rows(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<tokio_postgres::Row>> {
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| *p as _).collect();
+        self.block_on(async {
+            let statement = self.statement(sql).await?;
+            self.client.query(&statement, &params).await
+        })
+    }
+}
+
+/// A connection (inside a transaction) of either database.
+pub(crate) enum Conn<'a> {
+    /// The embedded file.
+    Sqlite(&'a rusqlite::Connection),
+    /// A PostgreSQL server.
+    Postgres(PgConn<'a>),
+}
+
+/// One result row.
+pub(crate) enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a tokio_postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `idx` (from 0) as a `T`.
+    pub(crate) fn get<T: Column>(&self, idx: usize) -> Result<T> {
+        match self {
+            Self::Sqlite(row) => T::sqlite(row, idx),
+            Self::Postgres(row) => T::postgres(row, idx),
+        }
+    }
+}
+
+/// A value a column can be read as, from either database.
+pub(crate) trait Column: Sized {
+    fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self>;
+    fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self>;
+}
+
+macro_rules! same_column {
+    ($($ty:ty),+) => {$(
+        impl Column for $ty {
+            fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
+                Ok(row.get(idx)?)
+            }
+            fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
+                Ok(row.try_get(idx)?)
+            }
+        }
+    )+};
+}
+
+same_column!(String, Option<String>, Vec<u8>, Option<Vec<u8>>, bool);
+
+impl Column for Option<i64> {
+    fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
+        Ok(row.get(idx)?)
+    }
+
+    /// Any integer width: `count(*)` and `max()` are `bigint`, a literal is `integer`.
+    fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
+        let ty = row
+            .columns()
+            .get(idx)
+            .map(|column| column.type_().clone())
+            .ok_or_else(|| StoreError::corrupt(format!("no column {idx}")))?;
+        Ok(match ty {
+            Type::INT2 => row.try_get::<_, Option<i16>>(idx)?.map(i64::from),
+            Type::INT4 => row.try_get::<_, Option<i32>>(idx)?.map(i64::from),
+            _ => row.try_get::<_, Option<i64>>(idx)?,
+        })
+    }
+}
+
+impl Column for i64 {
+    fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
+        Ok(row.get(idx)?)
+    }
+
+    fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
+        Option::<i64>::postgres(row, idx)?
+            .ok_or_else(|| StoreError::corrupt(format!("column {idx} is null")))
+    }
+}
+
+impl Column for Option<Decimal> {
+    fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
+        row.get::<_, Option<String>>(idx)?
+            .map(|text| crate::directory::parse(&text))
+            .transpose()
+    }
+
+    fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
+        Ok(row.try_get(idx)?)
+    }
+}
+
+impl Column for Decimal {
+    fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
+        crate::directory::parse(&row.get::<_, String>(idx)?)
+    }
+
+    fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
+        Ok(row.try_get(idx)?)
+    }
+}
+
+/// A statement with `?N` placeholders, with `$N` ones for PostgreSQL.
+pub(crate) fn postgres_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('?') {
+        return Cow::Borrowed(sql);
+    }
+    Cow::Owned(sql.replace('?', "$"))
+}
+
+impl Conn<'_> {
+    /// Runs one statement; the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &str, params: &[&dyn Param]) -> Result<u64> {
+        match self {
+            Self::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let changed = stmt.execute(rusqlite::params_from_iter(params.iter().copied()))?;
+                Ok(changed as u64)
+            }
+            Self::Postgres(pg) => {
+                let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| *p as _).collect();
+                pg.block_on(async {
+                    let statement = pg.statement(sql).await?;
+                    pg.client.execute(&statement, &params).await
+                })
+            }
+        }
+    }
+
+    /// Runs several statements with no parameters (a migration).
+    pub(crate) fn batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Self::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Self::Postgres(pg) => pg.block_on(pg.client.batch_execute(sql)),
+        }
+    }
+
+    /// Calls `each` on every row of a query, in order.
+    pub(crate) fn query_each(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut each: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Self::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().copied()))?;
+                while let Some(row) = rows.next()? {
+                    each(&Row::Sqlite(row))?;
+                }
+                Ok(())
+            }
+            Self::Postgres(pg) => {
+                for row in &pg.rows(sql, params)? {
+                    each(&Row::Postgres(row))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every row of a query, each made into a `T`.
+    pub(crate) fn query_map<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut map: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, |row| {
+            out.push(map(row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first row of a query, if any, made into a `T`.
+    pub(crate) fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        map: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Self::Sqlite(conn) => {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().copied()))?;
+                rows.next()?.map(|row| map(&Row::Sqlite(row))).transpose()
+            }
+            Self::Postgres(pg) => pg
+                .rows(sql, params)?
+                .first()
+                .map(|row| map(&Row::Postgres(row)))
+                .transpose(),
+        }
+    }
+
+    /// The one row a query must return, made into a `T`.
+    pub(crate) fn query_one<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        map: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.query_opt(sql, params, map)?
+            .ok_or_else(|| StoreError::corrupt(format!("no row from: {sql}")))
+    }
+
+    /// Whether a query returns a row.
+    pub(crate) fn exists(&self, sql: &str, params: &[&dyn Param]) -> Result<bool> {
+        Ok(self.query_opt(sql, params, |_| Ok(()))?.is_some())
+    }
+}

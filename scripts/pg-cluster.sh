@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for the tests: initdb in a temporary directory, as a
+# non-root user, listening on 127.0.0.1 at a free port. Not for production data: it does
+# not force commits to disk (see the settings below).
+#
+#   scripts/pg-cluster.sh start DIR   prints the admin URL (postgres://...) on stdout
+#   scripts/pg-cluster.sh stop DIR
+#
+# Installs Debian's postgresql package first when no server is found.
+set -euo pipefail
+
+action=${1:?usage: pg-cluster.sh start|stop DIR}
+dir=${2:?usage: pg-cluster.sh start|stop DIR}
+
+bindir() {
+    local found
+    found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [[ -z "$found" ]]; then
+        echo "installing PostgreSQL (Debian package postgresql)" >&2
+        if [[ $(id -u) -eq 0 ]]; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 \
+                || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; }
+        else
+            sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2
+        fi
+        found=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    fi
+    echo "$found"
+}
+
+# Runs a server program as the cluster's owner: the invoking user, or `postgres` for root
+# (the server refuses to run as root).
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+case "$action" in
+start)
+    bin=$(bindir)
+    mkdir -p "$dir"
+    if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir"; fi
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+    port=$(free_port)
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 300
+shared_buffers = 256MB
+# A test cluster: commits are written to the operating system before they are acknowledged
+# (so a killed server loses nothing acknowledged), but not forced to disk, which only an
+# operating-system crash would need.
+fsync = off
+full_page_writes = off
+CONF
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2
+    echo "$port" >"$dir/port"
+    echo "postgres://postgres@127.0.0.1:$port/postgres"
+    ;;
+stop)
+    bin=$(bindir)
+    if [[ -d "$dir/data" ]]; then
+        as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+    fi
+    rm -rf "$dir"
+    ;;
+*)
+    echo "usage: pg-cluster.sh start|stop DIR" >&2
+    exit 2
+    ;;
+esac
