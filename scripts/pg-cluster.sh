@@ -5,6 +5,8 @@
 #
 #   scripts/pg-cluster.sh start DIR   prints the admin URL (postgres://...) on stdout
 #   scripts/pg-cluster.sh stop DIR
+#   scripts/pg-cluster.sh crash DIR     stops it at once (pg_ctl stop -m immediate), as a crash
+#   scripts/pg-cluster.sh restart DIR   starts it again on the same port
 #
 # Installs Debian's postgresql package first when no server is found.
 set -euo pipefail
@@ -65,6 +67,14 @@ CONF
     echo "$port" >"$dir/port"
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
+crash)
+    bin=$(bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >&2
+    ;;
+restart)
+    bin=$(bindir)
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2
+    ;;
 stop)
     bin=$(bindir)
     if [[ -d "$dir/data" ]]; then
@@ -73,7 +83,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg-cluster.sh start|stop DIR" >&2
+    echo "usage: pg-cluster.sh start|stop|crash|restart DIR" >&2
     exit 2
     ;;
 esac

@@ -2,13 +2,10 @@
 //! what one clean import leaves.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stackbill_core::UsageRecord;
-use stackbill_store::{Store, SystemClock};
-
 use crate::import::demo_with_usage;
+use crate::stored;
 
 const KILL_POINTS: u32 = 20;
 
@@ -24,22 +21,6 @@ fn import(db: &std::path::Path, file: &std::path::Path) -> Command {
     command
 }
 
-fn stored(db: &std::path::Path) -> Vec<UsageRecord> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = Store::open(db, Arc::new(SystemClock)).unwrap();
-    let mut records = runtime
-        .block_on(store.usage_records(0, i64::MAX / 7200))
-        .unwrap();
-    // When a record is accepted is the one thing a re-run may change.
-    for record in &mut records {
-        record.reported_time = None;
-    }
-    records
-}
-
 #[test]
 fn killed_imports_rerun_to_the_clean_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,7 +32,7 @@ fn killed_imports_rerun_to_the_clean_state() {
     let started = Instant::now();
     assert!(import(&clean, &file).status().unwrap().success());
     let clean_duration = started.elapsed();
-    let expected = stored(&clean);
+    let expected = stored(clean.to_str().unwrap());
     assert!(expected.len() > 5_000, "{}", expected.len());
 
     let mut interrupted = 0;
@@ -76,7 +57,7 @@ fn killed_imports_rerun_to_the_clean_state() {
             "the re-run after kill point {point} failed"
         );
         assert_eq!(
-            stored(&db),
+            stored(db.to_str().unwrap()),
             expected,
             "kill point {point} left a different state"
         );

@@ -5,6 +5,7 @@
 mod crash;
 mod import;
 mod invoice;
+mod nodes;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -30,10 +31,37 @@ impl Location for std::path::PathBuf {
     }
 }
 
+impl Location for [String] {
+    fn db_args(&self) -> Vec<std::ffi::OsString> {
+        self.iter().map(Into::into).collect()
+    }
+}
+
 impl Location for TestDb {
     fn db_args(&self) -> Vec<std::ffi::OsString> {
         self.args().iter().map(Into::into).collect()
     }
+}
+
+/// Every record stored at `location` (a file or a PostgreSQL URL), by stack and id, without
+/// the acceptance instants (the one thing a re-run may change).
+pub(crate) fn stored(location: &str) -> Vec<stackbill_core::UsageRecord> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = stackbill_store::Store::open_location(
+        location,
+        std::sync::Arc::new(stackbill_store::SystemClock),
+    )
+    .unwrap();
+    let mut records = runtime
+        .block_on(store.usage_records(0, i64::MAX / 7200))
+        .unwrap();
+    for record in &mut records {
+        record.reported_time = None;
+    }
+    records
 }
 
 /// The binary with `args`, on `db`, with no database or token from the environment.

@@ -1,0 +1,440 @@
+//! Several `stackbill serve` processes on one PostgreSQL database: concurrent, overlapping
+//! and conflicting deliveries are accepted exactly once, and a database crash in the middle
+//! loses nothing acknowledged. Run when `STACKBILL_TEST_POSTGRES` names a server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stackbill_test_support::{TestDb, postgres_admin_url, postgres_execute};
+
+use crate::import::demo_with_usage;
+use crate::{Location, command, ok_json, stored};
+
+const ADMIN: &str = "nodes-admin-token";
+
+/// A `stackbill serve` process, killed when dropped.
+struct Node {
+    child: Child,
+    address: String,
+}
+
+impl Node {
+    fn start(db: &(impl Location + ?Sized)) -> Self {
+        let mut child = command(db, &["serve", "--listen", "127.0.0.1:0"])
+            .env("STACKBILL_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("serve prints its address").unwrap();
+            if let Some(rest) = line.strip_prefix("stackbill listening on ") {
+                break rest.to_owned();
+            }
+        };
+        // Keep reading so that the node never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// One POST of NDJSON lines: the status, the Retry-After header and the JSON answer.
+fn post(
+    agent: &ureq::Agent,
+    node: &str,
+    lines: &[String],
+) -> Result<(u16, Option<String>, Value), String> {
+    let mut response = agent
+        .post(&format!("{node}/v1/usage"))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .header("Content-Type", "application/x-ndjson")
+        .send(lines.join("\n"))
+        .map_err(|err| err.to_string())?;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body: Value = response
+        .body_mut()
+        .read_json()
+        .map_err(|err| err.to_string())?;
+    Ok((response.status().as_u16(), retry_after, body))
+}
+
+/// A copy of an NDJSON record with another quantity: the same key, other content.
+fn conflicting(line: &str) -> Option<String> {
+    let mut record: Value = serde_json::from_str(line).ok()?;
+    let quantity: f64 = record["quantity"].as_str()?.parse().ok()?;
+    record["quantity"] = Value::String(format!("{}", quantity.floor() + 1000.0));
+    Some(record.to_string())
+}
+
+/// The demo's stacks with a usage file, and a clean import of it elsewhere.
+fn seeded(db: &TestDb, records: u64) -> (PathBuf, Vec<stackbill_core::UsageRecord>) {
+    let file = demo_with_usage(db, db.dir.path(), records, true);
+    let clean = TestDb::new();
+    demo_with_usage(&clean, clean.dir.path(), 0, false);
+    ok_json(
+        &clean,
+        &["usage", "import", file.to_str().unwrap(), "--json"],
+    );
+    (file, stored(&clean.location))
+}
+
+fn lines(file: &Path) -> Vec<String> {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn nodes_on_one_database_accept_every_record_exactly_once() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+        return;
+    }
+    let db = TestDb::new();
+    let (file, expected) = seeded(&db, 6_000);
+    // The demo stores a record of its own (this month's draft).
+    let before = stored(&db.location).len() as u64;
+    let lines = Arc::new(lines(&file));
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db)).collect();
+    let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
+    let accepted = Arc::new(AtomicU64::new(0));
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let chunks = lines.len().div_ceil(250);
+    let clients: Vec<_> = (0..6)
+        .map(|client| {
+            let (lines, addresses) = (Arc::clone(&lines), Arc::clone(&addresses));
+            let (accepted, conflicts) = (Arc::clone(&accepted), Arc::clone(&conflicts));
+            std::thread::spawn(move || {
+                let agent = agent();
+                // Every client sends every record, each from another starting point, so
+                // that the same records reach different nodes at the same time.
+                for step in 0..chunks {
+                    let chunk = (step + client * chunks / 6) % chunks;
+                    let part = &lines[chunk * 250..((chunk + 1) * 250).min(lines.len())];
+                    let node = &addresses[(client + step) % addresses.len()];
+                    let (status, _, body) = post(&agent, node, part).unwrap();
+                    assert_eq!(status, 200, "{body}");
+                    accepted.fetch_add(body["accepted"].as_u64().unwrap(), Ordering::Relaxed);
+                    // Then, through another node, a conflicting copy of a record that is now
+                    // stored: it is refused, and the stored record stands.
+                    if let Some(copy) = part.iter().find_map(|line| conflicting(line)) {
+                        let other = &addresses[(client + step + 1) % addresses.len()];
+                        let (status, _, body) = post(&agent, other, &[copy]).unwrap();
+                        assert_eq!(status, 200, "{body}");
+                        assert_eq!(body["accepted"], 0, "{body}");
+                        conflicts.fetch_add(
+                            body["conflicts"].as_array().map_or(0, Vec::len) as u64,
+                            Ordering::Relaxed,
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(
+        stored(&db.location),
+        expected,
+        "the nodes stored what one clean import stores"
+    );
+    assert_eq!(
+        accepted.load(Ordering::Relaxed) + before,
+        expected.len() as u64,
+        "each record is accepted once, by one node"
+    );
+    assert!(conflicts.load(Ordering::Relaxed) > 0);
+}
+
+/// A PostgreSQL cluster of this test's own, so that crashing it disturbs no other test.
+struct OwnCluster {
+    dir: PathBuf,
+    admin: String,
+}
+
+fn cluster_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
+}
+
+fn cluster(action: &str, dir: &Path) -> String {
+    let output = std::process::Command::new(cluster_script())
+        .args([action, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "pg-cluster.sh {action}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+impl OwnCluster {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("stackbill-fault-{}", uuid_like()));
+        let admin = cluster("start", &dir);
+        Self { dir, admin }
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        cluster("stop", &self.dir);
+    }
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+#[test]
+fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+        return;
+    }
+    let own = OwnCluster::start();
+    postgres_execute(&own.admin, "CREATE DATABASE stackbill").unwrap();
+    let url = format!("{}/stackbill", own.admin.rsplit_once('/').unwrap().0);
+    let work = tempfile::tempdir().unwrap();
+    ok_json(
+        &["--database-url".to_owned(), url.clone()][..],
+        &["demo", "--no-serve", "--json", "--usage-records", "0"],
+    );
+    let reference = TestDb::new();
+    let (file, expected) = seeded_reference(&reference, work.path());
+    let lines = Arc::new(lines(&file));
+    let db = ["--database-url".to_owned(), url.clone()];
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&db[..])).collect();
+    let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let chunks: Vec<Vec<String>> = lines.chunks(100).map(<[String]>::to_vec).collect();
+    let chunks = Arc::new(chunks);
+    let clients: Vec<_> = (0..2)
+        .map(|client| {
+            let (chunks, addresses) = (Arc::clone(&chunks), Arc::clone(&addresses));
+            let (acknowledged, refused) = (Arc::clone(&acknowledged), Arc::clone(&refused));
+            std::thread::spawn(move || {
+                let agent = agent();
+                for (index, chunk) in chunks.iter().enumerate().skip(client).step_by(2) {
+                    // Sent until acknowledged, as a stack does.
+                    loop {
+                        let node = &addresses[index % addresses.len()];
+                        match post(&agent, node, chunk) {
+                            Ok((200, _, _)) => {
+                                acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                                break;
+                            }
+                            Ok((503, retry_after, body)) => {
+                                assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+                                assert_eq!(body["error"]["code"], "ServiceUnavailable", "{body}");
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok((status, _, body)) => panic!("{status}: {body}"),
+                            Err(err) => panic!("the node did not answer: {err}"),
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        })
+        .collect();
+    // Crash the database once part of the usage is in, keep it down a moment, start it again.
+    let started = Instant::now();
+    while acknowledged.load(Ordering::Relaxed) < lines.len() as u64 / 4 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "ingestion did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster("crash", &own.dir);
+    let health = agent()
+        .get(&format!("{}/healthz", addresses[0]))
+        .call()
+        .unwrap();
+    assert_eq!(
+        health.status().as_u16(),
+        503,
+        "healthz reports the database down"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    cluster("restart", &own.dir);
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "some requests met the outage"
+    );
+    let mut health = agent()
+        .get(&format!("{}/healthz", addresses[1]))
+        .call()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let health: Value = health.body_mut().read_json().unwrap();
+    assert_eq!(health["database"], "ok");
+    drop(nodes);
+    assert_eq!(
+        stored(&url),
+        expected,
+        "every acknowledged record is stored, once"
+    );
+}
+
+/// A usage file and what a clean import of it stores, on `reference`.
+fn seeded_reference(reference: &TestDb, dir: &Path) -> (PathBuf, Vec<stackbill_core::UsageRecord>) {
+    let file = demo_with_usage(reference, dir, 3_000, true);
+    ok_json(
+        reference,
+        &["usage", "import", file.to_str().unwrap(), "--json"],
+    );
+    (file, stored(&reference.location))
+}
+
+fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .header("Content-Type", "application/json")
+        .body(body.map(|b| b.to_string()).unwrap_or_default())
+        .unwrap();
+    let mut response = agent.run(request).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn racing_finalizations_and_registrations_leave_one_history() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+        return;
+    }
+    let db = TestDb::new();
+    let file = demo_with_usage(&db, db.dir.path(), 3_000, false);
+    ok_json(&db, &["usage", "import", file.to_str().unwrap(), "--json"]);
+    let registrations = ok_json(&db, &["registration", "list", "--json"]);
+    let default = registrations[0]["subscriptionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db)).collect();
+    let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
+
+    // Eight callers finalize May at once through three nodes, while eight others race to
+    // register one new name, each for a stack of its own.
+    let finalizers: Vec<_> = (0..8)
+        .map(|n| {
+            let addresses = Arc::clone(&addresses);
+            std::thread::spawn(move || {
+                let node = &addresses[n % addresses.len()];
+                call(
+                    &agent(),
+                    "POST",
+                    &format!("{node}/v1/periods/2025-05/finalize"),
+                    None,
+                )
+            })
+        })
+        .collect();
+    let registrars: Vec<_> = (0..8)
+        .map(|n| {
+            let (addresses, default) = (Arc::clone(&addresses), default.clone());
+            std::thread::spawn(move || {
+                let node = &addresses[n % addresses.len()];
+                let cloud = format!("ee000000-0000-4000-8000-{n:012}");
+                let (status, body) = call(
+                    &agent(),
+                    "PUT",
+                    &format!("{node}/v1/registrations/race-hub"),
+                    Some(serde_json::json!({"cloudId": cloud, "subscriptionId": default})),
+                );
+                (status, body, cloud)
+            })
+        })
+        .collect();
+    let finals: Vec<(u16, Value)> = finalizers.into_iter().map(|t| t.join().unwrap()).collect();
+    let registered: Vec<(u16, Value, String)> =
+        registrars.into_iter().map(|t| t.join().unwrap()).collect();
+
+    // Finalized once: every caller sees the same final invoices.
+    for (status, body) in &finals {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(
+            body, &finals[0].1,
+            "every node answers the one finalization"
+        );
+    }
+    assert!(!finals[0].1["value"].as_array().unwrap().is_empty());
+    let listed = ok_json(&db, &["invoice", "list", "2025-05", "--json"]);
+    let finalized: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "final")
+        .collect();
+    assert_eq!(
+        finalized.len(),
+        finals[0].1["value"].as_array().unwrap().len()
+    );
+
+    // Registered once: one caller created the registration, the others were refused, and
+    // the registration holds the winner's stack.
+    let winners: Vec<&(u16, Value, String)> = registered
+        .iter()
+        .filter(|(status, _, _)| *status == 201)
+        .collect();
+    assert_eq!(winners.len(), 1, "{registered:?}");
+    for (status, body, _) in &registered {
+        assert!(
+            *status == 201 || *status == 409 || *status == 400,
+            "{status}: {body}"
+        );
+    }
+    let (status, stored) = call(
+        &agent(),
+        "GET",
+        &format!("{}/v1/registrations/race-hub", addresses[2]),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(stored["cloudId"], winners[0].2.as_str(), "{stored}");
+}
