@@ -201,8 +201,11 @@ impl From<StoreError> for ApiError {
                 }
             },
             ref unavailable if unavailable.is_unavailable() => {
-                tracing::warn!(error = %error, "database busy");
-                Self::new(ErrorCode::ServiceUnavailable, "the database is busy; try again")
+                tracing::warn!(error = %error, "database busy or unreachable");
+                Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the database is busy or unreachable; try again",
+                )
             }
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -98,13 +98,19 @@ where
 }
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let backend = state.store.backend_name();
     match state.store.health().await {
-        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),
+        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok", "backend": backend}))
+            .into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "unavailable", "database": "unavailable"})),
+                Json(serde_json::json!({
+                    "status": "unavailable",
+                    "database": "unavailable",
+                    "backend": backend,
+                })),
             )
                 .into_response()
         }

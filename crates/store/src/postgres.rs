@@ -80,8 +80,14 @@ fn make_pool(url: &str) -> Result<Pool> {
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|err| StoreError::Config(format!("invalid PostgreSQL URL: {err}")))?;
+    // A server that stops answering (a network partition, a host crash) fails the calls
+    // waiting on it within about half a minute instead of leaving them hanging.
     config.connect_timeout(CONNECT_TIMEOUT);
     config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(10));
+    config.keepalives_interval(Duration::from_secs(5));
+    config.keepalives_retries(3);
+    config.tcp_user_timeout(Duration::from_secs(30));
     config.application_name("stackbill");
     let manager = Manager::from_config(
         config,

@@ -149,6 +149,12 @@ async fn unknown_routes_methods_and_missing_tokens() {
     let health = app.raw(Method::GET, "/healthz", None, None, "").await;
     assert_eq!(health.status, 200);
     assert_eq!(health.body["database"], "ok");
+    let backend = if app.db.db.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(health.body["backend"], backend);
 }
 
 #[tokio::test]
