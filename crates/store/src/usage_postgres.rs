@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::UsageRecord;
 use stackbill_core::period::hour_number;
 use stackbill_core::usage::check_references;
+use std::collections::hash_map::Entry;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -71,6 +72,61 @@ struct Refs {
     instance: Option<i64>,
 }
 
+/// Stores the staged records whose key is new; answers how many it stored and the last
+/// record number.
+const INSERT_NEW: &str = "WITH stored AS (
+        INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref,
+            meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at)
+        SELECT cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref, quantity,
+            usage_hour, instance_ref, reported_at, ?1
+        FROM usage_incoming
+        ON CONFLICT (cloud_ref, record_id) DO NOTHING
+        RETURNING rowid)
+    SELECT count(*), max(rowid) FROM stored";
+
+/// As [`INSERT_NEW`], also noting the new records of final months in `usage_late`.
+const INSERT_NEW_AND_LATE: &str = "WITH stored AS (
+        INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref,
+            meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at)
+        SELECT cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref, quantity,
+            usage_hour, instance_ref, reported_at, ?1
+        FROM usage_incoming
+        ON CONFLICT (cloud_ref, record_id) DO NOTHING
+        RETURNING rowid, cloud_ref, record_id),
+    late AS (
+        INSERT INTO usage_late (month_hour, record_rowid)
+        SELECT i.late_month, s.rowid FROM stored s JOIN usage_incoming i
+          ON i.cloud_ref = s.cloud_ref AND i.record_id = s.record_id
+        WHERE i.late_month IS NOT NULL)
+    SELECT count(*), max(rowid) FROM stored";
+
+/// The records stored before this batch (accepted before `now_micros`) under the staged
+/// keys: references and quantity, by the staged position of the key.
+fn stored_before(conn: &Conn<'_>, now_micros: i64) -> Result<HashMap<i64, (Refs, Decimal)>> {
+    let mut stored = HashMap::default();
+    conn.query_each(
+        "SELECT i.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
+                r.usage_hour, r.instance_ref, r.quantity
+         FROM usage_incoming i JOIN usage_records r
+           ON r.cloud_ref = i.cloud_ref AND r.record_id = i.record_id
+         WHERE r.accepted_at <> ?1",
+        params![now_micros],
+        |row| {
+            let refs = Refs {
+                cloud: row.get(1)?,
+                tenant: row.get(2)?,
+                subscription: row.get(3)?,
+                meter: row.get(4)?,
+                hour: row.get(5)?,
+                instance: row.get(6)?,
+            };
+            stored.insert(row.get::<i64>(0)?, (refs, row.get(7)?));
+            Ok(())
+        },
+    )?;
+    Ok(stored)
+}
+
 /// Stores a batch inside the caller's write transaction on `conn` (whose PostgreSQL side is
 /// `pg`). The answer has one disposition per record, in order, and the value ids the
 /// transaction made.
@@ -119,52 +175,64 @@ pub(crate) fn ingest(
     if staged.is_empty() {
         return finish(dispositions, values.pending);
     }
+    // The first record of each key goes to the database, in key order (neighbouring index
+    // pages); the later ones of the batch are decided here once the first is.
+    let mut first: HashMap<(i64, &str), usize> = HashMap::default();
+    let mut candidates: Vec<usize> = Vec::with_capacity(staged.len());
+    for (index, &(position, refs, _)) in staged.iter().enumerate() {
+        if let Entry::Vacant(vacant) = first.entry((refs.cloud, records[position].id.as_str())) {
+            vacant.insert(index);
+            candidates.push(index);
+        }
+    }
+    candidates.sort_by(|&a, &b| {
+        let (pa, ra, _) = staged[a];
+        let (pb, rb, _) = staged[b];
+        (ra.cloud, records[pa].id.as_str()).cmp(&(rb.cloud, records[pb].id.as_str()))
+    });
     conn.batch(CREATE_INCOMING)?;
-    copy_incoming(pg, now_micros, records, &staged)?;
-
-    // Keys stored before this batch: duplicate when every field is the same value.
-    conn.query_each(
-        "SELECT i.pos,
-                r.tenant_ref = i.tenant_ref AND r.subscription_ref = i.subscription_ref
-                AND r.meter_ref = i.meter_ref AND r.quantity = i.quantity
-                AND r.usage_hour = i.usage_hour
-                AND r.instance_ref IS NOT DISTINCT FROM i.instance_ref
-         FROM usage_incoming i JOIN usage_records r
-           ON r.cloud_ref = i.cloud_ref AND r.record_id = i.record_id",
-        params![],
-        |row| {
-            let position = usize::try_from(row.get::<i64>(0)?).map_err(StoreError::corrupt)?;
-            let same: bool = row.get(1)?;
-            dispositions[position] = Some(if same {
-                Disposition::Duplicate
-            } else {
-                Disposition::Conflict
-            });
-            Ok(())
-        },
+    copy_incoming(
+        pg,
+        now_micros,
+        records,
+        candidates.iter().map(|&c| &staged[c]),
     )?;
 
-    // Every other key is new: the first record with it is stored, the later ones of the
-    // batch are compared with it.
-    let mut first: HashMap<(i64, &str), (usize, Refs)> = HashMap::default();
+    // Insert the new keys. When some keys were stored before, their records are read back
+    // (the rows not accepted by this transaction) to be compared.
+    let any_late = staged.iter().any(|(_, _, late)| late.is_some());
+    let (inserted, last_rowid): (i64, Option<i64>) = conn.query_one(
+        if any_late {
+            INSERT_NEW_AND_LATE
+        } else {
+            INSERT_NEW
+        },
+        params![now_micros],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let stored = if usize::try_from(inserted).ok() == Some(candidates.len()) {
+        HashMap::default()
+    } else {
+        stored_before(conn, now_micros)?
+    };
+
+    // Decide every staged record: the first of a new key is accepted; any other is compared
+    // with the stored record of its key (stored before, or by this batch).
     let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
+    let mut accepted = 0usize;
     for &(position, refs, _) in &staged {
-        if dispositions[position].is_some() {
-            continue;
-        }
         let record = &records[position];
-        match first.get(&(refs.cloud, record.id.as_str())) {
-            Some(&(earlier, earlier_refs)) => {
-                let same = earlier_refs == refs
-                    && records[earlier].quantity.value() == record.quantity.value();
-                dispositions[position] = Some(if same {
-                    Disposition::Duplicate
-                } else {
-                    Disposition::Conflict
-                });
-            }
+        let (earliest, earliest_refs, _) = first
+            .get(&(refs.cloud, record.id.as_str()))
+            .map(|&index| staged[index])
+            .ok_or_else(|| StoreError::corrupt("a staged key has no first record"))?;
+        let reference = match stored.get(&(earliest as i64)) {
+            Some(&(stored_refs, quantity)) => Some((stored_refs, quantity)),
+            None if earliest == position => None,
+            None => Some((earliest_refs, records[earliest].quantity.value())),
+        };
+        dispositions[position] = Some(match reference {
             None => {
-                first.insert((refs.cloud, record.id.as_str()), (position, refs));
                 let sum = sums
                     .entry((refs.cloud, refs.tenant, refs.meter, refs.hour))
                     .or_insert((Decimal::ZERO, 0));
@@ -173,38 +241,21 @@ pub(crate) fn ingest(
                     .checked_add(record.quantity.value())
                     .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
                 sum.1 += 1;
-                dispositions[position] = Some(Disposition::Accepted);
+                accepted += 1;
+                Disposition::Accepted
             }
-        }
+            Some((other, quantity)) if other == refs && quantity == record.quantity.value() => {
+                Disposition::Duplicate
+            }
+            Some(_) => Disposition::Conflict,
+        });
     }
-    if first.is_empty() {
+    if accepted == 0 {
         return finish(dispositions, values.pending);
     }
-    let last_rowid: Option<i64> = conn.query_one(
-        "WITH stored AS (
-             INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref,
-                 meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at)
-             SELECT DISTINCT ON (cloud_ref, record_id) cloud_ref, record_id, tenant_ref,
-                 subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, ?1
-             FROM usage_incoming ORDER BY cloud_ref, record_id, pos
-             ON CONFLICT (cloud_ref, record_id) DO NOTHING
-             RETURNING rowid)
-         SELECT max(rowid) FROM stored",
-        params![now_micros],
-        |row| row.get(0),
-    )?;
     let Some(last_rowid) = last_rowid else {
         return Err(StoreError::corrupt("a batch's new records were not stored"));
     };
-    if staged.iter().any(|(_, _, late)| late.is_some()) {
-        conn.execute(
-            "INSERT INTO usage_late (month_hour, record_rowid)
-             SELECT i.late_month, r.rowid FROM usage_incoming i JOIN usage_records r
-               ON r.cloud_ref = i.cloud_ref AND r.record_id = i.record_id
-             WHERE i.late_month IS NOT NULL AND r.accepted_at = ?1",
-            params![now_micros],
-        )?;
-    }
     conn.execute(
         "INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)",
         params![now_micros, last_rowid],
@@ -231,11 +282,11 @@ fn finish(
 }
 
 /// Copies the staged records into `usage_incoming`, in binary.
-fn copy_incoming(
+fn copy_incoming<'s>(
     pg: &PgConn<'_>,
     now_micros: i64,
     records: &[UsageRecord],
-    staged: &[(usize, Refs, Option<i64>)],
+    staged: impl Iterator<Item = &'s (usize, Refs, Option<i64>)>,
 ) -> Result<()> {
     pg.block_on(async {
         let sink = pg.client.copy_in(COPY_INCOMING).await?;
