@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Import benchmark: stackbill vs DuckDB vs plain PostgreSQL on the same generated files.
+# Import benchmark: stackbill (on SQLite and on PostgreSQL) vs DuckDB vs plain PostgreSQL
+# on the same generated files.
 #
 #   bench/run.sh [RECORDS...]        (default: 1000000 10000000)
 #
@@ -87,5 +88,37 @@ n, out = sys.argv[1], json.load(open(sys.argv[2]))
 secs, rss = float(sys.argv[4]) - float(sys.argv[3]), int(sys.argv[5])
 print(f"| {int(n):,} | PostgreSQL 15 (COPY, ON CONFLICT, GROUP BY) | {secs:.1f} | {out['records'] / secs:,.0f} | {rss / 1024:.0f} MB (all server processes) |")
 PY
+
+    # stackbill on the same PostgreSQL server: one node, then two nodes at once (each
+    # importing half of the file into one database).
+    url="postgres://postgres@127.0.0.1:55432"
+    for nodes in 1 2; do
+      psql "$pg_conn" -q -c "DROP DATABASE IF EXISTS stackbill_bench" -c "CREATE DATABASE stackbill_bench" 2>/dev/null
+      STACKBILL_ADMIN_TOKEN=bench "$bin" demo --no-serve --usage-records 0 --database-url "$url/stackbill_bench" >/dev/null 2>&1
+      rm -f "$dir/part-"*
+      if [ "$nodes" = 1 ]; then
+        cp "$file" "$dir/part-a"
+      else
+        split -n l/2 "$file" "$dir/part-"
+      fi
+      cat "$dir/part-"* > /dev/null
+      start=$(date +%s.%N)
+      for part in "$dir/part-"*; do
+        "$bin" usage import "$part" --database-url "$url/stackbill_bench" --json > "$part.out" &
+      done
+      wait
+      end=$(date +%s.%N)
+      python3 - "$n" "$start" "$end" "$nodes" "$dir"/part-*.out <<'PY'
+import json, sys
+n, start, end, nodes = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+outs = [json.load(open(f)) for f in sys.argv[5:]]
+records = sum(o["records"] for o in outs)
+assert sum(o["accepted"] + o["duplicates"] for o in outs) == records, outs
+secs = end - start
+label = "stackbill (PostgreSQL, durable)" if nodes == "1" else "stackbill (PostgreSQL, 2 nodes at once)"
+print(f"| {n:,} | {label} | {secs:.1f} | {records / secs:,.0f} | |")
+PY
+      rm -f "$dir/part-"*
+    done
   fi
 done
