@@ -104,7 +104,7 @@ PY
       cat "$dir/part-"* > /dev/null
       start=$(date +%s.%N)
       for part in "$dir/part-"*; do
-        "$bin" usage import "$part" --database-url "$url/stackbill_bench" --json > "$part.out" &
+        "$bin" usage import "$part" --format ndjson --database-url "$url/stackbill_bench" --json > "$part.out" &
       done
       wait
       end=$(date +%s.%N)

@@ -86,27 +86,21 @@ pub fn is_postgres_url(location: &str) -> bool {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file at `path` and migrates it.
+    /// Opens (creating if needed) the database file at `path` and migrates it. Several
+    /// processes may open one new file at once: whichever finds it locked (while another sets
+    /// up write-ahead logging or migrates) tries again, for up to the busy timeout.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut writer = open_connection(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        let mode: String =
-            writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Schema(format!(
-                "{} cannot use write-ahead logging (journal_mode is {mode})",
-                path.display()
-            )));
-        }
-        // Checkpoint in large steps: a batch of usage dirties thousands of pages, and the
-        // default (1,000 pages) would copy them back into the database after every commit.
-        writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-        migrate_sqlite(&mut writer, clock.now().as_microsecond())?;
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(BUSY_TIMEOUT_MS);
+        let writer = loop {
+            match open_writer(&path, clock.now().as_microsecond()) {
+                Err(err) if err.is_unavailable() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                opened => break opened?,
+            }
+        };
         Ok(Self::with_backend(
             Backend::Sqlite(Sqlite {
                 path,
@@ -209,6 +203,30 @@ impl Store {
         })
         .await
     }
+}
+
+/// The writer connection of a database file: created if missing, in write-ahead-log mode,
+/// migrated.
+fn open_writer(path: &Path, now_micros: i64) -> Result<Connection> {
+    let mut writer = open_connection(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mode: String =
+        writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Schema(format!(
+            "{} cannot use write-ahead logging (journal_mode is {mode})",
+            path.display()
+        )));
+    }
+    // Checkpoint in large steps: a batch of usage dirties thousands of pages, and the
+    // default (1,000 pages) would copy them back into the database after every commit.
+    writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    migrate_sqlite(&mut writer, now_micros)?;
+    Ok(writer)
 }
 
 fn migrate_sqlite(conn: &mut Connection, now_micros: i64) -> Result<()> {

@@ -1,12 +1,14 @@
 //! The PostgreSQL write path for usage: set-based, a few round trips per batch whatever its
-//! size. The batch's records go to a temporary table by binary `COPY`; one query finds the
-//! keys already stored (duplicates and conflicts, compared by the database); one
-//! `INSERT … SELECT … ON CONFLICT DO NOTHING` stores the rest; the pre-aggregates are
-//! upserted from the batch's sums, computed here, in one statement each.
+//! size. The first record of each key of the batch goes to a temporary table by binary
+//! `COPY`, in key order; one `INSERT … SELECT … ON CONFLICT DO NOTHING` stores the new keys and
+//! says how many; only when some keys were stored before are those records read back, to
+//! tell duplicates from conflicts (compared on the interned references and the decimal
+//! value). The pre-aggregates are upserted from the batch's sums, computed here, in one
+//! statement each.
 //!
-//! Writers are serialized (`store_clock`), so nothing is stored between the key lookup and
-//! the insert, and the record numbers (`rowid`) of a batch are all above those of every
-//! batch committed before it.
+//! Writers are serialized (`store_clock`), so nothing is stored between the insert and the
+//! read-back, and the record numbers (`rowid`) of a batch are all above those of every batch
+//! committed before it.
 
 use std::pin::pin;
 use std::sync::{Mutex, PoisonError};

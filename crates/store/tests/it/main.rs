@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use stackbill_core::{OfferType, Partner, RateCardName, Subscription};
 use stackbill_store::{Store, StoreError, SystemClock};
+use stackbill_test_support::{TestDb, postgres_execute};
 
 /// Runs a future to its end on a fresh single-threaded runtime (for proptest bodies).
 pub(crate) fn run<T>(future: impl std::future::Future<Output = T>) -> T {
@@ -56,37 +57,63 @@ async fn data_survives_a_reopen() {
     assert_eq!(subscription.display_name, "shared");
 }
 
-#[tokio::test]
-async fn a_database_from_a_newer_stackbill_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    drop(Store::open(&path, Arc::new(SystemClock)).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
+/// Runs `sql` on the test's database directly, behind stackbill's back.
+fn tamper(db: &TestDb, sql: &str) {
+    if db.is_postgres() {
+        postgres_execute(&db.location, sql).unwrap();
+    } else {
+        rusqlite::Connection::open(&db.location)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_stackbill_is_refused() {
+    let db = TestDb::new();
+    drop(db.open(Arc::new(SystemClock)));
+    tamper(
+        &db,
         "INSERT INTO schema_migrations VALUES (999, 'future', 'x', 0)",
-        [],
-    )
-    .unwrap();
-    drop(conn);
-    let err = Store::open(&path, Arc::new(SystemClock)).unwrap_err();
+    );
+    let err = Store::open_location(&db.location, Arc::new(SystemClock)).unwrap_err();
     assert!(matches!(err, StoreError::Schema(_)), "{err}");
     assert!(err.to_string().contains("999"), "{err}");
 }
 
-#[tokio::test]
-async fn an_altered_migration_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.db");
-    drop(Store::open(&path, Arc::new(SystemClock)).unwrap());
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute(
+#[test]
+fn an_altered_migration_is_refused() {
+    let db = TestDb::new();
+    drop(db.open(Arc::new(SystemClock)));
+    tamper(
+        &db,
         "UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1",
-        [],
-    )
-    .unwrap();
-    drop(conn);
-    let err = Store::open(&path, Arc::new(SystemClock)).unwrap_err();
+    );
+    let err = Store::open_location(&db.location, Arc::new(SystemClock)).unwrap_err();
     assert!(err.to_string().contains("differs"), "{err}");
+}
+
+#[test]
+fn nodes_starting_at_once_migrate_one_database_once() {
+    let db = TestDb::new();
+    let opened: Vec<_> = (0..6)
+        .map(|_| {
+            let location = db.location.clone();
+            std::thread::spawn(move || Store::open_location(&location, Arc::new(SystemClock)))
+        })
+        .collect();
+    let stores: Vec<Store> = opened
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    // Every node works on the one schema: a write through one is read through another.
+    run(async {
+        stores[0].put_partner(partner()).await.unwrap();
+        assert_eq!(stores[5].partners().await.unwrap(), vec![partner()]);
+    });
+    // And reopening finds nothing to do.
+    drop(Store::open_location(&db.location, Arc::new(SystemClock)).unwrap());
 }
 
 #[tokio::test]
