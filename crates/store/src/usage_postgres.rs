@@ -1,14 +1,14 @@
 //! The PostgreSQL write path for usage: set-based, a few round trips per batch whatever its
-//! size. The first record of each key of the batch goes to a temporary table by binary
-//! `COPY`, in key order; one `INSERT … SELECT … ON CONFLICT DO NOTHING` stores the new keys and
-//! says how many; only when some keys were stored before are those records read back, to
-//! tell duplicates from conflicts (compared on the interned references and the decimal
-//! value). The pre-aggregates are upserted from the batch's sums, computed here, in one
-//! statement each.
+//! size. One statement probes the key index for every distinct key of the batch and brings
+//! back the records already stored under them (duplicates or conflicts, compared here on the
+//! interned references and the decimal value); the new records, the first of each key, are
+//! copied straight into `usage_records` with binary `COPY`, in key order. The pre-aggregates
+//! are upserted from the batch's sums, computed here, in one statement each.
 //!
-//! Writers are serialized (`store_clock`), so nothing is stored between the insert and the
-//! read-back, and the record numbers (`rowid`) of a batch are all above those of every batch
-//! committed before it.
+//! Writers are serialized (`store_clock`), so nothing is stored between the probe and the
+//! copy, and the record numbers (`rowid`) of a batch are all above those of every batch
+//! committed before it. The primary key `(cloud_ref, record_id)` stays the last word: were
+//! a key ever stored twice, the copy would fail and the batch with it, never count twice.
 
 use std::pin::pin;
 use std::sync::{Mutex, PoisonError};
@@ -30,27 +30,11 @@ use crate::usage::{
     monthly,
 };
 
-/// The batch's staging table, one per connection, emptied at every commit.
-const CREATE_INCOMING: &str = r#"CREATE TEMP TABLE IF NOT EXISTS usage_incoming (
-    pos BIGINT NOT NULL,
-    cloud_ref BIGINT NOT NULL,
-    record_id TEXT COLLATE "C" NOT NULL,
-    tenant_ref BIGINT NOT NULL,
-    subscription_ref BIGINT NOT NULL,
-    meter_ref BIGINT NOT NULL,
-    quantity NUMERIC NOT NULL,
-    usage_hour BIGINT NOT NULL,
-    instance_ref BIGINT,
-    reported_at BIGINT NOT NULL,
-    late_month BIGINT
-) ON COMMIT DELETE ROWS"#;
-
-const COPY_INCOMING: &str = "COPY usage_incoming (pos, cloud_ref, record_id, tenant_ref, \
-    subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, late_month) \
+const COPY_RECORDS: &str = "COPY usage_records (cloud_ref, record_id, tenant_ref, \
+    subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at) \
     FROM STDIN (FORMAT binary)";
 
-const INCOMING_TYPES: &[Type] = &[
-    Type::INT8,
+const RECORD_TYPES: &[Type] = &[
     Type::INT8,
     Type::TEXT,
     Type::INT8,
@@ -74,59 +58,88 @@ struct Refs {
     instance: Option<i64>,
 }
 
-/// Stores the staged records whose key is new; answers how many it stored and the last
-/// record number.
-const INSERT_NEW: &str = "WITH stored AS (
-        INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref,
-            meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at)
-        SELECT cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref, quantity,
-            usage_hour, instance_ref, reported_at, ?1
-        FROM usage_incoming
-        ON CONFLICT (cloud_ref, record_id) DO NOTHING
-        RETURNING rowid)
-    SELECT count(*), max(rowid) FROM stored";
+/// The keys, record ids and `extra` values of the staged records at `indexes`, as arrays.
+fn key_arrays<'r>(
+    records: &'r [UsageRecord],
+    staged: &[(usize, Refs, Option<i64>)],
+    indexes: &[usize],
+    extra: impl Fn(&(usize, Refs, Option<i64>)) -> i64,
+) -> (Vec<i64>, Vec<&'r str>, Vec<i64>) {
+    let mut clouds = Vec::with_capacity(indexes.len());
+    let mut ids = Vec::with_capacity(indexes.len());
+    let mut extras = Vec::with_capacity(indexes.len());
+    for &index in indexes {
+        let entry = &staged[index];
+        clouds.push(entry.1.cloud);
+        ids.push(records[entry.0].id.as_str());
+        extras.push(extra(entry));
+    }
+    (clouds, ids, extras)
+}
 
-/// As [`INSERT_NEW`], also noting the new records of final months in `usage_late`.
-const INSERT_NEW_AND_LATE: &str = "WITH stored AS (
-        INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref,
-            meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at)
-        SELECT cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref, quantity,
-            usage_hour, instance_ref, reported_at, ?1
-        FROM usage_incoming
-        ON CONFLICT (cloud_ref, record_id) DO NOTHING
-        RETURNING rowid, cloud_ref, record_id),
-    late AS (
-        INSERT INTO usage_late (month_hour, record_rowid)
-        SELECT i.late_month, s.rowid FROM stored s JOIN usage_incoming i
-          ON i.cloud_ref = s.cloud_ref AND i.record_id = s.record_id
-        WHERE i.late_month IS NOT NULL)
-    SELECT count(*), max(rowid) FROM stored";
-
-/// The records stored before this batch (accepted before `now_micros`) under the staged
-/// keys: references and quantity, by the staged position of the key.
-fn stored_before(conn: &Conn<'_>, now_micros: i64) -> Result<HashMap<i64, (Refs, Decimal)>> {
+/// The records already stored under the keys of the candidates (references and quantity),
+/// by the batch position of the candidate: one index probe per key, in one statement.
+fn stored_before(
+    pg: &PgConn<'_>,
+    records: &[UsageRecord],
+    staged: &[(usize, Refs, Option<i64>)],
+    candidates: &[usize],
+) -> Result<HashMap<i64, (Refs, Decimal)>> {
+    let (clouds, ids, positions) = key_arrays(records, staged, candidates, |entry| entry.0 as i64);
+    let rows = pg.block_on(async {
+        let statement = pg
+            .client
+            .prepare_cached(
+                r#"SELECT k.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
+                          r.usage_hour, r.instance_ref, r.quantity
+                   FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, pos)
+                   JOIN usage_records r
+                     ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
+            )
+            .await?;
+        pg.client
+            .query(&statement, &[&clouds, &ids, &positions])
+            .await
+    })?;
     let mut stored = HashMap::default();
-    conn.query_each(
-        "SELECT i.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
-                r.usage_hour, r.instance_ref, r.quantity
-         FROM usage_incoming i JOIN usage_records r
-           ON r.cloud_ref = i.cloud_ref AND r.record_id = i.record_id
-         WHERE r.accepted_at <> ?1",
-        params![now_micros],
-        |row| {
-            let refs = Refs {
-                cloud: row.get(1)?,
-                tenant: row.get(2)?,
-                subscription: row.get(3)?,
-                meter: row.get(4)?,
-                hour: row.get(5)?,
-                instance: row.get(6)?,
-            };
-            stored.insert(row.get::<i64>(0)?, (refs, row.get(7)?));
-            Ok(())
-        },
-    )?;
+    for row in rows {
+        let refs = Refs {
+            cloud: row.try_get(1)?,
+            tenant: row.try_get(2)?,
+            subscription: row.try_get(3)?,
+            meter: row.try_get(4)?,
+            hour: row.try_get(5)?,
+            instance: row.try_get(6)?,
+        };
+        stored.insert(row.try_get::<_, i64>(0)?, (refs, row.try_get(7)?));
+    }
     Ok(stored)
+}
+
+/// Notes the just-stored records of final months in `usage_late`.
+fn note_late(
+    pg: &PgConn<'_>,
+    records: &[UsageRecord],
+    staged: &[(usize, Refs, Option<i64>)],
+    late: &[usize],
+) -> Result<()> {
+    let (clouds, ids, months) = key_arrays(records, staged, late, |entry| entry.2.unwrap_or(0));
+    pg.block_on(async {
+        let statement = pg
+            .client
+            .prepare_cached(
+                r#"INSERT INTO usage_late (month_hour, record_rowid)
+                   SELECT k.month_hour, r.rowid
+                   FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, month_hour)
+                   JOIN usage_records r
+                     ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
+            )
+            .await?;
+        pg.client
+            .execute(&statement, &[&clouds, &ids, &months])
+            .await
+    })?;
+    Ok(())
 }
 
 /// Stores a batch inside the caller's write transaction on `conn` (whose PostgreSQL side is
@@ -192,30 +205,31 @@ pub(crate) fn ingest(
         let (pb, rb, _) = staged[b];
         (ra.cloud, records[pa].id.as_str()).cmp(&(rb.cloud, records[pb].id.as_str()))
     });
-    conn.batch(CREATE_INCOMING)?;
-    copy_incoming(
-        pg,
-        now_micros,
-        records,
-        candidates.iter().map(|&c| &staged[c]),
-    )?;
-
-    // Insert the new keys. When some keys were stored before, their records are read back
-    // (the rows not accepted by this transaction) to be compared.
-    let any_late = staged.iter().any(|(_, _, late)| late.is_some());
-    let (inserted, last_rowid): (i64, Option<i64>) = conn.query_one(
-        if any_late {
-            INSERT_NEW_AND_LATE
-        } else {
-            INSERT_NEW
-        },
-        params![now_micros],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
-    let stored = if usize::try_from(inserted).ok() == Some(candidates.len()) {
-        HashMap::default()
+    // The keys stored before this batch, with their records, to be compared; the other
+    // candidates are new and are copied straight into the table.
+    let stored = stored_before(pg, records, &staged, &candidates)?;
+    let new: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&c| !stored.contains_key(&(staged[c].0 as i64)))
+        .collect();
+    let last_rowid = if new.is_empty() {
+        None
     } else {
-        stored_before(conn, now_micros)?
+        copy_records(pg, now_micros, records, new.iter().map(|&c| &staged[c]))?;
+        let late: Vec<usize> = new
+            .iter()
+            .copied()
+            .filter(|&c| staged[c].2.is_some())
+            .collect();
+        if !late.is_empty() {
+            note_late(pg, records, &staged, &late)?;
+        }
+        Some(conn.query_one(
+            "SELECT currval(pg_get_serial_sequence('usage_records', 'rowid'))",
+            params![],
+            |row| row.get::<i64>(0),
+        )?)
     };
 
     // Decide every staged record: the first of a new key is accepted; any other is compared
@@ -283,22 +297,22 @@ fn finish(
     Ok((dispositions, pending))
 }
 
-/// Copies the staged records into `usage_incoming`, in binary.
-fn copy_incoming<'s>(
+/// Copies new records straight into `usage_records`, in binary (the table's record numbers
+/// are assigned in this order).
+fn copy_records<'s>(
     pg: &PgConn<'_>,
     now_micros: i64,
     records: &[UsageRecord],
     staged: impl Iterator<Item = &'s (usize, Refs, Option<i64>)>,
 ) -> Result<()> {
     pg.block_on(async {
-        let sink = pg.client.copy_in(COPY_INCOMING).await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, INCOMING_TYPES));
-        for &(position, refs, late_month) in staged {
+        let sink = pg.client.copy_in(COPY_RECORDS).await?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, RECORD_TYPES));
+        for &(position, refs, _) in staged {
             let record = &records[position];
             let reported = record.reported_time.map_or(now_micros, micros);
             let quantity = record.quantity.value();
-            let row: [&(dyn ToSql + Sync); 11] = [
-                &(position as i64),
+            let row: [&(dyn ToSql + Sync); 10] = [
                 &refs.cloud,
                 &record.id.as_str(),
                 &refs.tenant,
@@ -308,7 +322,7 @@ fn copy_incoming<'s>(
                 &refs.hour,
                 &refs.instance,
                 &reported,
-                &late_month,
+                &now_micros,
             ];
             writer.as_mut().write(&row).await?;
         }

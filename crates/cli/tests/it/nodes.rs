@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -90,16 +90,25 @@ fn conflicting(line: &str) -> Option<String> {
     Some(record.to_string())
 }
 
-/// The demo's stacks with a usage file, and a clean import of it elsewhere.
-fn seeded(db: &TestDb, records: u64) -> (PathBuf, Vec<stackbill_core::UsageRecord>) {
-    let file = demo_with_usage(db, db.dir.path(), records, true);
+/// A usage file for the demo's stacks (with re-sent, late and malformed records) and what
+/// one clean import of it stores, on a database of its own (kept alive by the answer).
+fn clean_import(records: u64) -> (TestDb, PathBuf, Vec<stackbill_core::UsageRecord>) {
     let clean = TestDb::new();
-    demo_with_usage(&clean, clean.dir.path(), 0, false);
+    let file = demo_with_usage(&clean, clean.dir.path(), records, true);
     ok_json(
         &clean,
         &["usage", "import", file.to_str().unwrap(), "--json"],
     );
-    (file, stored(&clean.location))
+    let expected = stored(&clean.location);
+    (clean, file, expected)
+}
+
+/// Seeds a database with the demo's directory and no usage of last month.
+fn demo(db: &(impl Location + ?Sized)) {
+    ok_json(
+        db,
+        &["demo", "--no-serve", "--json", "--usage-records", "0"],
+    );
 }
 
 fn lines(file: &Path) -> Vec<String> {
@@ -116,8 +125,9 @@ fn nodes_on_one_database_accept_every_record_exactly_once() {
         eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
         return;
     }
+    let (_clean, file, expected) = clean_import(6_000);
     let db = TestDb::new();
-    let (file, expected) = seeded(&db, 6_000);
+    demo(&db);
     // The demo stores a record of its own (this month's draft).
     let before = stored(&db.location).len() as u64;
     let lines = Arc::new(lines(&file));
@@ -230,60 +240,80 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
     let own = OwnCluster::start();
     postgres_execute(&own.admin, "CREATE DATABASE stackbill").unwrap();
     let url = format!("{}/stackbill", own.admin.rsplit_once('/').unwrap().0);
-    let work = tempfile::tempdir().unwrap();
-    ok_json(
-        &["--database-url".to_owned(), url.clone()][..],
-        &["demo", "--no-serve", "--json", "--usage-records", "0"],
-    );
-    let reference = TestDb::new();
-    let (file, expected) = seeded_reference(&reference, work.path());
-    let lines = Arc::new(lines(&file));
     let db = ["--database-url".to_owned(), url.clone()];
+    demo(&db[..]);
+    let (_clean, file, expected) = clean_import(3_000);
+    let lines = Arc::new(lines(&file));
     let nodes: Vec<Node> = (0..2).map(|_| Node::start(&db[..])).collect();
     let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
     let acknowledged = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let chunks: Vec<Vec<String>> = lines.chunks(100).map(<[String]>::to_vec).collect();
     let chunks = Arc::new(chunks);
+    // Each client sends its first half, then re-sends it until the crash is near, then sends
+    // the rest, into the crash and through the outage: every chunk until acknowledged, as a
+    // stack does.
+    let crashed = Arc::new(AtomicBool::new(false));
+    let halfway = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..2)
         .map(|client| {
             let (chunks, addresses) = (Arc::clone(&chunks), Arc::clone(&addresses));
             let (acknowledged, refused) = (Arc::clone(&acknowledged), Arc::clone(&refused));
+            let (crashed, halfway) = (Arc::clone(&crashed), Arc::clone(&halfway));
             std::thread::spawn(move || {
                 let agent = agent();
-                for (index, chunk) in chunks.iter().enumerate().skip(client).step_by(2) {
-                    // Sent until acknowledged, as a stack does.
-                    loop {
-                        let node = &addresses[index % addresses.len()];
-                        match post(&agent, node, chunk) {
-                            Ok((200, _, _)) => {
-                                acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                                break;
-                            }
-                            Ok((503, retry_after, body)) => {
-                                assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
-                                assert_eq!(body["error"]["code"], "ServiceUnavailable", "{body}");
-                                refused.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok((status, _, body)) => panic!("{status}: {body}"),
-                            Err(err) => panic!("the node did not answer: {err}"),
+                let send = |index: usize, chunk: &[String]| loop {
+                    let node = &addresses[index % addresses.len()];
+                    match post(&agent, node, chunk) {
+                        Ok((200, _, body)) => break body,
+                        Ok((503, retry_after, body)) => {
+                            assert_eq!(retry_after.as_deref(), Some("1"), "{body}");
+                            assert_eq!(body["error"]["code"], "ServiceUnavailable", "{body}");
+                            refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        std::thread::sleep(Duration::from_millis(200));
+                        Ok((status, _, body)) => panic!("{status}: {body}"),
+                        Err(err) => panic!("the node did not answer: {err}"),
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(100));
+                };
+                let mine: Vec<(usize, &Vec<String>)> =
+                    chunks.iter().enumerate().skip(client).step_by(2).collect();
+                let (first, rest) = mine.split_at(mine.len() / 2);
+                for &(index, chunk) in first {
+                    send(index, chunk);
+                    acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                halfway.fetch_add(1, Ordering::Relaxed);
+                let mut again = first.iter().cycle();
+                while !crashed.load(Ordering::Relaxed) {
+                    if let Some(&(index, chunk)) = again.next() {
+                        let body = send(index, chunk);
+                        assert_eq!(
+                            body["accepted"], 0,
+                            "a re-sent record is never accepted twice"
+                        );
+                    }
+                }
+                for &(index, chunk) in rest {
+                    send(index, chunk);
+                    acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
             })
         })
         .collect();
-    // Crash the database once part of the usage is in, keep it down a moment, start it again.
+    // Crash the database while both clients are sending, keep it down a moment, restart it.
     let started = Instant::now();
-    while acknowledged.load(Ordering::Relaxed) < lines.len() as u64 / 4 {
+    while halfway.load(Ordering::Relaxed) < 2 {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "ingestion did not start"
+            "ingestion did not get halfway"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    std::thread::sleep(Duration::from_millis(200));
+    // New records are in flight when the database goes down.
+    crashed.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(30));
     cluster("crash", &own.dir);
     let health = agent()
         .get(&format!("{}/healthz", addresses[0]))
@@ -316,16 +346,6 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
         expected,
         "every acknowledged record is stored, once"
     );
-}
-
-/// A usage file and what a clean import of it stores, on `reference`.
-fn seeded_reference(reference: &TestDb, dir: &Path) -> (PathBuf, Vec<stackbill_core::UsageRecord>) {
-    let file = demo_with_usage(reference, dir, 3_000, true);
-    ok_json(
-        reference,
-        &["usage", "import", file.to_str().unwrap(), "--json"],
-    );
-    (file, stored(&reference.location))
 }
 
 fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
