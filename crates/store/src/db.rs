@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use futures_util::TryStreamExt;
 use rust_decimal::Decimal;
 use tokio::runtime::Handle;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -219,7 +220,8 @@ impl Conn<'_> {
         }
     }
 
-    /// Calls `each` on every row of a query, in order.
+    /// Calls `each` on every row of a query, in order, as the rows arrive (a large result is
+    /// never held in memory at once). `each` must not run queries of its own.
     pub(crate) fn query_each(
         &self,
         sql: &str,
@@ -235,12 +237,20 @@ impl Conn<'_> {
                 }
                 Ok(())
             }
-            Self::Postgres(pg) => {
-                for row in &pg.rows(sql, params)? {
-                    each(&Row::Postgres(row))?;
+            // Rows are handled as they arrive, never all held at once. `each` must not query
+            // (it runs inside the driver call).
+            Self::Postgres(pg) => pg.runtime.block_on(async {
+                let statement = pg.statement(sql).await?;
+                let rows = pg
+                    .client
+                    .query_raw(&statement, params.iter().map(|p| *p as &(dyn ToSql + Sync)))
+                    .await?;
+                let mut rows = std::pin::pin!(rows);
+                while let Some(row) = rows.try_next().await? {
+                    each(&Row::Postgres(&row))?;
                 }
                 Ok(())
-            }
+            }),
         }
     }
 
