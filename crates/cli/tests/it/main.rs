@@ -253,6 +253,40 @@ fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
 }
 
 #[test]
+fn a_database_url_must_be_postgres_and_reachable() {
+    let not_postgres = stackbill(
+        &[
+            "--database-url".to_owned(),
+            "mysql://db/stackbill".to_owned(),
+        ][..],
+        &["partner", "list"],
+    );
+    assert_eq!(not_postgres.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_postgres.stderr).contains("postgres://"));
+    // Nothing listens on port 1: the answer is an error naming the database, not a hang.
+    let started = std::time::Instant::now();
+    let unreachable = stackbill(
+        &[
+            "--database-url".to_owned(),
+            "postgres://stackbill:secret@127.0.0.1:1/stackbill".to_owned(),
+        ][..],
+        &["partner", "list"],
+    );
+    assert_eq!(unreachable.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(
+        stderr.contains("cannot open the PostgreSQL database"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "the cause is said: {stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "the password is never printed: {stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
 fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
