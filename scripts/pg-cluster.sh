@@ -16,7 +16,8 @@ dir=${2:?usage: pg-cluster.sh start|stop DIR}
 
 bindir() {
     local found
-    found=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    # The server's programs, not only the client's (psql alone may be installed).
+    found=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)
     if [[ -z "$found" ]]; then
         echo "installing PostgreSQL (Debian package postgresql)" >&2
         if [[ $(id -u) -eq 0 ]]; then
@@ -25,9 +26,9 @@ bindir() {
         else
             sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2
         fi
-        found=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+        found=$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)
     fi
-    echo "$found"
+    dirname "$found"
 }
 
 # Runs a server program as the cluster's owner: the invoking user, or `postgres` for root
