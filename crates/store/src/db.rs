@@ -80,9 +80,27 @@ impl PgConn<'_> {
 
     fn rows(&self, sql: &str, params: &[&dyn Param]) -> Result<Vec<tokio_postgres::Row>> {
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| *p as _).collect();
+        self.query(sql, &params)
+    }
+
+    /// Every row of a PostgreSQL-only statement, whose parameters may be any the driver
+    /// takes (arrays for `unnest`, say).
+    pub(crate) fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
         self.block_on(async {
             let statement = self.statement(sql).await?;
-            self.client.query(&statement, &params).await
+            self.client.query(&statement, params).await
+        })
+    }
+
+    /// Runs a PostgreSQL-only statement; the number of rows it changed.
+    pub(crate) fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.block_on(async {
+            let statement = self.statement(sql).await?;
+            self.client.execute(&statement, params).await
         })
     }
 }
@@ -204,10 +222,7 @@ impl Conn<'_> {
             }
             Self::Postgres(pg) => {
                 let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| *p as _).collect();
-                pg.block_on(async {
-                    let statement = pg.statement(sql).await?;
-                    pg.client.execute(&statement, &params).await
-                })
+                pg.execute(sql, &params)
             }
         }
     }

@@ -86,21 +86,14 @@ fn stored_before(
     candidates: &[usize],
 ) -> Result<HashMap<i64, (Refs, Decimal)>> {
     let (clouds, ids, positions) = key_arrays(records, staged, candidates, |entry| entry.0 as i64);
-    let rows = pg.block_on(async {
-        let statement = pg
-            .client
-            .prepare_cached(
-                r#"SELECT k.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
-                          r.usage_hour, r.instance_ref, r.quantity
-                   FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, pos)
-                   JOIN usage_records r
-                     ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
-            )
-            .await?;
-        pg.client
-            .query(&statement, &[&clouds, &ids, &positions])
-            .await
-    })?;
+    let rows = pg.query(
+        r#"SELECT k.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
+                  r.usage_hour, r.instance_ref, r.quantity
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, pos)
+           JOIN usage_records r
+             ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
+        &[&clouds, &ids, &positions],
+    )?;
     let mut stored = HashMap::default();
     for row in rows {
         let refs = Refs {
@@ -124,21 +117,14 @@ fn note_late(
     late: &[usize],
 ) -> Result<()> {
     let (clouds, ids, months) = key_arrays(records, staged, late, |entry| entry.2.unwrap_or(0));
-    pg.block_on(async {
-        let statement = pg
-            .client
-            .prepare_cached(
-                r#"INSERT INTO usage_late (month_hour, record_rowid)
-                   SELECT k.month_hour, r.rowid
-                   FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, month_hour)
-                   JOIN usage_records r
-                     ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
-            )
-            .await?;
-        pg.client
-            .execute(&statement, &[&clouds, &ids, &months])
-            .await
-    })?;
+    pg.execute(
+        r#"INSERT INTO usage_late (month_hour, record_rowid)
+           SELECT k.month_hour, r.rowid
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, month_hour)
+           JOIN usage_records r
+             ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
+        &[&clouds, &ids, &months],
+    )?;
     Ok(())
 }
 
@@ -353,14 +339,9 @@ fn add_sums(
          SET quantity = {table}.quantity + excluded.quantity, records = {table}.records + excluded.records"
     );
     let [clouds, tenants, meters, periods, counts] = &columns;
-    pg.block_on(async {
-        let statement = pg.client.prepare_cached(&sql).await?;
-        pg.client
-            .execute(
-                &statement,
-                &[clouds, tenants, meters, periods, &quantities, counts],
-            )
-            .await
-    })?;
+    pg.execute(
+        &sql,
+        &[clouds, tenants, meters, periods, &quantities, counts],
+    )?;
     Ok(())
 }
