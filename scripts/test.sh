@@ -32,4 +32,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r sdk-tests/requirements.txt
-(cd sdk-tests && STACKBILL_BIN="$(cd .. && realpath "$target")/debug/stackbill" "$venv/bin/python" -m pytest -q)
+bin="$(realpath "$target")/debug/stackbill"
+echo "-- on SQLite"
+(cd sdk-tests && env -u STACKBILL_TEST_POSTGRES STACKBILL_BIN="$bin" "$venv/bin/python" -m pytest -q)
+echo "-- on PostgreSQL"
+(cd sdk-tests && STACKBILL_BIN="$bin" "$venv/bin/python" -m pytest -q)

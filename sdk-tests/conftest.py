@@ -1,10 +1,14 @@
 """Starts a real stackbill server for the Azure SDK conformance tests: a fresh database seeded
-through the stackbill CLI, `stackbill serve` on a free loopback port, stopped at the end."""
+through the stackbill CLI, `stackbill serve` on a free loopback port, stopped at the end.
+
+The database is a SQLite file, or, when STACKBILL_TEST_POSTGRES names a PostgreSQL server (an
+admin URL), a new database on it."""
 
 import os
 import re
 import subprocess
 import tempfile
+import uuid
 
 import pytest
 
@@ -24,14 +28,24 @@ def stackbill_bin():
 
 def run(db, *args):
     result = subprocess.run(
-        [stackbill_bin(), *args, "--db", db], capture_output=True, text=True, check=False
+        [stackbill_bin(), *args, *db], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, f"stackbill {' '.join(args)}: {result.stderr}"
     return result.stdout
 
 
+def fresh_database(directory):
+    """The stackbill arguments selecting a new, empty database."""
+    admin = os.environ.get("STACKBILL_TEST_POSTGRES", "").strip()
+    if not admin:
+        return ["--db", os.path.join(directory, "stackbill.db")]
+    name = "sdk_" + uuid.uuid4().hex
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+    return ["--database-url", admin.rsplit("/", 1)[0] + "/" + name]
+
+
 def seeded_database(directory):
-    db = os.path.join(directory, "stackbill.db")
+    db = fresh_database(directory)
     run(db, "partner", "add", PARTNER, "--name", "Contoso")
     run(db, "partner", "add", "other-csp", "--name", "Fabrikam")
     run(db, "subscription", "add", DEFAULT_SUB, "--offer-type", "CSPSS", "--partner", PARTNER)
@@ -46,7 +60,7 @@ def seeded_database(directory):
 def start(db, *extra):
     env = dict(os.environ, STACKBILL_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="warn")
     process = subprocess.Popen(
-        [stackbill_bin(), "serve", "--listen", "127.0.0.1:0", "--db", db, *extra],
+        [stackbill_bin(), "serve", "--listen", "127.0.0.1:0", *db, *extra],
         stderr=subprocess.PIPE, text=True, env=env,
     )
     for line in process.stderr:
@@ -78,7 +92,7 @@ def _http_server():
     directory = tempfile.mkdtemp(prefix="stackbill-sdk-")
     db = seeded_database(directory)
     process, url = start(db)
-    yield {"url": url, "db": db}
+    yield {"url": url}
     process.terminate()
     process.wait(timeout=10)
 
