@@ -22,7 +22,7 @@ if [ ! -x "$dir/venv/bin/python" ]; then
   "$dir/venv/bin/pip" install --quiet duckdb >&2
 fi
 
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+pg_bin=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1 | xargs -r dirname || true)
 pg_conn=
 if [ -n "$pg_bin" ]; then
   pgdata="$dir/pgdata"
