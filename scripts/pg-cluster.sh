@@ -8,6 +8,9 @@
 #   scripts/pg-cluster.sh crash DIR     stops it at once (pg_ctl stop -m immediate), as a crash
 #   scripts/pg-cluster.sh restart DIR   starts it again on the same port
 #
+# With PG_CLUSTER_TLS=1, `start` makes a certificate authority (DIR/ca.crt) and a certificate
+# for 127.0.0.1 signed by it, and the cluster accepts TCP connections over TLS only.
+#
 # Installs Debian's postgresql package first when no server is found.
 set -euo pipefail
 
@@ -64,6 +67,22 @@ shared_buffers = 256MB
 fsync = off
 full_page_writes = off
 CONF
+    if [[ "${PG_CLUSTER_TLS:-}" == 1 ]]; then
+        # A certificate authority of the test's own (DIR/ca.crt), and the server's certificate
+        # for 127.0.0.1 signed by it.
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=stackbill test CA" \
+            -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+            -keyout "$dir/data/server.key" -out "$dir/server.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$dir/server.ext"
+        openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+            -CAcreateserial -days 1 -extfile "$dir/server.ext" -out "$dir/data/server.crt" 2>/dev/null
+        chmod 600 "$dir/data/server.key"
+        if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir/data/server.key" "$dir/data/server.crt"; fi
+        echo "ssl = on" >>"$dir/data/postgresql.conf"
+        printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n' \
+            >"$dir/data/pg_hba.conf"
+    fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >&2
     echo "$port" >"$dir/port"
     echo "postgres://postgres@127.0.0.1:$port/postgres"

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use jiff::Timestamp;
+use rustls::pki_types::pem::PemObject;
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
 
 use crate::db::{Conn, PgConn};
 use crate::error::{Result, StoreError};
@@ -48,23 +50,34 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The pool size asked for in the URL (`?pool_size=N`), and the URL without it.
-fn pool_size(url: &str) -> Result<(String, usize)> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), DEFAULT_POOL_SIZE));
-    };
-    let mut size = DEFAULT_POOL_SIZE;
+/// What stackbill reads from the URL itself rather than passing to the driver.
+#[derive(Debug, PartialEq, Eq)]
+struct Settings {
+    /// The URL without stackbill's own parameters.
+    url: String,
+    /// Connections per process (`pool_size=N`).
+    pool_size: usize,
+    /// A PEM file of the certificate authorities to trust (`sslrootcert=FILE`) instead of
+    /// the system's.
+    root_certificates: Option<String>,
+}
+
+fn settings(url: &str) -> Result<Settings> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut pool_size = DEFAULT_POOL_SIZE;
+    let mut root_certificates = None;
     let mut kept = Vec::new();
-    for pair in query.split('&') {
-        match pair.strip_prefix("pool_size=") {
-            Some(value) => {
-                size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    StoreError::Config(format!(
-                        "pool_size must be a positive whole number, not '{value}'"
-                    ))
-                })?;
-            }
-            None => kept.push(pair),
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        if let Some(value) = pair.strip_prefix("pool_size=") {
+            pool_size = value.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                StoreError::Config(format!(
+                    "pool_size must be a positive whole number, not '{value}'"
+                ))
+            })?;
+        } else if let Some(value) = pair.strip_prefix("sslrootcert=") {
+            root_certificates = Some(value.to_owned());
+        } else {
+            kept.push(pair);
         }
     }
     let url = if kept.is_empty() {
@@ -72,12 +85,57 @@ fn pool_size(url: &str) -> Result<(String, usize)> {
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    Ok((url, size))
+    Ok(Settings {
+        url,
+        pool_size,
+        root_certificates,
+    })
+}
+
+/// The TLS set-up for `sslmode=require`: the server's certificate is always verified, against
+/// the certificate authorities of `sslrootcert` or else the system's.
+fn tls(root_certificates: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_certificates {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|err| {
+                StoreError::Config(format!("cannot read sslrootcert {path}: {err}"))
+            })?;
+            for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let certificate = certificate.map_err(|err| {
+                    StoreError::Config(format!("sslrootcert {path} is not PEM: {err}"))
+                })?;
+                roots
+                    .add(certificate)
+                    .map_err(|err| StoreError::Config(format!("sslrootcert {path}: {err}")))?;
+            }
+            if roots.is_empty() {
+                return Err(StoreError::Config(format!(
+                    "sslrootcert {path} holds no certificate"
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for certificate in found.certs {
+                // A system certificate rustls cannot use is skipped, as libpq would.
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| StoreError::Config(err.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 fn make_pool(url: &str) -> Result<Pool> {
-    let (url, size) = pool_size(url)?;
-    let mut config: tokio_postgres::Config = url
+    let settings = settings(url)?;
+    let mut config: tokio_postgres::Config = settings
+        .url
         .parse()
         .map_err(|err| StoreError::Config(format!("invalid PostgreSQL URL: {err}")))?;
     // A server that stops answering (a network partition, a host crash) fails the calls
@@ -89,15 +147,23 @@ fn make_pool(url: &str) -> Result<Pool> {
     config.keepalives_retries(3);
     config.tcp_user_timeout(Duration::from_secs(30));
     config.application_name("stackbill");
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    // TLS only when asked for: `prefer` (the driver's default) would otherwise fail against a
+    // server whose certificate is self-signed (Debian's default) instead of going on in plain.
+    let manager = if config.get_ssl_mode() == SslMode::Require {
+        Manager::from_config(
+            config,
+            tls(settings.root_certificates.as_deref())?,
+            manager_config,
+        )
+    } else {
+        config.ssl_mode(SslMode::Disable);
+        Manager::from_config(config, NoTls, manager_config)
+    };
     Pool::builder(manager)
-        .max_size(size)
+        .max_size(settings.pool_size)
         .timeouts(Timeouts {
             wait: Some(CONNECT_TIMEOUT),
             create: Some(CONNECT_TIMEOUT),
@@ -227,15 +293,36 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_size_is_read_from_the_url() {
+    fn stackbill_settings_are_read_from_the_url() {
         assert_eq!(
-            pool_size("postgres://h/db?pool_size=4&sslmode=disable").unwrap(),
-            ("postgres://h/db?sslmode=disable".to_owned(), 4)
+            settings("postgres://h/db?pool_size=4&sslmode=require&sslrootcert=/etc/ca.pem")
+                .unwrap(),
+            Settings {
+                url: "postgres://h/db?sslmode=require".to_owned(),
+                pool_size: 4,
+                root_certificates: Some("/etc/ca.pem".to_owned()),
+            }
         );
         assert_eq!(
-            pool_size("postgres://h/db").unwrap(),
-            ("postgres://h/db".to_owned(), DEFAULT_POOL_SIZE)
+            settings("postgres://h/db").unwrap(),
+            Settings {
+                url: "postgres://h/db".to_owned(),
+                pool_size: DEFAULT_POOL_SIZE,
+                root_certificates: None,
+            }
         );
-        assert!(pool_size("postgres://h/db?pool_size=0").is_err());
+        assert!(settings("postgres://h/db?pool_size=0").is_err());
+    }
+
+    #[test]
+    fn an_unreadable_root_certificate_file_is_named() {
+        let err = tls(Some("/nonexistent/ca.pem"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("/nonexistent/ca.pem")),
+            "{err:?}"
+        );
     }
 }

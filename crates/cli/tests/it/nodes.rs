@@ -1,6 +1,7 @@
 //! Several `stackbill serve` processes on one PostgreSQL database: concurrent, overlapping
 //! and conflicting deliveries are accepted exactly once, and a database crash in the middle
-//! loses nothing acknowledged. Run when `STACKBILL_TEST_POSTGRES` names a server.
+//! loses nothing acknowledged; and a database reached over TLS only. Run when
+//! `STACKBILL_TEST_POSTGRES` names a server.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use serde_json::Value;
 use stackbill_test_support::{TestDb, postgres_admin_url, postgres_execute};
 
 use crate::import::demo_with_usage;
-use crate::{Location, command, ok_json, stored};
+use crate::{Location, command, ok_json, stackbill, stored};
 
 const ADMIN: &str = "nodes-admin-token";
 
@@ -194,8 +195,13 @@ fn cluster_script() -> PathBuf {
 }
 
 fn cluster(action: &str, dir: &Path) -> String {
+    cluster_with(action, dir, false)
+}
+
+fn cluster_with(action: &str, dir: &Path, tls: bool) -> String {
     let output = std::process::Command::new(cluster_script())
         .args([action, dir.to_str().unwrap()])
+        .env("PG_CLUSTER_TLS", if tls { "1" } else { "0" })
         .output()
         .unwrap();
     assert!(
@@ -208,8 +214,14 @@ fn cluster(action: &str, dir: &Path) -> String {
 
 impl OwnCluster {
     fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("stackbill-fault-{}", uuid_like()));
-        let admin = cluster("start", &dir);
+        Self::start_with(false)
+    }
+
+    /// With `tls`, the cluster takes TCP connections over TLS only, with a certificate signed
+    /// by `dir/ca.crt`.
+    fn start_with(tls: bool) -> Self {
+        let dir = std::env::temp_dir().join(format!("stackbill-own-{}", uuid_like()));
+        let admin = cluster_with("start", &dir, tls);
         Self { dir, admin }
     }
 }
@@ -457,4 +469,31 @@ fn racing_finalizations_and_registrations_leave_one_history() {
     );
     assert_eq!(status, 200);
     assert_eq!(stored["cloudId"], winners[0].2.as_str(), "{stored}");
+}
+
+#[test]
+fn a_tls_database_needs_sslmode_require_and_a_trusted_certificate() {
+    if postgres_admin_url().is_none() {
+        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+        return;
+    }
+    let own = OwnCluster::start_with(true);
+    let url = |query: &str| vec!["--database-url".to_owned(), format!("{}{query}", own.admin)];
+    // Plain connections are refused by this server.
+    let plain = stackbill(&url("")[..], &["partner", "list"]);
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("no encryption"));
+    // The server's certificate is verified: the system's authorities do not know this one.
+    let unknown = stackbill(&url("?sslmode=require")[..], &["partner", "list"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("UnknownIssuer"));
+    // With the authority that signed it, everything works over TLS.
+    let ca = own.dir.join("ca.crt");
+    let trusted = url(&format!("?sslmode=require&sslrootcert={}", ca.display()));
+    ok_json(
+        &trusted[..],
+        &["partner", "add", "p1", "--name", "Contoso", "--json"],
+    );
+    let partners = ok_json(&trusted[..], &["partner", "list", "--json"]);
+    assert_eq!(partners[0]["partnerId"], "p1");
 }
