@@ -222,12 +222,20 @@ pub(crate) type HourKey = (i64, i64, i64, i64);
 
 /// A pre-aggregate kept in step with the accepted records.
 #[derive(Clone, Copy)]
-enum Sums {
+pub(crate) enum Sums {
     Hourly,
     Monthly,
 }
 
 impl Sums {
+    /// The pre-aggregate's table and the column of its period (hour or month).
+    pub(crate) fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Hourly => ("usage_hourly", "usage_hour"),
+            Self::Monthly => ("usage_monthly", "month_hour"),
+        }
+    }
+
     fn statements(self) -> (&'static str, &'static str) {
         match self {
             Self::Hourly => (
@@ -324,6 +332,124 @@ pub(crate) fn monthly(
     Ok(out)
 }
 
+/// A validated record as it is stored: its values by reference, its hour and its quantity.
+/// Two records under one key are duplicates when these are equal (the quantity compared as a
+/// value: `1.50` equals `1.5`), else conflicting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interned {
+    pub(crate) cloud: i64,
+    pub(crate) tenant: i64,
+    pub(crate) subscription: i64,
+    pub(crate) meter: i64,
+    pub(crate) hour: i64,
+    pub(crate) instance: Option<i64>,
+    pub(crate) quantity: Decimal,
+}
+
+impl Interned {
+    /// What becomes of this record when `stored` is already stored under its key.
+    pub(crate) fn against(&self, stored: &Self) -> Disposition {
+        if self == stored {
+            Disposition::Duplicate
+        } else {
+            Disposition::Conflict
+        }
+    }
+}
+
+/// What one write transaction decides a batch against, loaded once per batch, and the
+/// batch's accepted sums per (stack, tenant, meter, hour).
+pub(crate) struct Batch<'c> {
+    registry: Registry,
+    final_months: HashSet<i64>,
+    months: Months,
+    values: Values<'c>,
+    pub(crate) sums: HashMap<HourKey, (Decimal, i64)>,
+}
+
+impl<'c> Batch<'c> {
+    /// Loads the registry and the final months; the value cache is held for the whole batch
+    /// (batches are written one at a time anyway).
+    pub(crate) fn load(conn: &Conn<'_>, cache: &'c Mutex<ValueCache>) -> Result<Self> {
+        Ok(Self {
+            registry: load_registry(conn)?,
+            final_months: final_months(conn)?,
+            months: Months::default(),
+            values: Values {
+                cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
+                pending: ValueIds::default(),
+            },
+            sums: HashMap::default(),
+        })
+    }
+
+    /// The record by reference, or why it is refused (unknown stack or meter).
+    pub(crate) fn intern(
+        &mut self,
+        conn: &Conn<'_>,
+        record: &UsageRecord,
+    ) -> Result<std::result::Result<Interned, UsageError>> {
+        if let Err(err) = check_references(record, &self.registry) {
+            return Ok(Err(err));
+        }
+        let values = &mut self.values;
+        Ok(Ok(Interned {
+            cloud: values.cloud(conn, record.cloud_id)?,
+            tenant: values.tenant(conn, record.tenant_id)?,
+            subscription: values.subscription(conn, record.subscription_id)?,
+            meter: values.meter(conn, record.meter_id)?,
+            hour: hour_number(record.usage_start),
+            instance: record
+                .instance_data
+                .as_deref()
+                .map(|data| values.instance_data(conn, data))
+                .transpose()?,
+            quantity: record.quantity.value(),
+        }))
+    }
+
+    /// The first hour of the record's month when that month was already final (for anyone):
+    /// the record is then noted in `usage_late`.
+    pub(crate) fn late_month(&mut self, record: &Interned) -> Result<Option<i64>> {
+        if self.final_months.is_empty() {
+            return Ok(None);
+        }
+        let month = self.months.of(record.hour)?;
+        Ok(self.final_months.contains(&month).then_some(month))
+    }
+
+    /// Counts an accepted record in the batch's sums.
+    pub(crate) fn accept(&mut self, record: &Interned) -> Result<Disposition> {
+        let sum = self
+            .sums
+            .entry((record.cloud, record.tenant, record.meter, record.hour))
+            .or_insert((Decimal::ZERO, 0));
+        sum.0 = sum
+            .0
+            .checked_add(record.quantity)
+            .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
+        sum.1 += 1;
+        Ok(Disposition::Accepted)
+    }
+
+    /// The batch's monthly sums.
+    pub(crate) fn monthly_sums(&mut self) -> Result<HashMap<HourKey, (Decimal, i64)>> {
+        monthly(&self.sums, &mut self.months)
+    }
+
+    /// One disposition per record, every one decided, and the value ids the batch made.
+    pub(crate) fn finish(
+        self,
+        dispositions: Vec<Option<Disposition>>,
+    ) -> Result<(Vec<Disposition>, ValueIds)> {
+        let dispositions = dispositions
+            .into_iter()
+            .map(|d| d.ok_or_else(|| StoreError::corrupt("a record of the batch was not decided")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((dispositions, self.values.pending))
+    }
+}
+
 /// The SQLite write path: record by record through the key index, in key order.
 fn ingest_sqlite(
     tx: &Connection,
@@ -332,17 +458,10 @@ fn ingest_sqlite(
     records: &[UsageRecord],
 ) -> Result<(Vec<Disposition>, ValueIds)> {
     let conn = Conn::Sqlite(tx);
-    let registry = load_registry(&conn)?;
-    let final_months = final_months(&conn)?;
+    let mut batch = Batch::load(&conn, cache)?;
     let mut late =
         tx.prepare_cached("INSERT INTO usage_late (month_hour, record_rowid) VALUES (?1, ?2)")?;
     let mut last_rowid = None;
-    let mut months = Months::default();
-    // The cache is held for the whole batch: batches are written one at a time anyway.
-    let mut values = Values {
-        cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
-        pending: ValueIds::default(),
-    };
     let mut insert = tx.prepare_cached(
         "INSERT INTO usage_records (cloud_ref, record_id, tenant_ref, subscription_ref, meter_ref,
             quantity, usage_hour, instance_ref, reported_at, accepted_at)
@@ -353,7 +472,6 @@ fn ingest_sqlite(
         "SELECT tenant_ref, subscription_ref, meter_ref, quantity, usage_hour, instance_ref
          FROM usage_records WHERE cloud_ref = ?1 AND record_id = ?2",
     )?;
-    let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
     let mut dispositions: Vec<Option<Disposition>> = vec![None; records.len()];
     let mut text = String::new();
     // Inserting in key order keeps the key index's cursor on neighbouring pages. The sort
@@ -365,86 +483,68 @@ fn ingest_sqlite(
     });
     for position in order {
         let record = &records[position];
-        if let Err(err) = check_references(record, &registry) {
-            dispositions[position] = Some(Disposition::Rejected(err));
-            continue;
-        }
-        let cloud = values.cloud(&conn, record.cloud_id)?;
-        let tenant = values.tenant(&conn, record.tenant_id)?;
-        let subscription = values.subscription(&conn, record.subscription_id)?;
-        let meter = values.meter(&conn, record.meter_id)?;
-        let instance = record
-            .instance_data
-            .as_deref()
-            .map(|data| values.instance_data(&conn, data))
-            .transpose()?;
+        let interned = match batch.intern(&conn, record)? {
+            Ok(interned) => interned,
+            Err(err) => {
+                dispositions[position] = Some(Disposition::Rejected(err));
+                continue;
+            }
+        };
         text.clear();
         {
             use std::fmt::Write as _;
             let _ = write!(text, "{}", record.quantity);
         }
-        let quantity = text.as_str();
-        let hour = hour_number(record.usage_start);
         let reported = record.reported_time.map_or(now_micros, micros);
         let inserted = insert.execute(rusqlite::params![
-            cloud,
+            interned.cloud,
             record.id.as_str(),
-            tenant,
-            subscription,
-            meter,
-            quantity,
-            hour,
-            instance,
+            interned.tenant,
+            interned.subscription,
+            interned.meter,
+            text.as_str(),
+            interned.hour,
+            interned.instance,
             reported,
             now_micros
         ])?;
-        if inserted == 1 {
+        dispositions[position] = Some(if inserted == 1 {
             let rowid = tx.last_insert_rowid();
             last_rowid = Some(rowid);
-            if !final_months.is_empty() {
-                let month = months.of(hour)?;
-                if final_months.contains(&month) {
-                    late.execute(rusqlite::params![month, rowid])?;
-                }
+            if let Some(month) = batch.late_month(&interned)? {
+                late.execute(rusqlite::params![month, rowid])?;
             }
-            let sum = sums
-                .entry((cloud, tenant, meter, hour))
-                .or_insert((Decimal::ZERO, 0));
-            sum.0 = sum
-                .0
-                .checked_add(record.quantity.value())
-                .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
-            sum.1 += 1;
-            dispositions[position] = Some(Disposition::Accepted);
-            continue;
-        }
-        let stored: (i64, i64, i64, String, i64, Option<i64>) = existing
-            .query_row(rusqlite::params![cloud, record.id.as_str()], |row| {
-                row.try_into()
-            })?;
-        let same = stored.0 == tenant
-            && stored.1 == subscription
-            && stored.2 == meter
-            && parse::<Decimal>(&stored.3)? == record.quantity.value()
-            && stored.4 == hour
-            && stored.5 == instance;
-        dispositions[position] = Some(if same {
-            Disposition::Duplicate
+            batch.accept(&interned)?
         } else {
-            Disposition::Conflict
+            let (tenant, subscription, meter, quantity, hour, instance): (
+                i64,
+                i64,
+                i64,
+                String,
+                i64,
+                Option<i64>,
+            ) = existing.query_row(
+                rusqlite::params![interned.cloud, record.id.as_str()],
+                |row| row.try_into(),
+            )?;
+            interned.against(&Interned {
+                cloud: interned.cloud,
+                tenant,
+                subscription,
+                meter,
+                hour,
+                instance,
+                quantity: parse(&quantity)?,
+            })
         });
     }
     if let Some(rowid) = last_rowid {
         tx.prepare_cached("INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)")?
             .execute(rusqlite::params![now_micros, rowid])?;
     }
-    add_sums(tx, Sums::Monthly, &monthly(&sums, &mut months)?)?;
-    add_sums(tx, Sums::Hourly, &sums)?;
-    let dispositions = dispositions
-        .into_iter()
-        .map(|d| d.ok_or_else(|| StoreError::corrupt("a record of the batch was not decided")))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((dispositions, values.pending))
+    add_sums(tx, Sums::Monthly, &batch.monthly_sums()?)?;
+    add_sums(tx, Sums::Hourly, &batch.sums)?;
+    batch.finish(dispositions)
 }
 
 impl Store {

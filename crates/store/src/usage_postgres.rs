@@ -10,25 +10,20 @@
 //! committed before it. The primary key `(cloud_ref, record_id)` stays the last word: were
 //! a key ever stored twice, the copy would fail and the batch with it, never count twice.
 
+use std::collections::hash_map::Entry;
 use std::pin::pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::UsageRecord;
-use stackbill_core::period::hour_number;
-use stackbill_core::usage::check_references;
-use std::collections::hash_map::Entry;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::db::{Conn, PgConn, params};
 use crate::directory::micros;
 use crate::error::{Result, StoreError};
-use crate::usage::{
-    Disposition, HourKey, Months, ValueCache, ValueIds, Values, final_months, load_registry,
-    monthly,
-};
+use crate::usage::{Batch, Disposition, HourKey, Interned, Sums, ValueCache, ValueIds};
 
 const COPY_RECORDS: &str = "COPY usage_records (cloud_ref, record_id, tenant_ref, \
     subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at) \
@@ -47,45 +42,38 @@ const RECORD_TYPES: &[Type] = &[
     Type::INT8,
 ];
 
-/// One record of the batch, by reference: what is staged and compared.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Refs {
-    cloud: i64,
-    tenant: i64,
-    subscription: i64,
-    meter: i64,
-    hour: i64,
-    instance: Option<i64>,
+/// A record of the batch that passed the reference checks: its position in the batch, its
+/// interned form, and its month when that month is already final.
+#[derive(Clone, Copy)]
+struct Staged {
+    position: usize,
+    record: Interned,
+    late_month: Option<i64>,
 }
 
-/// The keys, record ids and `extra` values of the staged records at `indexes`, as arrays.
+/// The stack references, record ids and `extra` values of `staged`, as arrays for `unnest`.
 fn key_arrays<'r>(
     records: &'r [UsageRecord],
-    staged: &[(usize, Refs, Option<i64>)],
-    indexes: &[usize],
-    extra: impl Fn(&(usize, Refs, Option<i64>)) -> i64,
+    staged: &[&Staged],
+    extra: impl Fn(&Staged) -> i64,
 ) -> (Vec<i64>, Vec<&'r str>, Vec<i64>) {
-    let mut clouds = Vec::with_capacity(indexes.len());
-    let mut ids = Vec::with_capacity(indexes.len());
-    let mut extras = Vec::with_capacity(indexes.len());
-    for &index in indexes {
-        let entry = &staged[index];
-        clouds.push(entry.1.cloud);
-        ids.push(records[entry.0].id.as_str());
-        extras.push(extra(entry));
-    }
+    let clouds = staged.iter().map(|s| s.record.cloud).collect();
+    let ids = staged
+        .iter()
+        .map(|s| records[s.position].id.as_str())
+        .collect();
+    let extras = staged.iter().map(|s| extra(s)).collect();
     (clouds, ids, extras)
 }
 
-/// The records already stored under the keys of the candidates (references and quantity),
-/// by the batch position of the candidate: one index probe per key, in one statement.
+/// The records already stored under the keys of `candidates`, by the batch position of the
+/// candidate: one index probe per key, in one statement.
 fn stored_before(
     pg: &PgConn<'_>,
     records: &[UsageRecord],
-    staged: &[(usize, Refs, Option<i64>)],
-    candidates: &[usize],
-) -> Result<HashMap<i64, (Refs, Decimal)>> {
-    let (clouds, ids, positions) = key_arrays(records, staged, candidates, |entry| entry.0 as i64);
+    candidates: &[&Staged],
+) -> Result<HashMap<usize, Interned>> {
+    let (clouds, ids, positions) = key_arrays(records, candidates, |s| s.position as i64);
     let rows = pg.query(
         r#"SELECT k.pos, r.cloud_ref, r.tenant_ref, r.subscription_ref, r.meter_ref,
                   r.usage_hour, r.instance_ref, r.quantity
@@ -96,27 +84,26 @@ fn stored_before(
     )?;
     let mut stored = HashMap::default();
     for row in rows {
-        let refs = Refs {
-            cloud: row.try_get(1)?,
-            tenant: row.try_get(2)?,
-            subscription: row.try_get(3)?,
-            meter: row.try_get(4)?,
-            hour: row.try_get(5)?,
-            instance: row.try_get(6)?,
-        };
-        stored.insert(row.try_get::<_, i64>(0)?, (refs, row.try_get(7)?));
+        let position = usize::try_from(row.try_get::<_, i64>(0)?).map_err(StoreError::corrupt)?;
+        stored.insert(
+            position,
+            Interned {
+                cloud: row.try_get(1)?,
+                tenant: row.try_get(2)?,
+                subscription: row.try_get(3)?,
+                meter: row.try_get(4)?,
+                hour: row.try_get(5)?,
+                instance: row.try_get(6)?,
+                quantity: row.try_get(7)?,
+            },
+        );
     }
     Ok(stored)
 }
 
 /// Notes the just-stored records of final months in `usage_late`.
-fn note_late(
-    pg: &PgConn<'_>,
-    records: &[UsageRecord],
-    staged: &[(usize, Refs, Option<i64>)],
-    late: &[usize],
-) -> Result<()> {
-    let (clouds, ids, months) = key_arrays(records, staged, late, |entry| entry.2.unwrap_or(0));
+fn note_late(pg: &PgConn<'_>, records: &[UsageRecord], late: &[&Staged]) -> Result<()> {
+    let (clouds, ids, months) = key_arrays(records, late, |s| s.late_month.unwrap_or(0));
     pg.execute(
         r#"INSERT INTO usage_late (month_hour, record_rowid)
            SELECT k.month_hour, r.rowid
@@ -138,175 +125,105 @@ pub(crate) fn ingest(
     cache: &Mutex<ValueCache>,
     records: &[UsageRecord],
 ) -> Result<(Vec<Disposition>, ValueIds)> {
-    let registry = load_registry(conn)?;
-    let final_months = final_months(conn)?;
-    let mut months = Months::default();
-    let mut values = Values {
-        cache: cache.lock().unwrap_or_else(PoisonError::into_inner),
-        pending: ValueIds::default(),
-    };
+    let mut batch = Batch::load(conn, cache)?;
     let mut dispositions: Vec<Option<Disposition>> = vec![None; records.len()];
-    // The records to stage, with their references.
-    let mut staged: Vec<(usize, Refs, Option<i64>)> = Vec::with_capacity(records.len());
+    let mut staged: Vec<Staged> = Vec::with_capacity(records.len());
     for (position, record) in records.iter().enumerate() {
-        if let Err(err) = check_references(record, &registry) {
-            dispositions[position] = Some(Disposition::Rejected(err));
-            continue;
+        match batch.intern(conn, record)? {
+            Ok(interned) => staged.push(Staged {
+                position,
+                record: interned,
+                late_month: batch.late_month(&interned)?,
+            }),
+            Err(err) => dispositions[position] = Some(Disposition::Rejected(err)),
         }
-        let hour = hour_number(record.usage_start);
-        let refs = Refs {
-            cloud: values.cloud(conn, record.cloud_id)?,
-            tenant: values.tenant(conn, record.tenant_id)?,
-            subscription: values.subscription(conn, record.subscription_id)?,
-            meter: values.meter(conn, record.meter_id)?,
-            hour,
-            instance: record
-                .instance_data
-                .as_deref()
-                .map(|data| values.instance_data(conn, data))
-                .transpose()?,
-        };
-        let late_month = if final_months.is_empty() {
-            None
-        } else {
-            Some(months.of(hour)?).filter(|month| final_months.contains(month))
-        };
-        staged.push((position, refs, late_month));
-    }
-    if staged.is_empty() {
-        return finish(dispositions, values.pending);
     }
     // The first record of each key goes to the database, in key order (neighbouring index
-    // pages); the later ones of the batch are decided here once the first is.
-    let mut first: HashMap<(i64, &str), usize> = HashMap::default();
-    let mut candidates: Vec<usize> = Vec::with_capacity(staged.len());
-    for (index, &(position, refs, _)) in staged.iter().enumerate() {
-        if let Entry::Vacant(vacant) = first.entry((refs.cloud, records[position].id.as_str())) {
-            vacant.insert(index);
-            candidates.push(index);
+    // pages); the later ones of the batch are decided here against it.
+    let mut first: HashMap<(i64, &str), &Staged> = HashMap::default();
+    let mut candidates: Vec<&Staged> = Vec::with_capacity(staged.len());
+    for entry in &staged {
+        let key = (entry.record.cloud, records[entry.position].id.as_str());
+        if let Entry::Vacant(vacant) = first.entry(key) {
+            vacant.insert(entry);
+            candidates.push(entry);
         }
     }
-    candidates.sort_by(|&a, &b| {
-        let (pa, ra, _) = staged[a];
-        let (pb, rb, _) = staged[b];
-        (ra.cloud, records[pa].id.as_str()).cmp(&(rb.cloud, records[pb].id.as_str()))
-    });
-    // The keys stored before this batch, with their records, to be compared; the other
-    // candidates are new and are copied straight into the table.
-    let stored = stored_before(pg, records, &staged, &candidates)?;
-    let new: Vec<usize> = candidates
+    candidates.sort_by_key(|s| (s.record.cloud, records[s.position].id.as_str()));
+    let stored = if candidates.is_empty() {
+        HashMap::default()
+    } else {
+        stored_before(pg, records, &candidates)?
+    };
+    let new: Vec<&Staged> = candidates
         .iter()
         .copied()
-        .filter(|&c| !stored.contains_key(&(staged[c].0 as i64)))
+        .filter(|s| !stored.contains_key(&s.position))
         .collect();
-    let last_rowid = if new.is_empty() {
-        None
-    } else {
-        copy_records(pg, now_micros, records, new.iter().map(|&c| &staged[c]))?;
-        let late: Vec<usize> = new
-            .iter()
-            .copied()
-            .filter(|&c| staged[c].2.is_some())
-            .collect();
-        if !late.is_empty() {
-            note_late(pg, records, &staged, &late)?;
-        }
-        Some(conn.query_one(
-            "SELECT currval(pg_get_serial_sequence('usage_records', 'rowid'))",
-            params![],
-            |row| row.get::<i64>(0),
-        )?)
-    };
 
-    // Decide every staged record: the first of a new key is accepted; any other is compared
-    // with the stored record of its key (stored before, or by this batch).
-    let mut sums: HashMap<HourKey, (Decimal, i64)> = HashMap::default();
-    let mut accepted = 0usize;
-    for &(position, refs, _) in &staged {
-        let record = &records[position];
-        let (earliest, earliest_refs, _) = first
-            .get(&(refs.cloud, record.id.as_str()))
-            .map(|&index| staged[index])
+    // The first record of a new key is accepted; any other is compared with the record
+    // stored under its key, before this batch or by it.
+    for entry in &staged {
+        let key = (entry.record.cloud, records[entry.position].id.as_str());
+        let earliest = first
+            .get(&key)
             .ok_or_else(|| StoreError::corrupt("a staged key has no first record"))?;
-        let reference = match stored.get(&(earliest as i64)) {
-            Some(&(stored_refs, quantity)) => Some((stored_refs, quantity)),
-            None if earliest == position => None,
-            None => Some((earliest_refs, records[earliest].quantity.value())),
-        };
-        dispositions[position] = Some(match reference {
-            None => {
-                let sum = sums
-                    .entry((refs.cloud, refs.tenant, refs.meter, refs.hour))
-                    .or_insert((Decimal::ZERO, 0));
-                sum.0 = sum
-                    .0
-                    .checked_add(record.quantity.value())
-                    .ok_or_else(|| StoreError::corrupt("an hourly usage sum exceeds 28 digits"))?;
-                sum.1 += 1;
-                accepted += 1;
-                Disposition::Accepted
-            }
-            Some((other, quantity)) if other == refs && quantity == record.quantity.value() => {
-                Disposition::Duplicate
-            }
-            Some(_) => Disposition::Conflict,
+        dispositions[entry.position] = Some(match stored.get(&earliest.position) {
+            Some(before) => entry.record.against(before),
+            None if earliest.position == entry.position => batch.accept(&entry.record)?,
+            None => entry.record.against(&earliest.record),
         });
     }
-    if accepted == 0 {
-        return finish(dispositions, values.pending);
+    if !new.is_empty() {
+        copy_records(pg, now_micros, records, &new)?;
+        let late: Vec<&Staged> = new
+            .iter()
+            .copied()
+            .filter(|s| s.late_month.is_some())
+            .collect();
+        if !late.is_empty() {
+            note_late(pg, records, &late)?;
+        }
+        let last_rowid: i64 = conn.query_one(
+            "SELECT currval(pg_get_serial_sequence('usage_records', 'rowid'))",
+            params![],
+            |row| row.get(0),
+        )?;
+        conn.execute(
+            "INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)",
+            params![now_micros, last_rowid],
+        )?;
+        let monthly = batch.monthly_sums()?;
+        add_sums(pg, Sums::Monthly, &monthly)?;
+        add_sums(pg, Sums::Hourly, &batch.sums)?;
     }
-    let Some(last_rowid) = last_rowid else {
-        return Err(StoreError::corrupt("a batch's new records were not stored"));
-    };
-    conn.execute(
-        "INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)",
-        params![now_micros, last_rowid],
-    )?;
-    add_sums(
-        pg,
-        "usage_monthly",
-        "month_hour",
-        &monthly(&sums, &mut months)?,
-    )?;
-    add_sums(pg, "usage_hourly", "usage_hour", &sums)?;
-    finish(dispositions, values.pending)
-}
-
-fn finish(
-    dispositions: Vec<Option<Disposition>>,
-    pending: ValueIds,
-) -> Result<(Vec<Disposition>, ValueIds)> {
-    let dispositions = dispositions
-        .into_iter()
-        .map(|d| d.ok_or_else(|| StoreError::corrupt("a record of the batch was not decided")))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((dispositions, pending))
+    batch.finish(dispositions)
 }
 
 /// Copies new records straight into `usage_records`, in binary (the table's record numbers
 /// are assigned in this order).
-fn copy_records<'s>(
+fn copy_records(
     pg: &PgConn<'_>,
     now_micros: i64,
     records: &[UsageRecord],
-    staged: impl Iterator<Item = &'s (usize, Refs, Option<i64>)>,
+    new: &[&Staged],
 ) -> Result<()> {
     pg.block_on(async {
         let sink = pg.client.copy_in(COPY_RECORDS).await?;
         let mut writer = pin!(BinaryCopyInWriter::new(sink, RECORD_TYPES));
-        for &(position, refs, _) in staged {
-            let record = &records[position];
+        for entry in new {
+            let record = &records[entry.position];
             let reported = record.reported_time.map_or(now_micros, micros);
-            let quantity = record.quantity.value();
+            let r = &entry.record;
             let row: [&(dyn ToSql + Sync); 10] = [
-                &refs.cloud,
+                &r.cloud,
                 &record.id.as_str(),
-                &refs.tenant,
-                &refs.subscription,
-                &refs.meter,
-                &quantity,
-                &refs.hour,
-                &refs.instance,
+                &r.tenant,
+                &r.subscription,
+                &r.meter,
+                &r.quantity,
+                &r.hour,
+                &r.instance,
                 &reported,
                 &now_micros,
             ];
@@ -318,12 +235,8 @@ fn copy_records<'s>(
 }
 
 /// Adds a batch's sums to a pre-aggregate keyed (stack, tenant, meter, `period` column).
-fn add_sums(
-    pg: &PgConn<'_>,
-    table: &str,
-    period: &str,
-    sums: &HashMap<HourKey, (Decimal, i64)>,
-) -> Result<()> {
+fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &HashMap<HourKey, (Decimal, i64)>) -> Result<()> {
+    let (table, period) = sums_of.table();
     let mut columns: [Vec<i64>; 5] = Default::default();
     let mut quantities: Vec<Decimal> = Vec::with_capacity(sums.len());
     for (&(cloud, tenant, meter, at), &(quantity, records)) in sums {
