@@ -21,15 +21,8 @@ use crate::output;
 
 pub(crate) fn open(db: &DbArgs) -> Result<Store> {
     match &db.database_url {
-        Some(url) => {
-            if !stackbill_store::is_postgres_url(url) {
-                anyhow::bail!(
-                    "--database-url must be a postgres:// or postgresql:// URL (for a file, use --db)"
-                );
-            }
-            Store::open_location(url, Arc::new(SystemClock))
-                .map_err(|err| anyhow::anyhow!("cannot open the PostgreSQL database: {err}"))
-        }
+        Some(url) => Store::open_postgres(url, Arc::new(SystemClock))
+            .map_err(|err| anyhow::anyhow!("cannot open the PostgreSQL database: {err}")),
         None => Store::open(&db.db, Arc::new(SystemClock))
             .map_err(|err| anyhow::anyhow!("cannot open database {}: {err}", db.db.display())),
     }

@@ -174,10 +174,7 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
 /// PostgreSQL database.
 async fn open_demo_store(args: &DemoArgs) -> Result<Store> {
     if let Some(url) = &args.database_url {
-        if !stackbill_store::is_postgres_url(url) {
-            anyhow::bail!("--database-url must be a postgres:// or postgresql:// URL");
-        }
-        let store = Store::open_location(url, Arc::new(SystemClock))
+        let store = Store::open_postgres(url, Arc::new(SystemClock))
             .context("cannot open the PostgreSQL database")?;
         if !store.partners().await?.is_empty() {
             anyhow::bail!(

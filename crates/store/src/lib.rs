@@ -25,6 +25,6 @@ pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
-pub use store::{Store, is_postgres_url};
+pub use store::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
 pub use usage::{Disposition, UsageAggregate, UsageScope};

@@ -81,7 +81,7 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
 }
 
 /// Whether `location` names a PostgreSQL server rather than a file.
-pub fn is_postgres_url(location: &str) -> bool {
+fn is_postgres_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
@@ -111,16 +111,27 @@ impl Store {
         ))
     }
 
-    /// Opens the database at `location`: a `postgres://` URL, else a file path. A
-    /// PostgreSQL database is migrated here (one node at a time when several start at once);
-    /// its connections are made when first needed, on the runtime of the first caller.
+    /// Opens the database at `location`: a `postgres://` URL ([`Store::open_postgres`]), else
+    /// a file path ([`Store::open`]).
     pub fn open_location(location: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         if is_postgres_url(location) {
-            let postgres = Postgres::open(location, clock.now().as_microsecond())?;
-            Ok(Self::with_backend(Backend::Postgres(postgres), clock))
+            Self::open_postgres(location, clock)
         } else {
             Self::open(location, clock)
         }
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://` or `postgresql://`), migrating it
+    /// (one node at a time when several start at once); its connections are made when first
+    /// needed, on the runtime of the first caller.
+    pub fn open_postgres(url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        if !is_postgres_url(url) {
+            return Err(StoreError::Config(
+                "the database URL must start with postgres:// or postgresql://".to_owned(),
+            ));
+        }
+        let postgres = Postgres::open(url, clock.now().as_microsecond())?;
+        Ok(Self::with_backend(Backend::Postgres(postgres), clock))
     }
 
     fn with_backend(backend: Backend, clock: Arc<dyn Clock>) -> Self {
