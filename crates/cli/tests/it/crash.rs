@@ -10,12 +10,9 @@ use crate::stored;
 const KILL_POINTS: u32 = 20;
 
 fn import(db: &std::path::Path, file: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stackbill"));
+    let mut command = crate::command(db, &["usage", "import", "--json", "--batch-records", "250"]);
     command
-        .args(["usage", "import", "--json", "--batch-records", "250"])
         .arg(file)
-        .arg("--db")
-        .arg(db)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command

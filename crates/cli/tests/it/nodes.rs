@@ -18,6 +18,15 @@ use crate::{Location, command, ok_json, stackbill, stored};
 
 const ADMIN: &str = "nodes-admin-token";
 
+/// Whether these tests can run (they need PostgreSQL); says so when they cannot.
+fn postgres_available() -> bool {
+    let available = postgres_admin_url().is_some();
+    if !available {
+        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+    }
+    available
+}
+
 /// A `stackbill serve` process, killed when dropped.
 struct Node {
     child: Child,
@@ -122,8 +131,7 @@ fn lines(file: &Path) -> Vec<String> {
 
 #[test]
 fn nodes_on_one_database_accept_every_record_exactly_once() {
-    if postgres_admin_url().is_none() {
-        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+    if !postgres_available() {
         return;
     }
     let (_clean, file, expected) = clean_import(6_000);
@@ -245,8 +253,7 @@ fn uuid_like() -> String {
 
 #[test]
 fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
-    if postgres_admin_url().is_none() {
-        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+    if !postgres_available() {
         return;
     }
     let own = OwnCluster::start();
@@ -376,8 +383,7 @@ fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<Value>) -> (u
 
 #[test]
 fn racing_finalizations_and_registrations_leave_one_history() {
-    if postgres_admin_url().is_none() {
-        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+    if !postgres_available() {
         return;
     }
     let db = TestDb::new();
@@ -473,8 +479,7 @@ fn racing_finalizations_and_registrations_leave_one_history() {
 
 #[test]
 fn a_tls_database_needs_sslmode_require_and_a_trusted_certificate() {
-    if postgres_admin_url().is_none() {
-        eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
+    if !postgres_available() {
         return;
     }
     let own = OwnCluster::start_with(true);
