@@ -228,7 +228,12 @@ impl OwnCluster {
     /// With `tls`, the cluster takes TCP connections over TLS only, with a certificate signed
     /// by `dir/ca.crt`.
     fn start_with(tls: bool) -> Self {
-        let dir = std::env::temp_dir().join(format!("stackbill-own-{}", uuid_like()));
+        // Kept here and removed by `pg-cluster.sh stop` when the cluster is dropped.
+        let dir = tempfile::Builder::new()
+            .prefix("stackbill-own-")
+            .tempdir()
+            .unwrap()
+            .keep();
         let admin = cluster_with("start", &dir, tls);
         Self { dir, admin }
     }
@@ -238,17 +243,6 @@ impl Drop for OwnCluster {
     fn drop(&mut self) {
         cluster("stop", &self.dir);
     }
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }
 
 #[test]
