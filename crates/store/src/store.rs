@@ -306,7 +306,9 @@ pub(crate) fn next_instant(conn: &Conn<'_>, clock: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(micros).map_err(StoreError::corrupt)
 }
 
-async fn run_blocking<T, F>(f: F) -> Result<T>
+/// Runs `f` on the runtime's blocking threads: database work, and any lock a database call
+/// may hold, never block a worker.
+pub(crate) async fn run_blocking<T, F>(f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,

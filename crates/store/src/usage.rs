@@ -17,7 +17,7 @@ use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageError, Usa
 use crate::db::{Conn, params};
 use crate::directory::{micros, parse};
 use crate::error::{Result, StoreError};
-use crate::store::Store;
+use crate::store::{Store, run_blocking};
 
 /// What became of one record of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -573,10 +573,19 @@ impl Store {
                 Ok((records, dispositions, pending))
             })
             .await?;
-        self.value_cache()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .merge(pending);
+        // The cache is taken on a blocking thread, never on a runtime worker: a writer holds
+        // it for a whole batch, and on PostgreSQL that writer waits on the driver's connection
+        // task, which only the workers run. A worker blocked here would stall both for good.
+        let store = self.clone();
+        run_blocking(move || {
+            store
+                .value_cache()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .merge(pending);
+            Ok(())
+        })
+        .await?;
         Ok((records, dispositions))
     }
 }
@@ -1011,5 +1020,96 @@ impl Store {
             load_records(conn, 0, i64::MAX, &filter)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+    use std::sync::Arc;
+    use std::sync::mpsc::{Sender, channel};
+    use std::task::{Context, Wake, Waker};
+    use std::time::Duration;
+
+    use stackbill_core::{Quantity, RecordId};
+
+    use super::*;
+    use crate::SystemClock;
+
+    /// Says when the future it wakes can go on.
+    struct Signal(Mutex<Sender<()>>);
+
+    impl Wake for Signal {
+        fn wake(self: Arc<Self>) {
+            let _ = self
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .send(());
+        }
+    }
+
+    fn record() -> UsageRecord {
+        UsageRecord {
+            id: RecordId::new("r1").unwrap(),
+            cloud_id: "ca000000-0000-0000-0000-000000000001".parse().unwrap(),
+            tenant_id: "70000000-0000-0000-0000-000000000001".parse().unwrap(),
+            subscription_id: "50000000-0000-0000-0000-000000000001".parse().unwrap(),
+            meter_id: "b4438d5d-453b-4ee1-b42a-dc72e377f1e4".parse().unwrap(),
+            quantity: Quantity::parse("1").unwrap(),
+            usage_start: "2025-06-01T00:00:00Z".parse().unwrap(),
+            reported_time: None,
+            instance_data: None,
+        }
+    }
+
+    /// An ingestion whose transaction has committed goes on without waiting, on the thread
+    /// that polls it, for the value cache that another writer holds. That writer may be
+    /// waiting on the PostgreSQL driver, whose connection tasks only the runtime's workers
+    /// run: a worker waiting for the cache would stall both.
+    #[test]
+    fn a_committed_batch_does_not_wait_for_the_value_cache_on_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), Arc::new(SystemClock)).unwrap();
+        let holder = store.clone();
+        let (woken, wakes) = channel();
+        let (committed, is_committed) = channel();
+        let (go, may_go) = channel::<()>();
+        let (polled, was_polled) = channel();
+        let poller = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _inside = runtime.enter();
+            let waker = Waker::from(Arc::new(Signal(Mutex::new(woken))));
+            let mut context = Context::from_waker(&waker);
+            let mut ingest = Box::pin(store.ingest(vec![record()]));
+            // The first poll hands the transaction to a blocking thread; the wake says it
+            // has committed.
+            assert!(ingest.as_mut().poll(&mut context).is_pending());
+            wakes.recv().unwrap();
+            committed.send(()).unwrap();
+            may_go.recv().unwrap();
+            let second = ingest.as_mut().poll(&mut context).is_pending();
+            polled.send(second).unwrap();
+            runtime.block_on(ingest).unwrap()
+        });
+        is_committed.recv().unwrap();
+        let cache = holder
+            .value_cache()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        go.send(()).unwrap();
+        let second = was_polled.recv_timeout(Duration::from_secs(10));
+        drop(cache);
+        assert_eq!(
+            second,
+            Ok(true),
+            "the poll after the commit came back, still pending, while the cache was held"
+        );
+        let dispositions = poller.join().unwrap();
+        assert!(matches!(&dispositions[..], [Disposition::Rejected(_)]));
     }
 }
