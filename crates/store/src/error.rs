@@ -53,10 +53,15 @@ impl StoreError {
             Self::Postgres(error) => match error.code() {
                 // No SQL state: the connection broke or could not be made.
                 None => true,
-                // Connection exceptions, resource shortages, an operator or crash shutdown.
+                // Connection exceptions, resource shortages, an operator or crash shutdown,
+                // the write lock not had in time, a session ended for idling in a transaction.
                 Some(code) => {
                     let code = code.code();
-                    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57P")
+                        || code == "55P03"
+                        || code == "25P03"
                 }
             },
             Self::Unavailable(_) => true,

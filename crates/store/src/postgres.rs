@@ -20,12 +20,22 @@ use crate::store::next_instant;
 const DEFAULT_POOL_SIZE: usize = 16;
 /// How long a call waits for a connection (to be free, or to be made) before failing.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for the write lock (`lock_timeout=SECONDS`) before failing as
+/// unavailable (503 and `Retry-After`): writers queue behind one another, not forever.
+const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 30;
+/// How long the server lets a transaction of stackbill's sit idle between statements
+/// (`idle_in_transaction_session_timeout=SECONDS`) before ending its session: a node that
+/// stops mid-transaction (frozen, cut off) gives up the write lock after this long.
+const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
 /// The advisory lock held while migrating, so that nodes starting at once take turns.
 const MIGRATION_LOCK: i64 = 0x5354_4b42_4d49_4752; // "STKBMIGR"
 
 pub(crate) struct Postgres {
     pool: Pool,
     display: String,
+    /// What starts a read transaction, and a write one.
+    read_begin: String,
+    write_begin: String,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -60,12 +70,28 @@ struct Settings {
     /// A PEM file of the certificate authorities to trust (`sslrootcert=FILE`) instead of
     /// the system's.
     root_certificates: Option<String>,
+    /// Seconds a write waits for the write lock (`lock_timeout=N`; 0: no limit).
+    lock_timeout: u64,
+    /// Seconds a transaction may sit idle (`idle_in_transaction_session_timeout=N`; 0: no
+    /// limit).
+    idle_timeout: u64,
+}
+
+/// A URL parameter's whole number of seconds.
+fn seconds(name: &str, value: &str) -> Result<u64> {
+    value.parse().map_err(|_| {
+        StoreError::Config(format!(
+            "{name} must be a whole number of seconds, not '{value}'"
+        ))
+    })
 }
 
 fn settings(url: &str) -> Result<Settings> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut pool_size = DEFAULT_POOL_SIZE;
     let mut root_certificates = None;
+    let mut lock_timeout = DEFAULT_LOCK_TIMEOUT_SECONDS;
+    let mut idle_timeout = DEFAULT_IDLE_TIMEOUT_SECONDS;
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         if let Some(value) = pair.strip_prefix("pool_size=") {
@@ -76,6 +102,10 @@ fn settings(url: &str) -> Result<Settings> {
             })?;
         } else if let Some(value) = pair.strip_prefix("sslrootcert=") {
             root_certificates = Some(value.to_owned());
+        } else if let Some(value) = pair.strip_prefix("lock_timeout=") {
+            lock_timeout = seconds("lock_timeout", value)?;
+        } else if let Some(value) = pair.strip_prefix("idle_in_transaction_session_timeout=") {
+            idle_timeout = seconds("idle_in_transaction_session_timeout", value)?;
         } else {
             kept.push(pair);
         }
@@ -89,6 +119,8 @@ fn settings(url: &str) -> Result<Settings> {
         url,
         pool_size,
         root_certificates,
+        lock_timeout,
+        idle_timeout,
     })
 }
 
@@ -132,8 +164,7 @@ fn tls(root_certificates: Option<&str>) -> Result<tokio_postgres_rustls::MakeRus
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-fn make_pool(url: &str) -> Result<Pool> {
-    let settings = settings(url)?;
+fn make_pool(settings: &Settings) -> Result<Pool> {
     let mut config: tokio_postgres::Config = settings
         .url
         .parse()
@@ -186,7 +217,7 @@ impl Postgres {
     /// called from anywhere.
     pub(crate) fn open(url: &str, now_micros: i64) -> Result<Self> {
         let display = redact(url);
-        let url = url.to_owned();
+        let settings = settings(url)?;
         std::thread::scope(|scope| {
             scope
                 .spawn(|| -> Result<()> {
@@ -195,7 +226,7 @@ impl Postgres {
                         .enable_all()
                         .build()
                         .map_err(|err| StoreError::Worker(err.to_string()))?;
-                    let pool = make_pool(&url)?;
+                    let pool = make_pool(&settings)?;
                     let client = runtime.block_on(pool.get()).map_err(pool_error)?;
                     let conn = Conn::Postgres(PgConn {
                         client: &client,
@@ -217,9 +248,20 @@ impl Postgres {
                 .join()
                 .map_err(|_| StoreError::Worker("the migration thread panicked".into()))?
         })?;
+        // Set per transaction (not at connect), so that a pooler in transaction mode passes
+        // them on. A read holds no lock a writer waits for, only a snapshot.
+        let idle = format!(
+            "SET LOCAL idle_in_transaction_session_timeout = '{}s'",
+            settings.idle_timeout
+        );
         Ok(Self {
-            pool: make_pool(&url)?,
+            pool: make_pool(&settings)?,
             display,
+            read_begin: format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {idle}"),
+            write_begin: format!(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; {idle}; SET LOCAL lock_timeout = '{}s'",
+                settings.lock_timeout
+            ),
         })
     }
 
@@ -257,11 +299,7 @@ impl Postgres {
         runtime: &Handle,
         f: impl FnOnce(&Conn<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.transaction(
-            runtime,
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-            f,
-        )
+        self.transaction(runtime, &self.read_begin, f)
     }
 
     pub(crate) fn write<T>(
@@ -272,7 +310,7 @@ impl Postgres {
     ) -> Result<T> {
         // READ COMMITTED: every statement after the store_clock lock sees every write
         // committed before this one took it.
-        self.transaction(runtime, "BEGIN ISOLATION LEVEL READ COMMITTED", |conn| {
+        self.transaction(runtime, &self.write_begin, |conn| {
             let now = next_instant(conn, clock)?;
             f(conn, now)
         })
@@ -301,6 +339,8 @@ mod tests {
                 url: "postgres://h/db?sslmode=require".to_owned(),
                 pool_size: 4,
                 root_certificates: Some("/etc/ca.pem".to_owned()),
+                lock_timeout: DEFAULT_LOCK_TIMEOUT_SECONDS,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT_SECONDS,
             }
         );
         assert_eq!(
@@ -309,9 +349,24 @@ mod tests {
                 url: "postgres://h/db".to_owned(),
                 pool_size: DEFAULT_POOL_SIZE,
                 root_certificates: None,
+                lock_timeout: DEFAULT_LOCK_TIMEOUT_SECONDS,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT_SECONDS,
             }
         );
+        let timeouts =
+            settings("postgres://h/db?lock_timeout=5&idle_in_transaction_session_timeout=0")
+                .unwrap();
+        assert_eq!(
+            (
+                timeouts.url.as_str(),
+                timeouts.lock_timeout,
+                timeouts.idle_timeout
+            ),
+            ("postgres://h/db", 5, 0)
+        );
         assert!(settings("postgres://h/db?pool_size=0").is_err());
+        let err = settings("postgres://h/db?lock_timeout=5s").unwrap_err();
+        assert!(err.to_string().contains("lock_timeout"), "{err}");
     }
 
     #[test]

@@ -61,28 +61,92 @@ pub fn postgres_admin_url() -> Option<String> {
 /// Runs `sql` on the server at `url`, from a thread of its own (callers may be inside a
 /// runtime, or not).
 pub fn postgres_execute(url: &str, sql: &str) -> Result<(), String> {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| err.to_string())?;
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|err| format!("cannot connect to {url}: {err}"))?;
-            let driver = tokio::spawn(connection);
-            let result = client.batch_execute(&sql).await.map_err(|err| {
-                let detail = err.as_db_error().map(|db| db.message().to_owned());
-                format!("{sql}: {}", detail.unwrap_or_else(|| err.to_string()))
+    postgres_query(url, sql).map(drop)
+}
+
+/// The rows `sql` (one statement or several) returns on the server at `url`, each column as
+/// text; from a thread of its own.
+pub fn postgres_query(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    let mut session = PostgresSession::open(url, sql)?;
+    Ok(std::mem::take(&mut session.rows))
+}
+
+/// A session on a PostgreSQL server that has run some SQL and stays open, with any
+/// transaction that SQL began and the locks it took, until dropped (then it disconnects, so
+/// the transaction rolls back).
+pub struct PostgresSession {
+    /// The rows the SQL returned, each column as text.
+    pub rows: Vec<Vec<Option<String>>>,
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PostgresSession {
+    /// Connects to `url` and runs `sql` (simple query protocol: several statements may
+    /// follow one another), from a thread of its own.
+    pub fn open(url: &str, sql: &str) -> Result<Self, String> {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        let (ran, result) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => return drop(ran.send(Err(err.to_string()))),
+            };
+            runtime.block_on(async {
+                let (client, connection) =
+                    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        Ok(connected) => connected,
+                        Err(err) => {
+                            return drop(ran.send(Err(format!("cannot connect to {url}: {err}"))));
+                        }
+                    };
+                let driver = tokio::spawn(connection);
+                let rows = client.simple_query(&sql).await.map_err(|err| {
+                    let detail = err.as_db_error().map(|db| db.message().to_owned());
+                    format!("{sql}: {}", detail.unwrap_or_else(|| err.to_string()))
+                });
+                let rows = rows.map(|messages| {
+                    messages
+                        .iter()
+                        .filter_map(|message| match message {
+                            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                                (0..row.len())
+                                    .map(|n| row.get(n).map(str::to_owned))
+                                    .collect(),
+                            ),
+                            _ => None,
+                        })
+                        .collect()
+                });
+                let _ = ran.send(rows);
+                // Hold the session (the driver needs no polling while nothing is asked).
+                let _ = released.recv();
+                drop(client);
+                let _ = driver.await;
             });
-            drop(client);
-            let _ = driver.await;
-            result
+        });
+        let rows = result
+            .recv()
+            .map_err(|_| "the PostgreSQL session thread stopped".to_owned())??;
+        Ok(Self {
+            rows,
+            release: Some(release),
+            thread: Some(thread),
         })
-    })
-    .join()
-    .map_err(|_| "the PostgreSQL helper thread panicked".to_owned())?
+    }
+}
+
+impl Drop for PostgresSession {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A database of its own for one test: a file in a temporary directory, or, when

@@ -1,6 +1,7 @@
 //! Several `stackbill serve` processes on one PostgreSQL database: concurrent, overlapping
-//! and conflicting deliveries are accepted exactly once, and a database crash in the middle
-//! loses nothing acknowledged; and a database reached over TLS only. Run when
+//! and conflicting deliveries are accepted exactly once, a node frozen mid-write does not
+//! hold the others up for good, and a database crash in the middle loses nothing
+//! acknowledged; and a database reached over TLS only. Run when
 //! `STACKBILL_TEST_POSTGRES` names a server.
 
 use std::io::{BufRead, BufReader};
@@ -11,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stackbill_test_support::{TestDb, postgres_admin_url, postgres_execute};
+use stackbill_test_support::{
+    PostgresSession, TestDb, postgres_admin_url, postgres_execute, postgres_query,
+};
 
 use crate::import::demo_with_usage;
 use crate::{Location, command, ok_json, stackbill, stored};
@@ -359,6 +362,109 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
         expected,
         "every acknowledged record is stored, once"
     );
+}
+
+/// Sends a signal (`STOP`, `CONT`) to a node.
+fn signal(node: &Node, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}
+
+/// Waits until `sql` (a count) on `url` says `want`.
+fn wait_for_count(url: &str, sql: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        let rows = postgres_query(url, sql).unwrap();
+        if rows[0][0].as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{sql}: {rows:?}, not {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A node frozen in the middle of a write (a paused VM, say) holds the write lock of every
+/// node; the server ends its session after `idle_in_transaction_session_timeout`, the other
+/// nodes go on, and the frozen node, thawed, answers 503 for the write it lost and takes it
+/// when sent again. Meanwhile a writer that cannot have the lock in `lock_timeout` gets 503.
+#[test]
+fn a_frozen_node_gives_up_the_write_lock() {
+    if !postgres_available() {
+        return;
+    }
+    let db = TestDb::new();
+    let file = demo_with_usage(&db, db.dir.path(), 200, false);
+    let lines = lines(&file);
+    let (first, second) = lines.split_at(100);
+    let before = stored(&db.location).len();
+    let url = format!("{}?idle_in_transaction_session_timeout=2", db.location);
+    let args = ["--database-url".to_owned(), url];
+    let (frozen, other) = (Node::start(&args[..]), Node::start(&args[..]));
+
+    // Node one's write waits for the write lock, held by another session; node one is
+    // frozen, and then the lock is let go: node one's transaction has it, and never goes on.
+    let holder = PostgresSession::open(
+        &db.location,
+        "BEGIN; UPDATE store_clock SET last_micros = last_micros WHERE id = 1",
+    )
+    .unwrap();
+    // A node that waits a second at most for the write lock answers 503 meanwhile.
+    let impatient = Node::start(
+        &[
+            "--database-url".to_owned(),
+            format!("{}?lock_timeout=1", db.location),
+        ][..],
+    );
+    let (status, retry_after, body) = post(&agent(), &impatient.address, first).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    drop(impatient);
+    let sent = {
+        let (address, first) = (frozen.address.clone(), first.to_vec());
+        std::thread::spawn(move || post(&agent(), &address, &first))
+    };
+    let ours = "SELECT count(*) FROM pg_stat_activity \
+                WHERE datname = current_database() AND application_name = 'stackbill'";
+    wait_for_count(
+        &db.location,
+        &format!("{ours} AND wait_event_type = 'Lock'"),
+        "1",
+    );
+    signal(&frozen, "STOP");
+    drop(holder);
+    wait_for_count(
+        &db.location,
+        &format!("{ours} AND state = 'idle in transaction'"),
+        "1",
+    );
+
+    // The other node's write waits until the server ends the frozen node's session.
+    let started = Instant::now();
+    let (status, _, body) = post(&agent(), &other.address, second).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 100, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the write lock came back before writers give up waiting for it"
+    );
+
+    // Thawed, the frozen node answers its lost write with 503, and takes it when re-sent.
+    signal(&frozen, "CONT");
+    let (status, retry_after, body) = sent.join().unwrap().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "ServiceUnavailable", "{body}");
+    let (status, _, body) = post(&agent(), &frozen.address, first).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 100, "{body}");
+    drop((frozen, other));
+    assert_eq!(stored(&db.location).len(), before + 200);
 }
 
 fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
