@@ -80,6 +80,9 @@ pub(crate) enum Command {
     /// API tokens: create (the secret is shown once), list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Move the embedded database's data into PostgreSQL
+    #[command(subcommand)]
+    Database(DatabaseCommand),
     /// Print the registration token a stack operator hands over for the Azure-compatible API
     RegistrationToken {
         /// The stack's cloud id
@@ -174,6 +177,23 @@ pub(crate) enum InvoiceCommand {
         partner: Option<PartnerId>,
         #[command(flatten)]
         db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DatabaseCommand {
+    /// Copy every row of the embedded database file (directory, usage, invoices, tokens)
+    /// into an empty PostgreSQL database, in one transaction
+    Copy {
+        /// The embedded database file to copy
+        #[arg(long, env = "STACKBILL_DB", default_value = "stackbill.db")]
+        db: PathBuf,
+        /// The PostgreSQL database to copy into, holding no data yet:
+        /// postgres://USER:PASSWORD@HOST:PORT/DATABASE
+        #[arg(long, env = "STACKBILL_DATABASE_URL", value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 

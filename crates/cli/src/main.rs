@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod database;
 mod demo;
 mod generate;
 mod import;
@@ -86,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
         Command::Invoice(command) => invoice::run(command).await,
         Command::Token(command) => admin::token(command).await,
+        Command::Database(command) => database::run(command).await,
         Command::RegistrationToken {
             cloud_id,
             billing_model,

@@ -11,6 +11,7 @@
 
 mod billing;
 mod clock;
+mod copy;
 mod db;
 mod directory;
 mod error;
@@ -23,6 +24,7 @@ mod usage_postgres;
 
 pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;
+pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
 pub use store::Store;

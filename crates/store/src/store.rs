@@ -70,7 +70,7 @@ impl Drop for Sqlite {
     }
 }
 
-fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -149,6 +149,14 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(sqlite) => sqlite.path.display().to_string(),
             Backend::Postgres(postgres) => postgres.display().to_owned(),
+        }
+    }
+
+    /// The embedded database's file, when this is one.
+    pub(crate) fn sqlite_path(&self) -> Option<&Path> {
+        match &self.inner.backend {
+            Backend::Sqlite(sqlite) => Some(&sqlite.path),
+            Backend::Postgres(_) => None,
         }
     }
 
