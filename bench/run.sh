@@ -124,5 +124,19 @@ print(f"| {n:,} | {label} | {secs:.1f} | {records / secs:,.0f} | |")
 PY
       rm -f "$dir/part-"*
     done
+
+    # The embedded database the SQLite pipeline made, copied into an empty PostgreSQL
+    # database (`stackbill database copy`): every table, not only the usage records.
+    psql "$pg_conn" -q -c "DROP DATABASE IF EXISTS stackbill_copy" -c "CREATE DATABASE stackbill_copy" 2>/dev/null
+    cat "$db" > /dev/null
+    psql "$pg_conn" -q -c CHECKPOINT
+    /usr/bin/time -f "%e %M" -o "$dir/time" "$bin" database copy --db "$db" --to "$url/stackbill_copy" --json > "$dir/out"
+    read -r secs rss < "$dir/time"
+    python3 - "$n" "$dir/out" "$secs" "$rss" <<'PY'
+import json, sys
+n, out, secs, rss = sys.argv[1], json.load(open(sys.argv[2])), float(sys.argv[3]), int(sys.argv[4])
+records = out["tables"]["usage_records"]
+print(f"| {int(n):,} | stackbill database copy (SQLite to PostgreSQL, {out['rows']:,} rows in all) | {secs:.1f} | {records / secs:,.0f} | {rss / 1024:.0f} MB |")
+PY
   fi
 done
