@@ -18,6 +18,7 @@ use crate::cli::{
     TenantCommand, TokenCommand,
 };
 use crate::output;
+use crate::output::outln;
 
 pub(crate) fn open(db: &DbArgs) -> Result<Store> {
     match &db.database_url {
@@ -401,12 +402,12 @@ pub(crate) async fn token(command: TokenCommand) -> Result<()> {
             }
             let value = serde_json::to_value(&created)?;
             let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();
-            println!(
+            outln!(
                 "token {} ({}) created; its secret, shown only now:\n\n    {}\n",
                 text("id"),
                 text("role"),
                 text("token")
-            );
+            )?;
             Ok(())
         }
         TokenCommand::List {

@@ -12,6 +12,7 @@ use stackbill_store::{Store, SystemClock};
 
 use crate::cli::DatabaseCommand;
 use crate::output;
+use crate::output::outln;
 
 pub(crate) async fn run(command: DatabaseCommand) -> Result<()> {
     match command {
@@ -59,12 +60,12 @@ async fn copy(file: &Path, url: &str, json: bool) -> Result<()> {
         .iter()
         .map(|t| vec![t.table.clone(), t.rows.to_string()])
         .collect();
-    output::table(&["TABLE", "ROWS"], &lines);
-    println!(
+    output::table(&["TABLE", "ROWS"], &lines)?;
+    outln!(
         "copied {rows} rows from {} to {} in {seconds:.1} s",
         file.display(),
         target.location()
-    );
+    )?;
     Ok(())
 }
 

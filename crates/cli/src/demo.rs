@@ -16,6 +16,7 @@ use stackbill_io::generate::{GenerateOptions, generate, sample_guid};
 use stackbill_store::{Store, SystemClock};
 
 use crate::cli::DemoArgs;
+use crate::output::outln;
 use crate::{import, serve};
 
 /// The demo's customer organisations. Every fifth one has no subscription of its own on
@@ -259,7 +260,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         public_url: None,
     };
     serve::serve(store, auth, listen, |base| {
-        println!(
+        // The banner is for a person; with nobody reading it, the demo serves all the same.
+        let _ = outln!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
              Try:\n\n  \
              export TOKEN={token}\n\n  \

@@ -21,6 +21,7 @@ use stackbill_store::{Disposition, Store};
 
 use crate::admin;
 use crate::cli::ImportArgs;
+use crate::output::outln;
 
 /// Records per transaction: large enough that the sync per commit is noise, small enough
 /// that two batches in flight stay a few tens of megabytes.
@@ -351,10 +352,10 @@ pub(crate) async fn run(args: ImportArgs) -> Result<()> {
     errors.finish()?;
     summary.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        outln!("{}", serde_json::to_string(&summary)?)?;
     } else {
         let rate = summary.records as f64 / summary.seconds.max(1e-9);
-        println!(
+        outln!(
             "{} records in {:.1} s ({rate:.0} records/s): {} accepted, {} duplicates, {} conflicts, {} rejected",
             summary.records,
             summary.seconds,
@@ -362,11 +363,11 @@ pub(crate) async fn run(args: ImportArgs) -> Result<()> {
             summary.duplicates,
             summary.conflicts,
             summary.rejected
-        );
+        )?;
         if summary.conflicts + summary.rejected > 0 {
             match &args.errors {
-                Some(path) => println!("rejections and conflicts are listed in {}", path.display()),
-                None => println!("pass --errors FILE to list the rejected and conflicting records"),
+                Some(path) => outln!("rejections and conflicts are listed in {}", path.display())?,
+                None => outln!("pass --errors FILE to list the rejected and conflicting records")?,
             }
         }
     }

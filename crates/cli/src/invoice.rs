@@ -14,6 +14,7 @@ use stackbill_store::{Invoice, InvoiceStatus, Store};
 use crate::admin::open;
 use crate::cli::{ExportFormat, InvoiceCommand};
 use crate::output;
+use crate::output::{out, outln};
 
 async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
     Ok(store.meters_by_id().await?)
@@ -81,7 +82,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                     "TOTAL",
                 ],
                 &rows,
-            );
+            )?;
             Ok(())
         }
         InvoiceCommand::Show {
@@ -99,13 +100,13 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 .ok_or_else(|| not_found(subscription, period))?;
             let dto = invoice_dto(invoice.clone(), &meters(&store).await?);
             if csv {
-                print!("{}", invoice_csv(&dto));
+                out!("{}", invoice_csv(&dto))?;
                 return Ok(());
             }
             if output.json {
                 return output::json(&dto);
             }
-            println!(
+            outln!(
                 "invoice {} {} ({}), {} {}",
                 invoice.subscription_id,
                 invoice.period,
@@ -115,7 +116,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                     .partner_id
                     .map(|p| format!("billed to {p}"))
                     .unwrap_or_default()
-            );
+            )?;
             let meters = meters(&store).await?;
             let name = |id: MeterId| {
                 meters
@@ -141,9 +142,9 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                     ]
                 })
                 .collect();
-            output::table(&["METER", "QUANTITY", "UNIT", "AMOUNT"], &rows);
+            output::table(&["METER", "QUANTITY", "UNIT", "AMOUNT"], &rows)?;
             if !invoice.adjustments.is_empty() {
-                println!("\nadjustments of earlier final periods:");
+                outln!("\nadjustments of earlier final periods:")?;
                 let rows: Vec<Vec<String>> = invoice
                     .adjustments
                     .iter()
@@ -157,9 +158,9 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                         ]
                     })
                     .collect();
-                output::table(&["PERIOD", "METER", "QUANTITY", "AMOUNT", "REASON"], &rows);
+                output::table(&["PERIOD", "METER", "QUANTITY", "AMOUNT", "REASON"], &rows)?;
             }
-            println!("\ntotal {} {}", invoice.total, invoice.currency);
+            outln!("\ntotal {} {}", invoice.total, invoice.currency)?;
             Ok(())
         }
         InvoiceCommand::Finalize {
@@ -178,7 +179,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 *totals.entry(invoice.currency.to_string()).or_default() += invoice.total;
             }
             let totals: Vec<String> = totals.iter().map(|(c, t)| format!("{t} {c}")).collect();
-            println!(
+            outln!(
                 "{period}{} is final: {} invoices, {}",
                 partner.map(|p| format!(" for {p}")).unwrap_or_default(),
                 invoices.len(),
@@ -187,7 +188,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 } else {
                     totals.join(", ")
                 }
-            );
+            )?;
             Ok(())
         }
         InvoiceCommand::Diff {
@@ -354,13 +355,13 @@ async fn diff(
             "meters": diffs,
         }));
     }
-    println!(
+    outln!(
         "invoice {subscription} {period}: total {} at {from}, {} at {to}",
         total(&before),
         total(&after)
-    );
+    )?;
     if diffs.is_empty() {
-        println!("nothing changed");
+        outln!("nothing changed")?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = diffs
@@ -408,7 +409,7 @@ async fn diff(
             ]
         })
         .collect();
-    output::table(&["METER", "QUANTITY", "AMOUNT", "WHY"], &rows);
+    output::table(&["METER", "QUANTITY", "AMOUNT", "WHY"], &rows)?;
     Ok(())
 }
 

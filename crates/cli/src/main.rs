@@ -17,6 +17,7 @@ use stackbill_store::StoreError;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
+use crate::output::outln;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,11 +43,21 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`| head`): it has what it wanted.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Domain refusals print their code first, as the API does.
@@ -93,10 +104,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             billing_model,
             object_id,
         } => {
-            println!(
+            outln!(
                 "{}",
                 stackbill_api::azure::encode_token(cloud_id, billing_model, object_id.as_deref())
-            );
+            )?;
             Ok(())
         }
     }

@@ -1,15 +1,36 @@
 //! Printing results: aligned tables for people, the API's JSON shapes with `--json`.
+//! Everything on standard output goes through [`outln!`] and [`out!`], which hand back a
+//! write error (a reader that went away, as in `stackbill invoice list | head`) instead of
+//! panicking as `println!` does; `main` ends quietly on a broken pipe.
 
 use serde::Serialize;
 
+/// `println!` onto standard output, returning the write's `io::Result`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` onto standard output, returning the write's `io::Result`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+pub(crate) use {out, outln};
+
 /// Prints `value` as pretty JSON.
 pub(crate) fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }
 
 /// Prints rows under headers, columns padded to their widest cell.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -22,15 +43,16 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end())
     };
-    line(headers.to_vec());
+    line(headers.to_vec())?;
     for row in rows {
-        line(row.iter().map(String::as_str).collect());
+        line(row.iter().map(String::as_str).collect())?;
     }
     if rows.is_empty() {
-        println!("(none)");
+        outln!("(none)")?;
     }
+    Ok(())
 }
 
 /// Prints one object or a list: with `json`, in the API's shape `D` (the object alone when
@@ -53,6 +75,6 @@ where
         };
     }
     let rows: Vec<Vec<String>> = items.iter().map(row).collect();
-    table(headers, &rows);
+    table(headers, &rows)?;
     Ok(())
 }

@@ -66,6 +66,28 @@ fn every_module_has_docs_and_no_forbidden_constructs() {
 }
 
 #[test]
+fn the_binary_prints_to_standard_output_only_through_its_macros() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/cli/src"), &mut files);
+    for file in files {
+        let text = fs::read_to_string(&file).expect("a readable source");
+        for (number, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            let code = line.replace("eprintln!", "").replace("eprint!", "");
+            assert!(
+                !code.contains("println!") && !code.contains("print!("),
+                "{}:{}: print with outln!/out! (crate::output), which return a closed pipe as \
+                 an error instead of panicking",
+                file.display(),
+                number + 1
+            );
+        }
+    }
+}
+
+#[test]
 fn the_core_does_no_io_and_reads_no_clock() {
     let mut files = Vec::new();
     rust_files(&root().join("crates/core/src"), &mut files);

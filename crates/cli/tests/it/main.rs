@@ -254,6 +254,31 @@ fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let db = TestDb::new();
+    // The reading end is closed before the command prints (as `stackbill ... | head` leaves
+    // it once head has its lines): the command stops, with no panic and no error.
+    let mut child = command(&db, &["meter", "list", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn a_database_url_must_be_postgres_and_reachable() {
     let not_postgres = stackbill(
         &[
