@@ -36,8 +36,10 @@ pub(crate) struct DbArgs {
     #[arg(long, env = "STACKBILL_DB", default_value = "stackbill.db")]
     pub(crate) db: PathBuf,
     /// A PostgreSQL database instead of the file, shared by every stackbill node:
-    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (append ?pool_size=N for N connections
-    /// per node; default 16)
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE, with optional parameters pool_size=N
+    /// (connections per node, default 16), sslmode=require and sslrootcert=FILE (TLS),
+    /// lock_timeout=SECONDS and idle_in_transaction_session_timeout=SECONDS (see
+    /// docs/scaling.md)
     #[arg(long, env = "STACKBILL_DATABASE_URL", value_name = "URL")]
     pub(crate) database_url: Option<String>,
 }
