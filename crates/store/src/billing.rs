@@ -80,7 +80,8 @@ fn load_rate_cards(
         "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
          WHERE (CAST(?2 AS TEXT) IS NULL OR v.name = ?2)
            AND v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
-                               WHERE w.name = v.name AND (CAST(?1 AS BIGINT) IS NULL OR w.recorded_at <= ?1))",
+                               WHERE w.name = v.name
+                                 AND (CAST(?1 AS BIGINT) IS NULL OR w.recorded_at <= ?1))",
         params![as_of, only.map(RateCardName::as_str)],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
@@ -126,7 +127,8 @@ fn load_rate_cards(
 /// Final periods: (period, partner scope) → finalized at (micros). The empty scope is all.
 fn load_finalized(conn: &Conn<'_>, as_of: Option<i64>) -> Result<BTreeMap<(Period, String), i64>> {
     let rows = conn.query_map(
-        "SELECT period, partner_id, finalized_at FROM finalized_periods WHERE CAST(?1 AS BIGINT) IS NULL OR finalized_at <= ?1",
+        "SELECT period, partner_id, finalized_at FROM finalized_periods
+         WHERE CAST(?1 AS BIGINT) IS NULL OR finalized_at <= ?1",
         params![as_of],
         |row| Ok(((parse(&row.get::<String>(0)?)?, row.get(1)?), row.get(2)?)),
     )?;
@@ -153,7 +155,8 @@ fn load_final_invoice(
     period: Period,
 ) -> Result<Option<Invoice>> {
     let head: Option<(Option<String>, String, Decimal, i64)> = conn.query_opt(
-        "SELECT partner_id, currency, total, finalized_at FROM final_invoices WHERE subscription_id = ?1 AND period = ?2",
+        "SELECT partner_id, currency, total, finalized_at FROM final_invoices
+         WHERE subscription_id = ?1 AND period = ?2",
         params![subscription.to_string(), period.to_string()],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
     )?;
@@ -440,7 +443,8 @@ fn invoices_of(
     let facts = Facts::load(conn, as_of)?;
     let mut invoices = draft_invoices(conn, &facts, period, partner)?;
     let finals: Vec<String> = conn.query_map(
-        "SELECT subscription_id FROM final_invoices WHERE period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR finalized_at <= ?2)
+        "SELECT subscription_id FROM final_invoices WHERE period = ?1
+           AND (CAST(?2 AS BIGINT) IS NULL OR finalized_at <= ?2)
          ORDER BY subscription_id",
         params![period.to_string(), as_of],
         |row| row.get(0),
@@ -462,16 +466,21 @@ impl Store {
     /// Stores a new version of a rate card; the latest version recorded is current.
     pub async fn put_rate_card(&self, card: RateCard) -> Result<Written> {
         self.write(move |tx, now| {
-            let existed = tx.exists("SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1", params![card.name.as_str()])?;
+            let existed = tx.exists(
+                "SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1",
+                params![card.name.as_str()],
+            )?;
             let version: i64 = tx.query_one(
-                "INSERT INTO rate_card_versions (name, currency, recorded_at) VALUES (?1, ?2, ?3) RETURNING version_id",
+                "INSERT INTO rate_card_versions (name, currency, recorded_at)
+                 VALUES (?1, ?2, ?3) RETURNING version_id",
                 params![card.name.as_str(), card.currency.code(), micros(now)],
                 |row| row.get(0),
             )?;
             for rate in &card.rates {
                 for tier in rate.tiers() {
                     tx.execute(
-                        "INSERT INTO rate_card_tiers (version_id, meter_id, effective_date, included_quantity, from_quantity, unit_price)
+                        "INSERT INTO rate_card_tiers (version_id, meter_id, effective_date,
+                         included_quantity, from_quantity, unit_price)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
                             version,
@@ -484,7 +493,11 @@ impl Store {
                     )?;
                 }
             }
-            Ok(if existed { Written::Updated } else { Written::Created })
+            Ok(if existed {
+                Written::Updated
+            } else {
+                Written::Created
+            })
         })
         .await
     }
@@ -570,9 +583,15 @@ impl Store {
     ) -> Result<Vec<Invoice>> {
         self.write(move |tx, now| {
             if now < period.end() {
-                return Err(StoreError::Billing(BillingError::PeriodNotEnded { period, end: period.end() }));
+                return Err(StoreError::Billing(BillingError::PeriodNotEnded {
+                    period,
+                    end: period.end(),
+                }));
             }
-            let scope = partner.as_ref().map(ToString::to_string).unwrap_or_default();
+            let scope = partner
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let already = tx.exists(
                 "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
                 params![period.to_string(), scope],
@@ -583,12 +602,16 @@ impl Store {
                     write_final(tx, &invoice, now)?;
                 }
                 tx.execute(
-                    "INSERT INTO finalized_periods (period, partner_id, finalized_at) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO finalized_periods (period, partner_id, finalized_at)
+                     VALUES (?1, ?2, ?3)",
                     params![period.to_string(), scope, micros(now)],
                 )?;
             }
-            invoices_of(tx, period, partner.as_ref(), None)
-                .map(|all| all.into_iter().filter(|i| i.status == InvoiceStatus::Final).collect())
+            invoices_of(tx, period, partner.as_ref(), None).map(|all| {
+                all.into_iter()
+                    .filter(|i| i.status == InvoiceStatus::Final)
+                    .collect()
+            })
         })
         .await
     }
@@ -598,7 +621,8 @@ fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()>
     let sub = invoice.subscription_id.to_string();
     let period = invoice.period.to_string();
     conn.execute(
-        "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total, finalized_at)
+        "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total,
+         finalized_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             sub,
@@ -611,7 +635,8 @@ fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()>
     )?;
     for l in &invoice.lines {
         conn.execute(
-            "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity, amount, unpriced)
+            "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity,
+             amount, unpriced)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 sub,
@@ -625,7 +650,8 @@ fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()>
     }
     for a in &invoice.adjustments {
         conn.execute(
-            "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period, meter_id, quantity, amount, reason)
+            "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period,
+             meter_id, quantity, amount, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 sub,

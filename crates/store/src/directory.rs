@@ -182,7 +182,8 @@ pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<
     let sql = format!(
         "SELECT {REGISTRATION_COLUMNS} FROM registrations
          WHERE (CAST(?1 AS BIGINT) IS NULL AND deleted_at IS NULL)
-            OR (CAST(?1 AS BIGINT) IS NOT NULL AND created_at <= ?1 AND (deleted_at IS NULL OR deleted_at > ?1))"
+            OR (CAST(?1 AS BIGINT) IS NOT NULL AND created_at <= ?1
+                AND (deleted_at IS NULL OR deleted_at > ?1))"
     );
     let registrations: Vec<(i64, Registration)> =
         conn.query_map(&sql, params![as_of.map(micros)], registration_from_row)?;
@@ -241,14 +242,15 @@ fn read_instant(conn: &Conn<'_>, at: Option<Timestamp>, clock: Timestamp) -> Res
 
 fn insert_event(conn: &Conn<'_>, registration_id: i64, event: &MappingEvent) -> Result<()> {
     conn.execute(
-        "INSERT INTO mapping_events (registration_id, tenant_id, subscription_id, effective_from, recorded_at)
+        "INSERT INTO mapping_events (registration_id, tenant_id, subscription_id,
+         effective_from, recorded_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
-        registration_id,
-        event.tenant_id.to_string(),
-        event.subscription.map(|s| s.to_string()),
-        micros(event.effective_from),
-        micros(event.recorded_at),
+            registration_id,
+            event.tenant_id.to_string(),
+            event.subscription.map(|s| s.to_string()),
+            micros(event.effective_from),
+            micros(event.recorded_at),
         ],
     )?;
     Ok(())
@@ -286,13 +288,22 @@ impl Store {
     /// Creates or renames a partner.
     pub async fn put_partner(&self, partner: Partner) -> Result<Written> {
         self.write(move |tx, now| {
-            let existed = tx.exists("SELECT 1 FROM partners WHERE partner_id = ?1", params![partner.id.as_str()])?;
+            let existed = tx.exists(
+                "SELECT 1 FROM partners WHERE partner_id = ?1",
+                params![partner.id.as_str()],
+            )?;
             tx.execute(
-                "INSERT INTO partners (partner_id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (partner_id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+                "INSERT INTO partners (partner_id, name, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (partner_id) DO UPDATE
+                 SET name = excluded.name, updated_at = excluded.updated_at",
                 params![partner.id.as_str(), partner.name, micros(now)],
             )?;
-            Ok(if existed { Written::Updated } else { Written::Created })
+            Ok(if existed {
+                Written::Updated
+            } else {
+                Written::Created
+            })
         })
         .await
     }
@@ -332,18 +343,23 @@ impl Store {
         subscription.validate()?;
         self.write(move |tx, now| {
             if let Some(partner) = &subscription.partner_id {
-                let exists = tx.exists("SELECT 1 FROM partners WHERE partner_id = ?1", params![partner.as_str()])?;
+                let exists = tx.exists(
+                    "SELECT 1 FROM partners WHERE partner_id = ?1",
+                    params![partner.as_str()],
+                )?;
                 if !exists {
                     return Err(StoreError::UnknownPartner(partner.clone()));
                 }
             }
             let existed = load_subscription(tx, subscription.id)?.is_some();
             tx.execute(
-                "INSERT INTO subscriptions (subscription_id, offer_type, partner_id, customer_tenant_id,
-                    display_name, rate_card, markup_percent, created_at, updated_at)
+                "INSERT INTO subscriptions (subscription_id, offer_type, partner_id,
+                    customer_tenant_id, display_name, rate_card, markup_percent, created_at,
+                    updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
                  ON CONFLICT (subscription_id) DO UPDATE SET offer_type = excluded.offer_type,
-                    partner_id = excluded.partner_id, customer_tenant_id = excluded.customer_tenant_id,
+                    partner_id = excluded.partner_id,
+                    customer_tenant_id = excluded.customer_tenant_id,
                     display_name = excluded.display_name, rate_card = excluded.rate_card,
                     markup_percent = excluded.markup_percent, updated_at = excluded.updated_at",
                 params![
@@ -357,7 +373,11 @@ impl Store {
                     micros(now),
                 ],
             )?;
-            Ok(if existed { Written::Updated } else { Written::Created })
+            Ok(if existed {
+                Written::Updated
+            } else {
+                Written::Created
+            })
         })
         .await
     }
@@ -396,9 +416,13 @@ impl Store {
     ) -> Result<RegistrationPut> {
         self.write(move |tx, now| {
             let same_name = load_registration(tx, &requested.name)?;
-            let same_cloud = load_registration_where(tx, "cloud_id = ?1", &requested.cloud_id.to_string())?;
+            let same_cloud =
+                load_registration_where(tx, "cloud_id = ?1", &requested.cloud_id.to_string())?;
             let default = load_subscription(tx, requested.default_subscription)?;
-            let timeline = same_name.as_ref().map(|(id, _)| load_timeline(tx, *id)).transpose()?;
+            let timeline = same_name
+                .as_ref()
+                .map(|(id, _)| load_timeline(tx, *id))
+                .transpose()?;
             let outcome = check_registration_put(
                 &requested,
                 RegistrationFacts {
@@ -412,7 +436,8 @@ impl Store {
             match (outcome, &same_name) {
                 (RegistrationPut::Created, _) => {
                     tx.execute(
-                        "INSERT INTO registrations (name, cloud_id, default_subscription_id, billing_model, created_at, updated_at)
+                        "INSERT INTO registrations (name, cloud_id, default_subscription_id,
+                         billing_model, created_at, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                         params![
                             requested.name.as_str(),
@@ -425,7 +450,8 @@ impl Store {
                 }
                 (RegistrationPut::Updated, Some((id, _))) => {
                     tx.execute(
-                        "UPDATE registrations SET billing_model = ?1, updated_at = ?2 WHERE registration_id = ?3",
+                        "UPDATE registrations SET billing_model = ?1, updated_at = ?2
+                         WHERE registration_id = ?3",
                         params![requested.billing_model.as_str(), micros(now), id],
                     )?;
                 }
@@ -433,9 +459,15 @@ impl Store {
             }
             if let Some(azure) = azure {
                 tx.execute(
-                    "UPDATE registrations SET azure_resource_group = ?1, azure_object_id = ?2, azure_tags = ?3
+                    "UPDATE registrations SET azure_resource_group = ?1, azure_object_id = ?2,
+                     azure_tags = ?3
                      WHERE deleted_at IS NULL AND lower(name) = lower(?4)",
-                    params![azure.resource_group, azure.object_id, azure.tags, requested.name.as_str()],
+                    params![
+                        azure.resource_group,
+                        azure.object_id,
+                        azure.tags,
+                        requested.name.as_str()
+                    ],
                 )?;
             }
             Ok(outcome)
@@ -466,7 +498,8 @@ impl Store {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {REGISTRATION_COLUMNS} FROM registrations
-                 WHERE deleted_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR default_subscription_id IN
+                 WHERE deleted_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR
+                 default_subscription_id IN
                      (SELECT subscription_id FROM subscriptions WHERE partner_id = ?1))
                  ORDER BY lower(name)"
             );
@@ -508,7 +541,8 @@ impl Store {
         self.write(move |tx, now| {
             let (id, _) = require_registration(tx, &name)?;
             tx.execute(
-                "UPDATE registrations SET deleted_at = ?1, updated_at = ?1 WHERE registration_id = ?2",
+                "UPDATE registrations SET deleted_at = ?1, updated_at = ?1
+                 WHERE registration_id = ?2",
                 params![micros(now), id],
             )?;
             Ok(())
@@ -658,14 +692,26 @@ impl Store {
     /// Adds a meter, or overrides a built-in one's name, unit or category.
     pub async fn put_meter(&self, meter: Meter) -> Result<Written> {
         self.write(move |tx, now| {
-            let existed = builtin_meter(meter.id).is_some() || load_meter_override(tx, meter.id)?.is_some();
+            let existed =
+                builtin_meter(meter.id).is_some() || load_meter_override(tx, meter.id)?.is_some();
             tx.execute(
-                "INSERT INTO meters (meter_id, name, unit, category, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO meters (meter_id, name, unit, category, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (meter_id) DO UPDATE SET name = excluded.name, unit = excluded.unit,
                     category = excluded.category, updated_at = excluded.updated_at",
-                params![meter.id.to_string(), meter.name, meter.unit, meter.category, micros(now)],
+                params![
+                    meter.id.to_string(),
+                    meter.name,
+                    meter.unit,
+                    meter.category,
+                    micros(now)
+                ],
             )?;
-            Ok(if existed { Written::Updated } else { Written::Created })
+            Ok(if existed {
+                Written::Updated
+            } else {
+                Written::Created
+            })
         })
         .await
     }

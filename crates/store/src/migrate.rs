@@ -110,7 +110,8 @@ pub(crate) fn migrate(
             }
             conn.batch(migration.sql)?;
             conn.execute(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at)
+                 VALUES (?1, ?2, ?3, ?4)",
                 params![migration.version, migration.name, sum, now_micros],
             )?;
             Ok(true)

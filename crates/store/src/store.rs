@@ -306,7 +306,8 @@ impl Sqlite {
 /// row lock is what serializes writers.
 pub(crate) fn next_instant(conn: &Conn<'_>, clock: i64) -> Result<Timestamp> {
     let micros: i64 = conn.query_one(
-        "UPDATE store_clock SET last_micros = CASE WHEN last_micros + 1 > ?1 THEN last_micros + 1 ELSE ?1 END
+        "UPDATE store_clock SET last_micros = CASE WHEN last_micros + 1 > ?1
+              THEN last_micros + 1 ELSE ?1 END
          WHERE id = 1 RETURNING last_micros",
         params![clock],
         |row| row.get(0),

@@ -82,7 +82,8 @@ impl Store {
     pub async fn create_token(&self, token: NewToken) -> Result<TokenRecord> {
         self.write(move |tx, now| {
             tx.execute(
-                "INSERT INTO tokens (token_id, role, partner_id, cloud_id, tenant_id, name, secret_sha256, created_at)
+                "INSERT INTO tokens (token_id, role, partner_id, cloud_id, tenant_id, name,
+                 secret_sha256, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     token.id,
@@ -95,7 +96,11 @@ impl Store {
                     micros(now),
                 ],
             )?;
-            Ok(TokenRecord { id: token.id, grant: token.grant, created_at: now })
+            Ok(TokenRecord {
+                id: token.id,
+                grant: token.grant,
+                created_at: now,
+            })
         })
         .await
     }
@@ -104,7 +109,8 @@ impl Store {
     pub async fn token_by_secret(&self, secret_sha256: [u8; 32]) -> Result<Option<TokenRecord>> {
         self.read(move |conn| {
             conn.query_opt(
-                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
+                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM
+                 tokens
                  WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
                 params![secret_sha256.as_slice()],
                 record,
@@ -130,8 +136,10 @@ impl Store {
     pub async fn tokens(&self, partner: Option<PartnerId>) -> Result<Vec<TokenRecord>> {
         self.read(move |conn| {
             conn.query_map(
-                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM tokens
-                 WHERE revoked_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR partner_id = ?1) ORDER BY created_at, token_id",
+                "SELECT token_id, role, partner_id, cloud_id, tenant_id, name, created_at FROM
+                 tokens
+                 WHERE revoked_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR partner_id = ?1)
+                 ORDER BY created_at, token_id",
                 params![partner.as_ref().map(PartnerId::as_str)],
                 record,
             )

@@ -241,7 +241,8 @@ impl Sums {
             Self::Hourly => (
                 "SELECT quantity, records FROM usage_hourly
                  WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND usage_hour = ?4",
-                "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour, quantity, records)
+                "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour,
+                 quantity, records)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (cloud_ref, tenant_ref, meter_ref, usage_hour)
                  DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
@@ -249,7 +250,8 @@ impl Sums {
             Self::Monthly => (
                 "SELECT quantity, records FROM usage_monthly
                  WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND month_hour = ?4",
-                "INSERT INTO usage_monthly (cloud_ref, tenant_ref, meter_ref, month_hour, quantity, records)
+                "INSERT INTO usage_monthly (cloud_ref, tenant_ref, meter_ref, month_hour,
+                 quantity, records)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (month_hour, cloud_ref, tenant_ref, meter_ref)
                  DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
@@ -881,30 +883,32 @@ impl PeriodTally {
         let mut spans: HashMap<(i64, i64), Option<Option<SubscriptionId>>> = HashMap::default();
         let mut varying: Vec<(i64, i64)> = Vec::new();
         conn.query_each(
-            "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly WHERE month_hour = ?1",
+            "SELECT cloud_ref, tenant_ref, meter_ref, quantity, records FROM usage_monthly
+             WHERE month_hour = ?1",
             params![from_hour],
             |row| {
-            let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
-            let span = match spans.get(&pair) {
-                Some(span) => *span,
-                None => {
-                    let span = routing.route_span(
-                        resolve(&refs.clouds, pair.0)?,
-                        resolve(&refs.tenants, pair.1)?,
-                        start,
-                        end,
-                    );
-                    if span.is_none() {
-                        varying.push(pair);
+                let pair: (i64, i64) = (row.get(0)?, row.get(1)?);
+                let span = match spans.get(&pair) {
+                    Some(span) => *span,
+                    None => {
+                        let span = routing.route_span(
+                            resolve(&refs.clouds, pair.0)?,
+                            resolve(&refs.tenants, pair.1)?,
+                            start,
+                            end,
+                        );
+                        if span.is_none() {
+                            varying.push(pair);
+                        }
+                        *spans.entry(pair).or_insert(span)
                     }
-                    *spans.entry(pair).or_insert(span)
+                };
+                if let Some(Some(subscription)) = span {
+                    tally.add(refs, subscription, row.get(2)?, row.get(3)?, row.get(4)?)?;
                 }
-            };
-            if let Some(Some(subscription)) = span {
-                tally.add(refs, subscription, row.get(2)?, row.get(3)?, row.get(4)?)?;
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         // Tenants re-mapped inside the month: hour by hour.
         for (cloud_ref, tenant_ref) in varying {
             conn.query_each(

@@ -107,7 +107,8 @@ fn note_late(pg: &PgConn<'_>, records: &[UsageRecord], late: &[&Staged]) -> Resu
     pg.execute(
         r#"INSERT INTO usage_late (month_hour, record_rowid)
            SELECT k.month_hour, r.rowid
-           FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id, month_hour)
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS k (cloud_ref, record_id,
+           month_hour)
            JOIN usage_records r
              ON r.cloud_ref = k.cloud_ref AND r.record_id = k.record_id COLLATE "C""#,
         &[&clouds, &ids, &months],
@@ -247,9 +248,11 @@ fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &HashMap<HourKey, (Decimal, i6
     }
     let sql = format!(
         "INSERT INTO {table} (cloud_ref, tenant_ref, meter_ref, {period}, quantity, records)
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::numeric[], $6::bigint[])
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+         $5::numeric[], $6::bigint[])
          ON CONFLICT (cloud_ref, tenant_ref, meter_ref, {period}) DO UPDATE
-         SET quantity = {table}.quantity + excluded.quantity, records = {table}.records + excluded.records"
+         SET quantity = {table}.quantity + excluded.quantity,
+             records = {table}.records + excluded.records"
     );
     let [clouds, tenants, meters, periods, counts] = &columns;
     pg.execute(
