@@ -61,7 +61,8 @@ pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
 pub(crate) fn usage_not_visible() -> ApiError {
     ApiError::new(
         ErrorCode::UsageNotVisible,
-        "usage and invoices of a CSP subscription are billed to its partner and not visible to the customer",
+        "usage and invoices of a CSP subscription are billed to its partner \
+         and not visible to the customer",
     )
 }
 

@@ -589,7 +589,8 @@ async fn activation_key(
 fn customer_subscription_json(scope: &Scope, mapping: &CustomerSubscription) -> Value {
     json!({
         "id": format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.AzureStack/registrations/{}/customerSubscriptions/{}",
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.AzureStack/registrations/{}/\
+             customerSubscriptions/{}",
             scope.subscription, scope.group, scope.name, mapping.subscription
         ),
         "name": format!("{}/{}", scope.name, mapping.subscription),

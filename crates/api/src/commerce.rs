@@ -35,7 +35,10 @@ pub(crate) fn api_version(query: &QueryParams) -> Result<(), ApiError> {
         Some(COMMERCE_API_VERSION) => Ok(()),
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedApiVersionValue,
-            format!("Unsupported api-version '{other}'. The supported api-versions are '{COMMERCE_API_VERSION}'."),
+            format!(
+                "Unsupported api-version '{other}'. \
+                 The supported api-versions are '{COMMERCE_API_VERSION}'."
+            ),
         )
         .with_target("api-version")),
     }
@@ -119,7 +122,10 @@ pub(crate) async fn usage_aggregates(
     } else {
         return Err(ApiError::new(
             ErrorCode::InvalidAggregationGranularity,
-            format!("aggregationGranularity '{granularity}' is not valid; valid values are Daily and Hourly"),
+            format!(
+                "aggregationGranularity '{granularity}' is not valid; \
+                 valid values are Daily and Hourly"
+            ),
         )
         .with_target("aggregationGranularity"));
     };
@@ -216,7 +222,10 @@ pub(crate) async fn usage_aggregates(
             );
         }
         value.push(json!({
-            "id": format!("/subscriptions/{subscription}/providers/Microsoft.Commerce/UsageAggregates/{id_name}"),
+            "id": format!(
+                "/subscriptions/{subscription}/providers/Microsoft.Commerce/\
+                 UsageAggregates/{id_name}"
+            ),
             "name": id_name,
             "type": "Microsoft.Commerce/UsageAggregate",
             "properties": Value::Object(properties),

@@ -181,20 +181,27 @@ impl From<StoreError> for ApiError {
                 Self::new(code, rule.to_string()).with_target(rule.target())
             }
             StoreError::InvalidSubscription(invalid) => {
-                Self::new(ErrorCode::InvalidSubscription, invalid.to_string()).with_target(invalid.target())
+                Self::new(ErrorCode::InvalidSubscription, invalid.to_string())
+                    .with_target(invalid.target())
             }
             StoreError::UnknownPartner(partner) => Self::new(
                 ErrorCode::UnknownPartner,
-                format!("partner '{partner}' does not exist; create it with PUT /v1/partners/{partner} first"),
+                format!(
+                    "partner '{partner}' does not exist; \
+                     create it with PUT /v1/partners/{partner} first"
+                ),
             )
             .with_target("partnerId"),
             StoreError::Billing(BillingError::PeriodNotEnded { .. }) => {
                 Self::new(ErrorCode::PeriodNotEnded, error.to_string()).with_target("period")
             }
             StoreError::Billing(BillingError::Rating(rating)) => match rating {
-                RatingError::Overflow { .. } => Self::new(ErrorCode::AmountOverflow, rating.to_string()),
+                RatingError::Overflow { .. } => {
+                    Self::new(ErrorCode::AmountOverflow, rating.to_string())
+                }
                 RatingError::UnknownCurrency(_) => {
-                    Self::new(ErrorCode::InvalidRateCard, rating.to_string()).with_target("currency")
+                    Self::new(ErrorCode::InvalidRateCard, rating.to_string())
+                        .with_target("currency")
                 }
                 RatingError::InvalidRate { target, .. } => {
                     Self::new(ErrorCode::InvalidRateCard, rating.to_string()).with_target(target)
@@ -209,7 +216,10 @@ impl From<StoreError> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, "store failure");
-                Self::new(ErrorCode::InternalServerError, "an internal error occurred; see the server log")
+                Self::new(
+                    ErrorCode::InternalServerError,
+                    "an internal error occurred; see the server log",
+                )
             }
         }
     }

@@ -130,10 +130,16 @@ pub(crate) async fn post_usage(
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 ErrorCode::RequestTooLarge,
-                format!("a usage request carries at most {MAX_USAGE_BODY_BYTES} bytes; split it into several"),
+                format!(
+                    "a usage request carries at most {MAX_USAGE_BODY_BYTES} bytes; \
+                     split it into several"
+                ),
             )
         } else {
-            ApiError::new(ErrorCode::InvalidRequestContent, format!("the request body could not be read: {rejection}"))
+            ApiError::new(
+                ErrorCode::InvalidRequestContent,
+                format!("the request body could not be read: {rejection}"),
+            )
         }
     })?;
     let now = state.store.now();
