@@ -158,6 +158,17 @@ fn load_registration(
     load_registration_where(conn, "lower(name) = lower(?1)", &name.to_string())
 }
 
+/// A mapping event from the columns `tenant_id, subscription_id, effective_from, recorded_at`
+/// starting at `first`.
+fn event_from_row(row: &Row<'_>, first: usize) -> Result<MappingEvent> {
+    Ok(MappingEvent {
+        tenant_id: parse(&row.get::<String>(first)?)?,
+        subscription: parse_opt(row.get::<Option<String>>(first + 1)?.as_deref())?,
+        effective_from: instant(row.get(first + 2)?)?,
+        recorded_at: instant(row.get(first + 3)?)?,
+    })
+}
+
 fn load_timeline(conn: &Conn<'_>, registration_id: i64) -> Result<Timeline> {
     let mut timeline = Timeline::default();
     conn.query_each(
@@ -165,16 +176,29 @@ fn load_timeline(conn: &Conn<'_>, registration_id: i64) -> Result<Timeline> {
          WHERE registration_id = ?1 ORDER BY event_id",
         params![registration_id],
         |row| {
-            timeline.record(MappingEvent {
-                tenant_id: parse(&row.get::<String>(0)?)?,
-                subscription: parse_opt(row.get::<Option<String>>(1)?.as_deref())?,
-                effective_from: instant(row.get(2)?)?,
-                recorded_at: instant(row.get(3)?)?,
-            });
+            timeline.record(event_from_row(row, 0)?);
             Ok(())
         },
     )?;
     Ok(timeline)
+}
+
+/// Every registration's timeline, by registration id, in one query.
+fn load_timelines(conn: &Conn<'_>) -> Result<std::collections::HashMap<i64, Timeline>> {
+    let mut timelines: std::collections::HashMap<i64, Timeline> = Default::default();
+    conn.query_each(
+        "SELECT registration_id, tenant_id, subscription_id, effective_from, recorded_at
+         FROM mapping_events ORDER BY event_id",
+        params![],
+        |row| {
+            timelines
+                .entry(row.get(0)?)
+                .or_default()
+                .record(event_from_row(row, 1)?);
+            Ok(())
+        },
+    )?;
+    Ok(timelines)
 }
 
 /// The registrations live at `as_of` (default: now) with their timelines as recorded by then.
@@ -187,17 +211,18 @@ pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<
     );
     let registrations: Vec<(i64, Registration)> =
         conn.query_map(&sql, params![as_of.map(micros)], registration_from_row)?;
-    let entries = registrations
+    let mut timelines = load_timelines(conn)?;
+    let entries: Vec<_> = registrations
         .into_iter()
         .map(|(id, registration)| {
-            let timeline = load_timeline(conn, id)?;
+            let timeline = timelines.remove(&id).unwrap_or_default();
             let timeline = match as_of {
                 Some(at) => timeline.as_recorded_by(at),
                 None => timeline,
             };
-            Ok((registration, timeline))
+            (registration, timeline)
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     Ok(RoutingTable::new(entries))
 }
 
