@@ -267,15 +267,17 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
     let chunks: Vec<Vec<String>> = lines.chunks(100).map(<[String]>::to_vec).collect();
     let chunks = Arc::new(chunks);
     // Each client sends its first half, then re-sends it until the crash is near, then sends
-    // the rest, into the crash and through the outage: every chunk until acknowledged, as a
-    // stack does.
-    let crashed = Arc::new(AtomicBool::new(false));
+    // a quarter into the crash and, once the database is down, the last quarter through the
+    // outage: every chunk until acknowledged, as a stack does.
+    let crashing = Arc::new(AtomicBool::new(false));
+    let down = Arc::new(AtomicBool::new(false));
     let halfway = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..2)
         .map(|client| {
             let (chunks, addresses) = (Arc::clone(&chunks), Arc::clone(&addresses));
             let (acknowledged, refused) = (Arc::clone(&acknowledged), Arc::clone(&refused));
-            let (crashed, halfway) = (Arc::clone(&crashed), Arc::clone(&halfway));
+            let (crashing, down) = (Arc::clone(&crashing), Arc::clone(&down));
+            let halfway = Arc::clone(&halfway);
             std::thread::spawn(move || {
                 let agent = agent();
                 let send = |index: usize, chunk: &[String]| loop {
@@ -295,13 +297,14 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
                 let mine: Vec<(usize, &Vec<String>)> =
                     chunks.iter().enumerate().skip(client).step_by(2).collect();
                 let (first, rest) = mine.split_at(mine.len() / 2);
+                let (into_crash, through_outage) = rest.split_at(rest.len() / 2);
                 for &(index, chunk) in first {
                     send(index, chunk);
                     acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
                 halfway.fetch_add(1, Ordering::Relaxed);
                 let mut again = first.iter().cycle();
-                while !crashed.load(Ordering::Relaxed) {
+                while !crashing.load(Ordering::Relaxed) {
                     if let Some(&(index, chunk)) = again.next() {
                         let body = send(index, chunk);
                         assert_eq!(
@@ -310,7 +313,14 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
                         );
                     }
                 }
-                for &(index, chunk) in rest {
+                for &(index, chunk) in into_crash {
+                    send(index, chunk);
+                    acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                while !down.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                for &(index, chunk) in through_outage {
                     send(index, chunk);
                     acknowledged.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
@@ -328,9 +338,10 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
     }
     std::thread::sleep(Duration::from_millis(200));
     // New records are in flight when the database goes down.
-    crashed.store(true, Ordering::Relaxed);
+    crashing.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(30));
     cluster("crash", &own.dir);
+    down.store(true, Ordering::Relaxed);
     let health = agent()
         .get(&format!("{}/healthz", addresses[0]))
         .call()
