@@ -128,27 +128,6 @@ fn target(path: &str) -> Option<Target> {
     }
 }
 
-fn api_version(query: &QueryParams) -> Result<(), ApiError> {
-    let version = query.0.get("api-version").ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::MissingApiVersionParameter,
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        )
-        .with_target("api-version")
-    })?;
-    if !AZURE_STACK_API_VERSIONS.contains(&version.as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedApiVersionValue,
-            format!(
-                "The api-version '{version}' is invalid. The supported versions are '{}'.",
-                AZURE_STACK_API_VERSIONS.join(",")
-            ),
-        )
-        .with_target("api-version"));
-    }
-    Ok(())
-}
-
 /// Answers every Azure-compatible request.
 pub(crate) async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -222,7 +201,7 @@ async fn handle(
             subscription,
             group,
         } => {
-            api_version(query)?;
+            query.api_version(AZURE_STACK_API_VERSIONS)?;
             if *method != Method::GET {
                 return Err(method_not_allowed(path));
             }
@@ -238,7 +217,7 @@ async fn handle(
                 && rest[0].eq_ignore_ascii_case("enableRemoteManagement")
                 && *method == Method::POST;
             if !is_remote_management {
-                api_version(query)?;
+                query.api_version(AZURE_STACK_API_VERSIONS)?;
             }
             let subscription_id: SubscriptionId = param(&subscription, "subscriptionId")?;
             let name: RegistrationName = param(&name, "registrationName")?;

@@ -25,25 +25,6 @@ pub const COMMERCE_API_VERSION: &str = "2015-06-01-preview";
 /// Usage lines per page, as the Azure docs give it.
 pub const USAGE_PAGE_ITEMS: usize = 1000;
 
-pub(crate) fn api_version(query: &QueryParams) -> Result<(), ApiError> {
-    match query.0.get("api-version").map(String::as_str) {
-        None => Err(ApiError::new(
-            ErrorCode::MissingApiVersionParameter,
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        )
-        .with_target("api-version")),
-        Some(COMMERCE_API_VERSION) => Ok(()),
-        Some(other) => Err(ApiError::new(
-            ErrorCode::UnsupportedApiVersionValue,
-            format!(
-                "Unsupported api-version '{other}'. \
-                 The supported api-versions are '{COMMERCE_API_VERSION}'."
-            ),
-        )
-        .with_target("api-version")),
-    }
-}
-
 fn invalid_property(name: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidProperty, message).with_target(name)
 }
@@ -64,11 +45,7 @@ fn lenient_instant(text: &str) -> Option<Timestamp> {
 }
 
 fn required_instant(query: &QueryParams, name: &str) -> Result<Timestamp, ApiError> {
-    let text = query
-        .0
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
+    let text = parameter(query, name)
         .ok_or_else(|| invalid_property(name, format!("{name} is required")))?;
     lenient_instant(text)
         .ok_or_else(|| invalid_property(name, format!("{name} '{text}' is not a date-time")))
@@ -110,7 +87,7 @@ pub(crate) async fn usage_aggregates(
     query: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    api_version(query)?;
+    query.api_version(&[COMMERCE_API_VERSION])?;
     check_subscription(&state.store, caller, subscription).await?;
     let start = required_instant(query, "reportedStartTime")?;
     let end = required_instant(query, "reportedEndTime")?;
@@ -248,7 +225,7 @@ pub(crate) async fn rate_card(
     subscription: SubscriptionId,
     query: &QueryParams,
 ) -> Result<Response, ApiError> {
-    api_version(query)?;
+    query.api_version(&[COMMERCE_API_VERSION])?;
     check_subscription(&state.store, caller, subscription).await?;
     let filter = parameter(query, "$filter")
         .ok_or_else(|| invalid_property("$filter", "$filter is required"))?;

@@ -186,6 +186,29 @@ impl QueryParams {
         encoded.join("&")
     }
 
+    /// Checks the ARM `api-version` parameter against the versions a provider speaks, with
+    /// ARM's codes and messages for a missing or an unknown one.
+    pub fn api_version(&self, supported: &[&str]) -> Result<(), ApiError> {
+        let version = self.0.get("api-version").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MissingApiVersionParameter,
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+            .with_target("api-version")
+        })?;
+        if supported.contains(&version.as_str()) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorCode::UnsupportedApiVersionValue,
+            format!(
+                "Unsupported api-version '{version}'. The supported api-versions are '{}'.",
+                supported.join(",")
+            ),
+        )
+        .with_target("api-version"))
+    }
+
     /// An optional parameter parsed as an instant.
     pub fn instant(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         self.0
