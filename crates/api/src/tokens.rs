@@ -117,19 +117,14 @@ pub async fn issue_token(
         .with_target("role")
     })?;
     let scope = caller.partner_scope()?.cloned();
-    let grant = match role {
+    // Whose the token is: (partner, stack, tenant) as the role wants them.
+    let (partner_id, cloud_id, tenant_id) = match role {
         Role::Admin | Role::Partner if scope.is_some() => {
             return Err(forbidden(
                 "a partner token creates stack and customer tokens only",
             ));
         }
-        Role::Admin => TokenGrant {
-            role,
-            partner_id: None,
-            cloud_id: None,
-            tenant_id: None,
-            name: String::new(),
-        },
+        Role::Admin => (None, None, None),
         Role::Partner => {
             let partner: PartnerId = required(body.partner_id.as_deref(), "partnerId", "partner")?;
             if store.partner(partner.clone()).await?.is_none() {
@@ -139,13 +134,7 @@ pub async fn issue_token(
                 )
                 .with_target("partnerId"));
             }
-            TokenGrant {
-                role,
-                partner_id: Some(partner),
-                cloud_id: None,
-                tenant_id: None,
-                name: String::new(),
-            }
+            (Some(partner), None, None)
         }
         Role::Stack => {
             let cloud: CloudId = required(body.cloud_id.as_deref(), "cloudId", "stack")?;
@@ -157,13 +146,7 @@ pub async fn issue_token(
                 )
                 .with_target("cloudId"));
             }
-            TokenGrant {
-                role,
-                partner_id: owner,
-                cloud_id: Some(cloud),
-                tenant_id: None,
-                name: String::new(),
-            }
+            (owner, Some(cloud), None)
         }
         Role::Customer => {
             let tenant: TenantId = required(body.tenant_id.as_deref(), "tenantId", "customer")?;
@@ -175,20 +158,17 @@ pub async fn issue_token(
                 )
                 .with_target("tenantId"));
             }
-            TokenGrant {
-                role,
-                partner_id: owner,
-                cloud_id: None,
-                tenant_id: Some(tenant),
-                name: String::new(),
-            }
+            (owner, None, Some(tenant))
         }
     };
     let secret = new_secret().map_err(|err| ApiError::new(ErrorCode::InternalServerError, err))?;
     let id = new_token_id().map_err(|err| ApiError::new(ErrorCode::InternalServerError, err))?;
     let grant = TokenGrant {
+        role,
+        partner_id,
+        cloud_id,
+        tenant_id,
         name: body.name.unwrap_or_default(),
-        ..grant
     };
     let record = store
         .create_token(NewToken {
