@@ -102,10 +102,9 @@ fn a_file_copied_into_postgres_answers_the_same_and_goes_on() {
     assert_eq!(report["rows"], per_table);
     assert!(report["tables"]["final_invoices"].as_u64().unwrap() > 0);
 
-    let postgres = ["--database-url".to_owned(), target.location.clone()];
     let before = reads(&file, &summary);
     assert!(before.len() > 10, "{before:?}");
-    assert_eq!(reads(&postgres[..], &summary), before);
+    assert_eq!(reads(&target, &summary), before);
     assert_eq!(stored(&target.location), records);
 
     // The same new usage, late and re-sent records among it, imported into each: the same
@@ -135,7 +134,7 @@ fn a_file_copied_into_postgres_answers_the_same_and_goes_on() {
         .unwrap();
     assert!(generated.status.success());
     let drafts = ["invoice", "list", month, "--json"];
-    let drafts_before = ok_json(&postgres[..], &drafts);
+    let drafts_before = ok_json(&target, &drafts);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let before_import = jiff::Timestamp::now().to_string();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -144,9 +143,9 @@ fn a_file_copied_into_postgres_answers_the_same_and_goes_on() {
         ["records", "accepted", "duplicates", "conflicts", "rejected"].map(|k| answer[k].clone())
     };
     let from_file = counts(ok_json(&file, &import));
-    assert_eq!(counts(ok_json(&postgres[..], &import)), from_file);
+    assert_eq!(counts(ok_json(&target, &import)), from_file);
     assert!(from_file[1].as_u64().unwrap() > 0, "{from_file:?}");
-    assert_eq!(reads(&postgres[..], &summary), reads(&file, &summary));
+    assert_eq!(reads(&target, &summary), reads(&file, &summary));
     // As the data stood before the import: the records it added are numbered after every
     // copied one, so none of them counts.
     let as_of = [
@@ -157,8 +156,8 @@ fn a_file_copied_into_postgres_answers_the_same_and_goes_on() {
         &before_import,
         "--json",
     ];
-    assert_eq!(ok_json(&postgres[..], &as_of), drafts_before);
-    assert_ne!(ok_json(&postgres[..], &drafts), drafts_before);
+    assert_eq!(ok_json(&target, &as_of), drafts_before);
+    assert_ne!(ok_json(&target, &drafts), drafts_before);
     assert_eq!(stored(&target.location), stored(file.to_str().unwrap()));
 }
 
