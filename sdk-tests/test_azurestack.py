@@ -27,23 +27,24 @@ def cloud(server, suffix):
     return CLOUD[:-3] + ("1" if server["scheme"] == "http" else "2") + suffix
 
 
+def registration_body(cloud_id, billing_model="PayAsYouUse"):
+    """The body of a registration PUT: a token for the stack, as Azure Stack's tools send it."""
+    return RegistrationParameter(location="global", registration_token=registration_token(cloud_id, billing_model))
+
+
 @pytest.mark.parametrize("api_version", [None, "2017-06-01", "2022-06-01"])
 def test_registration_lifecycle(server, api_version):
     azs = client(server, api_version=api_version)
     name = unique(server, f"hub-{api_version or 'default'}")
     cloud_id = cloud(server, {None: "a1", "2017-06-01": "a2", "2022-06-01": "a3"}[api_version])
-    created = azs.registrations.create_or_update(
-        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud_id))
-    )
+    created = azs.registrations.create_or_update(GROUP, name, registration_body(cloud_id))
     assert created.name == name
     assert created.cloud_id == cloud_id
     assert created.billing_model == "PayAsYouUse"
     assert created.type == "Microsoft.AzureStack/registrations"
     got = azs.registrations.get(GROUP, name)
     assert got.id.endswith(f"/registrations/{name}")
-    updated = azs.registrations.update(
-        GROUP, name, RegistrationParameter(location="global", registration_token=registration_token(cloud_id, "Development"))
-    )
+    updated = azs.registrations.update(GROUP, name, registration_body(cloud_id, "Development"))
     assert updated.billing_model == "Development"
     assert name in [r.name for r in azs.registrations.list(GROUP)]
     assert name in [r.name for r in azs.registrations.list_by_subscription()]
@@ -58,9 +59,7 @@ def test_registration_lifecycle(server, api_version):
 def test_customer_subscriptions(server):
     azs = client(server)
     hub = unique(server, "csp-hub")
-    azs.registrations.create_or_update(
-        GROUP, hub, RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "b1")))
-    )
+    azs.registrations.create_or_update(GROUP, hub, registration_body(cloud(server, "b1")))
     created = azs.customer_subscriptions.create(GROUP, hub, CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT))
     assert created.tenant_id == TENANT
     assert created.name == f"{hub}/{CUSTOMER_SUB}"
@@ -90,11 +89,11 @@ def test_customer_subscription_errors_arrive_with_their_codes(server, registrati
     azs = client(server)
     azs.registrations.create_or_update(
         GROUP, unique(server, "csp-errors"),
-        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "c1"))),
+        registration_body(cloud(server, "c1")),
     )
     azs.registrations.create_or_update(
         GROUP, unique(server, "capacity-hub"),
-        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "c2"), "Capacity")),
+        registration_body(cloud(server, "c2"), "Capacity"),
     )
     with pytest.raises(HttpResponseError) as error:
         azs.customer_subscriptions.create(
@@ -105,34 +104,28 @@ def test_customer_subscription_errors_arrive_with_their_codes(server, registrati
 
 def test_registration_errors_arrive_with_their_codes(server):
     azs = client(server)
-    azs.registrations.create_or_update(
-        GROUP, unique(server, "first"),
-        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
-    )
+    azs.registrations.create_or_update(GROUP, unique(server, "first"), registration_body(cloud(server, "d1")))
     with pytest.raises(HttpResponseError) as taken:
         azs.registrations.create_or_update(
             GROUP, unique(server, "second"),
-            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
+            registration_body(cloud(server, "d1")),
         )
     assert taken.value.error.code == "CloudIdAlreadyRegistered"
     with pytest.raises(HttpResponseError) as recloud:
         azs.registrations.create_or_update(
             GROUP, unique(server, "first"),
-            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d4"))),
+            registration_body(cloud(server, "d4")),
         )
     assert recloud.value.error.code == "CloudIdChange"
     other_default = client(server, subscription=EA_SUB)
     with pytest.raises(HttpResponseError) as moved:
         other_default.registrations.create_or_update(
             GROUP, unique(server, "first"),
-            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d1"))),
+            registration_body(cloud(server, "d1")),
         )
     assert moved.value.error.code == "DefaultSubscriptionChange"
     ea = client(server, subscription=EA_SUB)
-    ea.registrations.create_or_update(
-        GROUP, unique(server, "ea-hub"),
-        RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d2"))),
-    )
+    ea.registrations.create_or_update(GROUP, unique(server, "ea-hub"), registration_body(cloud(server, "d2")))
     with pytest.raises(HttpResponseError) as unauthorized:
         ea.customer_subscriptions.create(
             GROUP, unique(server, "ea-hub"), CUSTOMER_SUB, CustomerSubscription(tenant_id=TENANT)
@@ -142,7 +135,7 @@ def test_registration_errors_arrive_with_their_codes(server):
     with pytest.raises(HttpResponseError) as missing_default:
         nobody.registrations.create_or_update(
             GROUP, unique(server, "orphan"),
-            RegistrationParameter(location="global", registration_token=registration_token(cloud(server, "d3"))),
+            registration_body(cloud(server, "d3")),
         )
     assert missing_default.value.error.code == "InvalidCustomerSubscriptionId"
 
