@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::db::{Conn, Num, params};
+use crate::db::{Conn, Num, instant, micros, params, parse};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::invoice::{
@@ -17,7 +17,7 @@ use stackbill_core::{
     Currency, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription, SubscriptionId,
 };
 
-use crate::directory::{Written, instant, load_routing, load_subscriptions, micros, parse};
+use crate::directory::{Written, load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
 use crate::usage::{PeriodTally, RecordFilter, Refs, load_records, routed_period_usage};

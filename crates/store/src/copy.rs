@@ -13,9 +13,10 @@ use futures_util::SinkExt;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::backend::sqlite::open_connection;
 use crate::db::{Conn, PgConn};
 use crate::error::{Result, StoreError};
-use crate::store::{Store, open_connection};
+use crate::store::Store;
 
 /// Bytes of `COPY` text sent to the server at a time.
 const CHUNK_BYTES: usize = 1 << 20;

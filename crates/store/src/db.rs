@@ -8,8 +8,10 @@
 //! on the runtime that owns the pool's connections.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 
 use futures_util::TryStreamExt;
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 use tokio::runtime::Handle;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
@@ -184,7 +186,7 @@ impl Column for i64 {
 impl Column for Option<Decimal> {
     fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
         row.get::<_, Option<String>>(idx)?
-            .map(|text| crate::directory::parse(&text))
+            .map(|text| parse(&text))
             .transpose()
     }
 
@@ -195,7 +197,7 @@ impl Column for Option<Decimal> {
 
 impl Column for Decimal {
     fn sqlite(row: &rusqlite::Row<'_>, idx: usize) -> Result<Self> {
-        crate::directory::parse(&row.get::<_, String>(idx)?)
+        parse(&row.get::<_, String>(idx)?)
     }
 
     fn postgres(row: &tokio_postgres::Row, idx: usize) -> Result<Self> {
@@ -320,4 +322,33 @@ impl Conn<'_> {
     pub(crate) fn exists(&self, sql: &str, params: &[&dyn Param]) -> Result<bool> {
         Ok(self.query_opt(sql, params, |_| Ok(()))?.is_some())
     }
+}
+
+/// An instant as stored: microseconds since the Unix epoch.
+pub(crate) fn micros(instant: Timestamp) -> i64 {
+    instant.as_microsecond()
+}
+
+/// A stored instant.
+pub(crate) fn instant(micros: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(micros).map_err(StoreError::corrupt)
+}
+
+/// A stored value read back through its `FromStr`; a value that does not parse is corrupt.
+pub(crate) fn parse<T>(text: &str) -> Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|err| StoreError::corrupt(format!("'{text}': {err}")))
+}
+
+/// A nullable stored value read back.
+pub(crate) fn parse_opt<T>(text: Option<&str>) -> Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.map(parse).transpose()
 }

@@ -1,8 +1,6 @@
 //! Directory and registry operations: partners, subscriptions, registrations, tenant
 //! mappings and meters.
 
-use std::str::FromStr;
-
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::meters::{builtin_catalog, builtin_meter};
@@ -16,7 +14,7 @@ use stackbill_core::{
     RegistryError, Subscription, SubscriptionId, TenantId, Timeline,
 };
 
-use crate::db::{Conn, Num, Row, params};
+use crate::db::{Conn, Num, Row, instant, micros, params, parse, parse_opt};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
 
@@ -53,31 +51,6 @@ pub struct CustomerSubscription {
     pub effective_from: Timestamp,
     /// When it was recorded.
     pub recorded_at: Timestamp,
-}
-
-pub(crate) fn micros(instant: Timestamp) -> i64 {
-    instant.as_microsecond()
-}
-
-pub(crate) fn instant(micros: i64) -> Result<Timestamp> {
-    Timestamp::from_microsecond(micros).map_err(StoreError::corrupt)
-}
-
-pub(crate) fn parse<T>(text: &str) -> Result<T>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    text.parse()
-        .map_err(|err| StoreError::corrupt(format!("'{text}': {err}")))
-}
-
-pub(crate) fn parse_opt<T>(text: Option<&str>) -> Result<Option<T>>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    text.map(parse).transpose()
 }
 
 const SUBSCRIPTION_COLUMNS: &str = "subscription_id, offer_type, partner_id, customer_tenant_id, display_name, rate_card, markup_percent";

@@ -9,6 +9,7 @@
 //! inside the same write transaction, so a rule is never checked against one state and
 //! applied to another.
 
+mod backend;
 mod billing;
 mod clock;
 mod copy;
@@ -16,7 +17,6 @@ mod db;
 mod directory;
 mod error;
 mod migrate;
-mod postgres;
 mod store;
 mod tokens;
 mod usage;

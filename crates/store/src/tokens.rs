@@ -1,10 +1,9 @@
 //! API tokens: only a SHA-256 of each secret is stored, never the secret.
 
-use crate::db::{Row, params};
+use crate::db::{Row, instant, micros, params, parse_opt};
 use jiff::Timestamp;
 use stackbill_core::{CloudId, PartnerId, TenantId};
 
-use crate::directory::{instant, micros, parse_opt};
 use crate::error::Result;
 use crate::store::Store;
 

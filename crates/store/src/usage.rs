@@ -14,8 +14,7 @@ use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageError, UsageRecord};
 
-use crate::db::{Conn, params};
-use crate::directory::{micros, parse};
+use crate::db::{Conn, micros, params, parse};
 use crate::error::{Result, StoreError};
 use crate::store::{Store, run_blocking};
 
@@ -775,7 +774,7 @@ pub(crate) fn load_records(
                 quantity: stackbill_core::Quantity::parse(&row.get::<Decimal>(5)?.to_string())
                     .map_err(StoreError::corrupt)?,
                 usage_start,
-                reported_time: Some(crate::directory::instant(row.get(8)?)?),
+                reported_time: Some(crate::db::instant(row.get(8)?)?),
                 instance_data: row.get(7)?,
             });
             Ok(())

@@ -20,8 +20,7 @@ use stackbill_core::UsageRecord;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::db::{Conn, PgConn, params};
-use crate::directory::micros;
+use crate::db::{Conn, PgConn, micros, params};
 use crate::error::{Result, StoreError};
 use crate::usage::{Batch, Disposition, HourKey, Interned, Sums, ValueCache, ValueIds};
 

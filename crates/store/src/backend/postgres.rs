@@ -11,10 +11,10 @@ use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
+use super::next_instant;
 use crate::db::{Conn, PgConn};
 use crate::error::{Result, StoreError};
 use crate::migrate::{POSTGRES_MIGRATIONS, migrate};
-use crate::store::next_instant;
 
 /// Connections per process unless the URL's `pool_size` parameter says otherwise.
 const DEFAULT_POOL_SIZE: usize = 16;
