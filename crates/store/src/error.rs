@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A subscription names a partner that does not exist.
     #[error("partner '{0}' does not exist; create it first")]
     UnknownPartner(PartnerId),
+    /// A sum does not fit in 28 significant digits.
+    #[error("arithmetic overflow: {0}")]
+    Overflow(String),
     /// The database holds a value this version cannot read.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

@@ -20,7 +20,7 @@ mod migrate;
 mod store;
 mod tokens;
 mod usage;
-mod usage_postgres;
+mod values;
 
 pub use billing::{BillingError, Invoice, InvoiceStatus};
 pub use clock::SystemClock;

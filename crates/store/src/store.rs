@@ -19,7 +19,7 @@ use crate::backend::postgres::Postgres;
 use crate::backend::sqlite::Sqlite;
 use crate::db::{Conn, params};
 use crate::error::{Result, StoreError};
-use crate::usage::ValueCache;
+use crate::values::ValueCache;
 
 /// The handle to stackbill's database. Cheap to clone; every method is one transaction.
 #[derive(Clone, Debug)]

@@ -3,6 +3,8 @@
 //! the core (`stackbill_core::rating`, `stackbill_core::invoice`); this module gathers the
 //! facts it needs from the database and freezes its answers.
 
+mod tally;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::db::{Conn, Num, instant, micros, params, parse};
@@ -20,7 +22,9 @@ use stackbill_core::{
 use crate::directory::{Written, load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
-use crate::usage::{PeriodTally, RecordFilter, Refs, load_records, routed_period_usage};
+use crate::usage::{RecordFilter, load_records};
+use crate::values::Refs;
+use tally::{PeriodTally, routed_period_usage};
 
 /// Whether an invoice can still change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,6 @@
 
 use std::collections::hash_map::Entry;
 use std::pin::pin;
-use std::sync::Mutex;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
@@ -20,9 +19,10 @@ use stackbill_core::UsageRecord;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use super::batch::{Batch, Interned, SumMap, Sums};
+use super::{Disposition, UsageWriter};
 use crate::db::{Conn, PgConn, micros, params};
 use crate::error::{Result, StoreError};
-use crate::usage::{Batch, Disposition, HourKey, Interned, Sums, ValueCache, ValueIds};
 
 const COPY_RECORDS: &str = "COPY usage_records (cloud_ref, record_id, tenant_ref, \
     subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at) \
@@ -115,66 +115,66 @@ fn note_late(pg: &PgConn<'_>, records: &[UsageRecord], late: &[&Staged]) -> Resu
     Ok(())
 }
 
-/// Stores a batch inside the caller's write transaction on `conn` (whose PostgreSQL side is
-/// `pg`). The answer has one disposition per record, in order, and the value ids the
-/// transaction made.
-pub(crate) fn ingest(
-    conn: &Conn<'_>,
-    pg: &PgConn<'_>,
-    now_micros: i64,
-    cache: &Mutex<ValueCache>,
-    records: &[UsageRecord],
-) -> Result<(Vec<Disposition>, ValueIds)> {
-    let mut batch = Batch::load(conn, cache)?;
-    let mut dispositions: Vec<Option<Disposition>> = vec![None; records.len()];
-    let mut staged: Vec<Staged> = Vec::with_capacity(records.len());
-    for (position, record) in records.iter().enumerate() {
-        match batch.intern(conn, record)? {
-            Ok(interned) => staged.push(Staged {
-                position,
-                record: interned,
-                late_month: batch.late_month(&interned)?,
-            }),
-            Err(err) => dispositions[position] = Some(Disposition::Rejected(err)),
+impl UsageWriter for PgConn<'_> {
+    fn store_records(
+        &self,
+        conn: &Conn<'_>,
+        batch: &mut Batch<'_>,
+        records: &[UsageRecord],
+        now_micros: i64,
+        dispositions: &mut [Option<Disposition>],
+    ) -> Result<Option<i64>> {
+        let pg = self;
+        let mut staged: Vec<Staged> = Vec::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            match batch.intern(conn, record)? {
+                Ok(interned) => staged.push(Staged {
+                    position,
+                    record: interned,
+                    late_month: batch.late_month(&interned)?,
+                }),
+                Err(err) => dispositions[position] = Some(Disposition::Rejected(err)),
+            }
         }
-    }
-    // The first record of each key goes to the database, in key order (neighbouring index
-    // pages); the later ones of the batch are decided here against it.
-    let mut first: HashMap<(i64, &str), &Staged> = HashMap::default();
-    let mut candidates: Vec<&Staged> = Vec::with_capacity(staged.len());
-    for entry in &staged {
-        let key = (entry.record.cloud, records[entry.position].id.as_str());
-        if let Entry::Vacant(vacant) = first.entry(key) {
-            vacant.insert(entry);
-            candidates.push(entry);
+        // The first record of each key goes to the database, in key order (neighbouring index
+        // pages); the later ones of the batch are decided here against it.
+        let mut first: HashMap<(i64, &str), &Staged> = HashMap::default();
+        let mut candidates: Vec<&Staged> = Vec::with_capacity(staged.len());
+        for entry in &staged {
+            let key = (entry.record.cloud, records[entry.position].id.as_str());
+            if let Entry::Vacant(vacant) = first.entry(key) {
+                vacant.insert(entry);
+                candidates.push(entry);
+            }
         }
-    }
-    candidates.sort_by_key(|s| (s.record.cloud, records[s.position].id.as_str()));
-    let stored = if candidates.is_empty() {
-        HashMap::default()
-    } else {
-        stored_before(pg, records, &candidates)?
-    };
-    let new: Vec<&Staged> = candidates
-        .iter()
-        .copied()
-        .filter(|s| !stored.contains_key(&s.position))
-        .collect();
+        candidates.sort_by_key(|s| (s.record.cloud, records[s.position].id.as_str()));
+        let stored = if candidates.is_empty() {
+            HashMap::default()
+        } else {
+            stored_before(pg, records, &candidates)?
+        };
+        let new: Vec<&Staged> = candidates
+            .iter()
+            .copied()
+            .filter(|s| !stored.contains_key(&s.position))
+            .collect();
 
-    // The first record of a new key is accepted; any other is compared with the record
-    // stored under its key, before this batch or by it.
-    for entry in &staged {
-        let key = (entry.record.cloud, records[entry.position].id.as_str());
-        let earliest = first
-            .get(&key)
-            .ok_or_else(|| StoreError::corrupt("a staged key has no first record"))?;
-        dispositions[entry.position] = Some(match stored.get(&earliest.position) {
-            Some(before) => entry.record.against(before),
-            None if earliest.position == entry.position => batch.accept(&entry.record)?,
-            None => entry.record.against(&earliest.record),
-        });
-    }
-    if !new.is_empty() {
+        // The first record of a new key is accepted; any other is compared with the record
+        // stored under its key, before this batch or by it.
+        for entry in &staged {
+            let key = (entry.record.cloud, records[entry.position].id.as_str());
+            let earliest = first
+                .get(&key)
+                .ok_or_else(|| StoreError::corrupt("a staged key has no first record"))?;
+            dispositions[entry.position] = Some(match stored.get(&earliest.position) {
+                Some(before) => entry.record.against(before),
+                None if earliest.position == entry.position => batch.accept(&entry.record)?,
+                None => entry.record.against(&earliest.record),
+            });
+        }
+        if new.is_empty() {
+            return Ok(None);
+        }
         copy_records(pg, now_micros, records, &new)?;
         let late: Vec<&Staged> = new
             .iter()
@@ -189,15 +189,13 @@ pub(crate) fn ingest(
             params![],
             |row| row.get(0),
         )?;
-        conn.execute(
-            "INSERT INTO usage_batches (accepted_at, last_rowid) VALUES (?1, ?2)",
-            params![now_micros, last_rowid],
-        )?;
-        let monthly = batch.monthly_sums()?;
-        add_sums(pg, Sums::Monthly, &monthly)?;
-        add_sums(pg, Sums::Hourly, &batch.sums)?;
+        Ok(Some(last_rowid))
     }
-    batch.finish(dispositions)
+
+    /// One `unnest` upsert: `quantity = quantity + excluded.quantity`, exact `NUMERIC`.
+    fn add_sums(&self, sums_of: Sums, sums: &SumMap) -> Result<()> {
+        add_sums(self, sums_of, sums)
+    }
 }
 
 /// Copies new records straight into `usage_records`, in binary (the table's record numbers
@@ -235,15 +233,16 @@ fn copy_records(
 }
 
 /// Adds a batch's sums to a pre-aggregate keyed (stack, tenant, meter, `period` column).
-fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &HashMap<HourKey, (Decimal, i64)>) -> Result<()> {
+fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &SumMap) -> Result<()> {
     let (table, period) = sums_of.table();
     let mut columns: [Vec<i64>; 5] = Default::default();
     let mut quantities: Vec<Decimal> = Vec::with_capacity(sums.len());
-    for (&(cloud, tenant, meter, at), &(quantity, records)) in sums {
-        for (column, value) in columns.iter_mut().zip([cloud, tenant, meter, at, records]) {
+    for (key, sum) in sums {
+        let values = [key.cloud, key.tenant, key.meter, key.at, sum.records];
+        for (column, value) in columns.iter_mut().zip(values) {
             column.push(value);
         }
-        quantities.push(quantity);
+        quantities.push(sum.quantity);
     }
     let sql = format!(
         "INSERT INTO {table} (cloud_ref, tenant_ref, meter_ref, {period}, quantity, records)
