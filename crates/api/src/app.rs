@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{AuthConfig, authenticate};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
-use crate::{billing, routes, tokens, usage};
+use crate::{billing, diff, routes, tokens, usage};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -82,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/invoices/{subscription_id}/{period}/records",
             get(billing::invoice_records),
+        )
+        .route(
+            "/invoices/{subscription_id}/{period}/diff",
+            get(diff::invoice_diff),
         )
         .route("/periods/{period}/finalize", post(billing::finalize))
         .route(

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod azure;
 pub mod billing;
 pub mod commerce;
+pub mod diff;
 pub mod dto;
 pub mod error;
 pub mod extract;

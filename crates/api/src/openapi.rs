@@ -4,7 +4,15 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{billing, routes, tokens, usage};
+use crate::error::ErrorResponse;
+use crate::{billing, diff, routes, tokens, usage};
+
+/// Every route's error answer: the ARM envelope, with the status of its code.
+#[derive(utoipa::IntoResponses)]
+#[response(status = "default", description = "an ARM error")]
+pub(crate) struct ArmError(
+    #[allow(dead_code, reason = "only the type is read, by the derive")] ErrorResponse,
+);
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -52,6 +60,7 @@ impl Modify for BearerAuth {
         billing::list_invoices,
         billing::get_invoice,
         billing::invoice_records,
+        diff::invoice_diff,
         billing::finalize,
         tokens::create_token,
         tokens::list_tokens,

@@ -1,6 +1,6 @@
 //! `stackbill invoice`: list, show, finalize, diff and export, straight on the database.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
-use stackbill_core::{Meter, MeterId, Period, SubscriptionId, UsageRecord};
+use stackbill_api::diff::invoice_diff_dto;
+use stackbill_core::{Meter, MeterId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Store};
 
 use crate::admin::open;
@@ -216,49 +217,6 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
     }
 }
 
-/// One meter's change between two instants, and what explains it.
-#[derive(Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MeterDiff {
-    meter_id: String,
-    meter_name: String,
-    #[serde(serialize_with = "as_text")]
-    quantity_from: Decimal,
-    #[serde(serialize_with = "as_text")]
-    quantity_to: Decimal,
-    #[serde(serialize_with = "as_text")]
-    amount_from: Decimal,
-    #[serde(serialize_with = "as_text")]
-    amount_to: Decimal,
-    late_records: usize,
-    #[serde(serialize_with = "as_text")]
-    late_quantity: Decimal,
-    rerouted_in_records: usize,
-    #[serde(serialize_with = "as_text")]
-    rerouted_in_quantity: Decimal,
-    rerouted_out_records: usize,
-    #[serde(serialize_with = "as_text")]
-    rerouted_out_quantity: Decimal,
-    price_changed: bool,
-}
-
-/// Decimals are strings on the wire, as everywhere in stackbill.
-fn as_text<S: serde::Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-type Key = (stackbill_core::CloudId, String);
-
-fn keyed(records: Vec<UsageRecord>) -> BTreeMap<MeterId, BTreeMap<Key, Decimal>> {
-    let mut out: BTreeMap<MeterId, BTreeMap<Key, Decimal>> = BTreeMap::new();
-    for r in records {
-        out.entry(r.meter_id)
-            .or_default()
-            .insert((r.cloud_id, r.id.as_str().to_owned()), r.quantity.value());
-    }
-    out
-}
-
 async fn diff(
     store: &Store,
     subscription: SubscriptionId,
@@ -267,104 +225,22 @@ async fn diff(
     to: Timestamp,
     json: bool,
 ) -> Result<()> {
-    let before = store.invoice(subscription, period, Some(from)).await?;
-    let after = store.invoice(subscription, period, Some(to)).await?;
-    // The records billed then, now, and those known then but routed by today's registrations.
-    let then = keyed(
-        store
-            .invoice_records(subscription, period, None, Some(from), Some(from))
-            .await?,
-    );
-    let now = keyed(
-        store
-            .invoice_records(subscription, period, None, Some(to), Some(to))
-            .await?,
-    );
-    let known_rerouted = keyed(
-        store
-            .invoice_records(subscription, period, None, Some(to), Some(from))
-            .await?,
-    );
-    let card = store.subscription(subscription).await?.map(|s| s.rate_card);
-    let price_changed = match card {
-        Some(card) => {
-            store.rate_card(card.clone(), Some(from)).await?
-                != store.rate_card(card, Some(to)).await?
-        }
-        None => false,
-    };
-    let meters_catalog = meters(store).await?;
-    let line = |invoice: &Option<Invoice>, meter: MeterId| {
-        invoice
-            .as_ref()
-            .and_then(|i| i.lines.iter().find(|l| l.meter_id == meter))
-            .map_or((Decimal::ZERO, Decimal::ZERO), |l| (l.quantity, l.amount))
-    };
-    let mut meters: BTreeSet<MeterId> = then.keys().chain(now.keys()).copied().collect();
-    for invoice in [&before, &after].into_iter().flatten() {
-        meters.extend(invoice.lines.iter().map(|l| l.meter_id));
-    }
-    let empty = BTreeMap::new();
-    let mut diffs = Vec::new();
-    for meter in meters {
-        let (q1, a1) = line(&before, meter);
-        let (q2, a2) = line(&after, meter);
-        let (r1, r2, known) = (
-            then.get(&meter).unwrap_or(&empty),
-            now.get(&meter).unwrap_or(&empty),
-            known_rerouted.get(&meter).unwrap_or(&empty),
-        );
-        let only = |a: &BTreeMap<Key, Decimal>, b: &BTreeMap<Key, Decimal>| {
-            let keys: Vec<&Key> = a.keys().filter(|k| !b.contains_key(*k)).collect();
-            (keys.len(), keys.iter().map(|k| a[*k]).sum::<Decimal>())
-        };
-        let (late_records, late_quantity) = only(r2, known);
-        let (rerouted_in_records, rerouted_in_quantity) = only(known, r1);
-        let (rerouted_out_records, rerouted_out_quantity) = only(r1, known);
-        if q1 == q2 && a1 == a2 && late_records + rerouted_in_records + rerouted_out_records == 0 {
-            continue;
-        }
-        diffs.push(MeterDiff {
-            meter_id: meter.to_string(),
-            meter_name: meters_catalog
-                .get(&meter)
-                .map(|m| m.name.clone())
-                .unwrap_or_default(),
-            quantity_from: q1,
-            quantity_to: q2,
-            amount_from: a1,
-            amount_to: a2,
-            late_records,
-            late_quantity,
-            rerouted_in_records,
-            rerouted_in_quantity,
-            rerouted_out_records,
-            rerouted_out_quantity,
-            price_changed: price_changed && a1 != a2,
-        });
-    }
-    let total = |i: &Option<Invoice>| i.as_ref().map_or(Decimal::ZERO, |i| i.total);
+    let diff = store.invoice_diff(subscription, period, from, to).await?;
+    let dto = invoice_diff_dto(diff, &meters(store).await?);
     if json {
-        return output::json(&serde_json::json!({
-            "subscriptionId": subscription.to_string(),
-            "period": period.to_string(),
-            "from": from.to_string(),
-            "to": to.to_string(),
-            "totalFrom": total(&before).to_string(),
-            "totalTo": total(&after).to_string(),
-            "meters": diffs,
-        }));
+        return output::json(&dto);
     }
     outln!(
         "invoice {subscription} {period}: total {} at {from}, {} at {to}",
-        total(&before),
-        total(&after)
+        dto.total_from,
+        dto.total_to
     )?;
-    if diffs.is_empty() {
+    if dto.meters.is_empty() {
         outln!("nothing changed")?;
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = diffs
+    let rows: Vec<Vec<String>> = dto
+        .meters
         .iter()
         .map(|d| {
             let mut why = Vec::new();
@@ -390,11 +266,7 @@ async fn diff(
                 why.push("rate card changed".to_owned());
             }
             let unbilled = d.late_records + d.rerouted_in_records + d.rerouted_out_records > 0;
-            if unbilled
-                && after
-                    .as_ref()
-                    .is_some_and(|i| i.status == InvoiceStatus::Final)
-            {
+            if unbilled && dto.final_at_to {
                 why.push("after finalization: billed as adjustments on a later invoice".to_owned());
             }
             vec![

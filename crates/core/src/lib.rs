@@ -5,6 +5,7 @@
 //! Nothing here does IO, reads a clock, or knows about SQL, HTTP or serialization: time and
 //! state come in as arguments, so every rule is a plain function that tests call directly.
 
+pub mod billing;
 pub mod clock;
 pub mod directory;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod rules;
 pub mod timeline;
 pub mod usage;
 
+pub use billing::BillingError;
 pub use clock::Clock;
 pub use directory::{BillingModel, OfferType, Partner, Registration, Subscription};
 pub use ids::{

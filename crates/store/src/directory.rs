@@ -67,7 +67,10 @@ fn subscription_from_row(row: &Row<'_>) -> Result<Subscription> {
     })
 }
 
-fn load_subscription(conn: &Conn<'_>, id: SubscriptionId) -> Result<Option<Subscription>> {
+pub(crate) fn load_subscription(
+    conn: &Conn<'_>,
+    id: SubscriptionId,
+) -> Result<Option<Subscription>> {
     let sql =
         format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE subscription_id = ?1");
     conn.query_opt(&sql, params![id.to_string()], subscription_from_row)

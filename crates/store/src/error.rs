@@ -14,7 +14,7 @@ pub enum StoreError {
     InvalidSubscription(#[from] SubscriptionError),
     /// Billing refused the call.
     #[error(transparent)]
-    Billing(#[from] crate::billing::BillingError),
+    Billing(#[from] stackbill_core::BillingError),
     /// A subscription names a partner that does not exist.
     #[error("partner '{0}' does not exist; create it first")]
     UnknownPartner(PartnerId),

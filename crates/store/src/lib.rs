@@ -22,11 +22,12 @@ mod tokens;
 mod usage;
 mod values;
 
-pub use billing::{BillingError, Invoice, InvoiceStatus};
+pub use billing::{Invoice, InvoiceDiff, InvoiceStatus};
 pub use clock::SystemClock;
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::StoreError;
+pub use stackbill_core::BillingError;
 pub use store::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
 pub use usage::{Disposition, UsageAggregate, UsageScope};

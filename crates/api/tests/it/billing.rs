@@ -392,3 +392,69 @@ async fn the_records_behind_a_line_add_up_to_it() {
         .await;
     assert_eq!(today.body["value"].as_array().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn a_diff_explains_late_and_rerouted_records_over_http() {
+    let app = priced().await;
+    assert_eq!(
+        app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
+            .await
+            .status,
+        200
+    );
+    // After finalization: one late record, then tenant 1 moves to CUSTOMER_1B for all of May.
+    app.db.clock.set("2025-06-16T00:00:00Z");
+    post_usage(
+        &app,
+        record("late", TENANT_1, METER, "2025-05-30T23:00:00Z", "4"),
+    )
+    .await;
+    app.db.clock.set("2025-06-17T00:00:00Z");
+    let moved = app
+        .put(
+            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1B}"),
+            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200);
+    app.db.clock.set("2025-06-18T00:00:00Z");
+    let path = |sub: &str| {
+        format!("/v1/invoices/{sub}/2025-05/diff?from=2025-06-15T14:00:00Z&to=2025-06-18T00:00:00Z")
+    };
+    let new = app.get(&path(CUSTOMER_1B)).await;
+    assert_eq!(new.status, 200, "{new:?}");
+    let meter = |a: &Answer| {
+        a.body["meters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["meterId"] == METER)
+            .cloned()
+            .expect("the priced meter changed")
+    };
+    let gained = meter(&new);
+    assert_eq!(
+        (
+            &gained["reroutedInRecords"],
+            &gained["reroutedInQuantity"],
+            &gained["lateRecords"],
+            &gained["lateQuantity"],
+        ),
+        (&json!(3), &json!("15"), &json!(1), &json!("4")),
+        "{gained}"
+    );
+    let lost = meter(&app.get(&path(CUSTOMER_1)).await);
+    assert_eq!(
+        (&lost["reroutedOutRecords"], &lost["reroutedOutQuantity"]),
+        (&json!(3), &json!("15")),
+        "{lost}"
+    );
+    assert_eq!(lost["quantityFrom"], "15");
+    let missing = app
+        .get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05/diff"))
+        .await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.code()),
+        (400, "InvalidParameter")
+    );
+}

@@ -1,0 +1,159 @@
+//! Drafts: today's lines of every subscription not final in a period, plus the adjustments
+//! that bring earlier final periods in line with today's data.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rust_decimal::Decimal;
+use stackbill_core::invoice::{Adjustment, InvoiceLine, adjustments, total};
+use stackbill_core::{BillingError, Currency, MeterId, PartnerId, Period, SubscriptionId};
+
+use super::facts::{Facts, billed_for, load_final_invoice};
+use super::tally::{PeriodTally, routed_period_usage};
+use super::{Invoice, InvoiceStatus};
+use crate::db::{Conn, micros, params, parse};
+use crate::error::{Result, StoreError};
+use crate::values::Refs;
+
+/// Drafts of `period` for every subscription not final in it (optionally one partner's):
+/// today's lines plus adjustments of final periods whose next open period this is.
+pub(super) fn draft_invoices(
+    conn: &Conn<'_>,
+    facts: &Facts,
+    period: Period,
+    partner: Option<&PartnerId>,
+) -> Result<Vec<Invoice>> {
+    let in_scope = |sub: SubscriptionId| {
+        partner.is_none_or(|p| facts.partner_of(sub) == Some(p))
+            && facts
+                .finalized
+                .final_at(period, facts.partner_of(sub))
+                .is_none()
+    };
+    let usage = routed_period_usage(conn, period, &facts.routing, facts.as_of)?;
+    let mut drafts: BTreeMap<SubscriptionId, (Vec<InvoiceLine>, Vec<Adjustment>)> = BTreeMap::new();
+    for (sub, quantities) in &usage {
+        if in_scope(*sub) {
+            let lines = facts.rate(*sub, period, quantities).map_err(billing)?;
+            drafts.entry(*sub).or_default().0 = lines.into_values().collect();
+        }
+    }
+    let partners = facts.subscriptions.values().map(|s| s.partner_id.as_ref());
+    let earlier = facts.finalized.owing_adjustments(period, partners);
+    let refs = Refs::load(conn)?;
+    for final_period in earlier {
+        // Today's data, and each finalization's records re-routed by today's registrations:
+        // the same month's totals, less the records accepted after that finalization.
+        let mut today_tally = PeriodTally::all(conn, &refs, final_period, &facts.routing)?;
+        if let Some(as_of) = facts.as_of {
+            today_tally.remove_accepted(conn, &refs, &facts.routing, as_of, None)?;
+        }
+        let today = today_tally.quantities();
+        let billed = billed_for(conn, final_period, facts.as_of)?;
+        let mut subscriptions: BTreeSet<SubscriptionId> = today.keys().copied().collect();
+        subscriptions.extend(billed.keys().copied());
+        let mut rerouted_cache: HashMap<i64, BTreeMap<SubscriptionId, BTreeMap<MeterId, Decimal>>> =
+            HashMap::new();
+        for sub in subscriptions {
+            let owner = facts.partner_of(sub);
+            let Some(finalized_at) = facts.finalized.owes(final_period, period, owner) else {
+                continue;
+            };
+            if !in_scope(sub) {
+                continue;
+            }
+            let finalized_at = micros(finalized_at);
+            let rerouted_usage = match rerouted_cache.get(&finalized_at) {
+                Some(usage) => usage,
+                None => {
+                    let mut known = today_tally.clone();
+                    known.remove_accepted(
+                        conn,
+                        &refs,
+                        &facts.routing,
+                        finalized_at,
+                        facts.as_of,
+                    )?;
+                    rerouted_cache
+                        .entry(finalized_at)
+                        .or_insert(known.quantities())
+                }
+            };
+            let empty = BTreeMap::new();
+            let rerouted = facts
+                .rate(
+                    sub,
+                    final_period,
+                    rerouted_usage.get(&sub).unwrap_or(&empty),
+                )
+                .map_err(billing)?;
+            let now = facts
+                .rate(sub, final_period, today.get(&sub).unwrap_or(&empty))
+                .map_err(billing)?;
+            let currency = facts
+                .subscriptions
+                .get(&sub)
+                .map_or(Currency::USD, |s| facts.pricing(s).currency());
+            let found = adjustments(
+                final_period,
+                currency,
+                billed.get(&sub).unwrap_or(&BTreeMap::new()),
+                &rerouted,
+                &now,
+            );
+            if !found.is_empty() {
+                drafts.entry(sub).or_default().1.extend(found);
+            }
+        }
+    }
+    Ok(drafts
+        .into_iter()
+        .map(|(sub, (lines, adjustments))| {
+            let subscription = facts.subscriptions.get(&sub);
+            let currency = subscription.map_or(Currency::USD, |s| facts.pricing(s).currency());
+            Invoice {
+                subscription_id: sub,
+                partner_id: subscription.and_then(|s| s.partner_id.clone()),
+                period,
+                currency,
+                status: InvoiceStatus::Draft,
+                total: total(&lines, &adjustments),
+                lines,
+                adjustments,
+                finalized_at: None,
+            }
+        })
+        .collect())
+}
+
+fn billing(error: BillingError) -> StoreError {
+    StoreError::Billing(error)
+}
+
+/// Every invoice of `period` (finals frozen, drafts computed), optionally one partner's.
+pub(super) fn invoices_of(
+    conn: &Conn<'_>,
+    period: Period,
+    partner: Option<&PartnerId>,
+    as_of: Option<i64>,
+) -> Result<Vec<Invoice>> {
+    let facts = Facts::load(conn, as_of)?;
+    let mut invoices = draft_invoices(conn, &facts, period, partner)?;
+    let finals: Vec<String> = conn.query_map(
+        "SELECT subscription_id FROM final_invoices WHERE period = ?1
+           AND (CAST(?2 AS BIGINT) IS NULL OR finalized_at <= ?2)
+         ORDER BY subscription_id",
+        params![period.to_string(), as_of],
+        |row| row.get(0),
+    )?;
+    for sub in finals {
+        let sub: SubscriptionId = parse(&sub)?;
+        if partner.is_some_and(|p| facts.partner_of(sub) != Some(p)) {
+            continue;
+        }
+        if let Some(invoice) = load_final_invoice(conn, sub, period)? {
+            invoices.push(invoice);
+        }
+    }
+    invoices.sort_by_key(|i| i.subscription_id);
+    Ok(invoices)
+}

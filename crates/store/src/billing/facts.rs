@@ -1,0 +1,309 @@
+//! The facts an invoice is computed from, read as of an instant, and the frozen final
+//! invoices, written once and read back.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use rust_decimal::Decimal;
+use stackbill_core::billing::{Finalizations, PartnerScope};
+use stackbill_core::invoice::{
+    Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, rate_lines,
+};
+use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::routing::RoutingTable;
+use stackbill_core::{
+    BillingError, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription, SubscriptionId,
+};
+
+use super::{Invoice, InvoiceStatus};
+use crate::db::{Conn, Num, Row, instant, micros, params, parse};
+use crate::directory::{load_routing, load_subscriptions};
+use crate::error::{Result, StoreError};
+
+/// The rate cards (or the one named `only`) as recorded by `as_of` (`None`: now).
+pub(super) fn load_rate_cards(
+    conn: &Conn<'_>,
+    as_of: Option<i64>,
+    only: Option<&RateCardName>,
+) -> Result<HashMap<RateCardName, RateCard>> {
+    let rows: Vec<(i64, String, String)> = conn.query_map(
+        "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
+         WHERE (CAST(?2 AS TEXT) IS NULL OR v.name = ?2)
+           AND v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
+                               WHERE w.name = v.name
+                                 AND (CAST(?1 AS BIGINT) IS NULL OR w.recorded_at <= ?1))",
+        params![as_of, only.map(RateCardName::as_str)],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let mut cards = HashMap::new();
+    for (version, name, currency) in rows {
+        let mut entries: BTreeMap<(MeterId, i64), (Decimal, Vec<Tier>)> = BTreeMap::new();
+        conn.query_each(
+            "SELECT meter_id, effective_date, included_quantity, from_quantity, unit_price
+             FROM rate_card_tiers WHERE version_id = ?1 ORDER BY meter_id, effective_date",
+            params![version],
+            |row| {
+                let meter: MeterId = parse(&row.get::<String>(0)?)?;
+                let entry = entries
+                    .entry((meter, row.get(1)?))
+                    .or_insert((row.get(2)?, Vec::new()));
+                entry.1.push(Tier {
+                    from_quantity: row.get(3)?,
+                    unit_price: row.get(4)?,
+                });
+                Ok(())
+            },
+        )?;
+        let rates = entries
+            .into_iter()
+            .map(|((meter, effective), (included, tiers))| {
+                MeterRate::new(meter, tiers, included, instant(effective)?)
+                    .map_err(StoreError::corrupt)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let name: RateCardName = parse(&name)?;
+        cards.insert(
+            name.clone(),
+            RateCard {
+                name,
+                currency: parse(&currency)?,
+                rates,
+            },
+        );
+    }
+    Ok(cards)
+}
+
+/// The finalizations recorded by `as_of` (`None`: all).
+fn load_finalized(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Finalizations> {
+    conn.query_map(
+        "SELECT period, partner_id, finalized_at FROM finalized_periods
+         WHERE CAST(?1 AS BIGINT) IS NULL OR finalized_at <= ?1",
+        params![as_of],
+        |row| {
+            let scope = scope_from_text(&row.get::<String>(1)?)?;
+            Ok((parse(&row.get::<String>(0)?)?, scope, instant(row.get(2)?)?))
+        },
+    )
+    .map(|rows| rows.into_iter().collect())
+}
+
+/// A partner scope as `finalized_periods` stores it: the partner id, or empty for all.
+pub(super) fn scope_text(scope: &PartnerScope) -> &str {
+    match scope {
+        PartnerScope::All => "",
+        PartnerScope::Partner(partner) => partner.as_str(),
+    }
+}
+
+fn scope_from_text(text: &str) -> Result<PartnerScope> {
+    Ok(match text {
+        "" => PartnerScope::All,
+        partner => PartnerScope::Partner(parse(partner)?),
+    })
+}
+
+/// A final invoice as it was frozen, if there is one.
+pub(super) fn load_final_invoice(
+    conn: &Conn<'_>,
+    subscription: SubscriptionId,
+    period: Period,
+) -> Result<Option<Invoice>> {
+    let head: Option<(Option<String>, String, Decimal, i64)> = conn.query_opt(
+        "SELECT partner_id, currency, total, finalized_at FROM final_invoices
+         WHERE subscription_id = ?1 AND period = ?2",
+        params![subscription.to_string(), period.to_string()],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
+    let Some((partner, currency, total, finalized_at)) = head else {
+        return Ok(None);
+    };
+    let lines = conn.query_map(
+        "SELECT meter_id, quantity, amount, unpriced FROM final_invoice_lines
+         WHERE subscription_id = ?1 AND period = ?2 ORDER BY meter_id",
+        params![subscription.to_string(), period.to_string()],
+        |row| {
+            Ok(InvoiceLine {
+                meter_id: parse(&row.get::<String>(0)?)?,
+                quantity: row.get(1)?,
+                amount: row.get(2)?,
+                unpriced: row.get::<i64>(3)? != 0,
+            })
+        },
+    )?;
+    let adjustments = conn.query_map(
+        "SELECT adjusted_period, meter_id, quantity, amount, reason FROM final_invoice_adjustments
+         WHERE subscription_id = ?1 AND period = ?2 ORDER BY rowid",
+        params![subscription.to_string(), period.to_string()],
+        |row| {
+            Ok(Adjustment {
+                period: parse(&row.get::<String>(0)?)?,
+                meter_id: parse(&row.get::<String>(1)?)?,
+                quantity: row.get(2)?,
+                amount: row.get(3)?,
+                reason: match row.get::<String>(4)?.as_str() {
+                    "LateUsage" => AdjustmentReason::LateUsage,
+                    _ => AdjustmentReason::Reassignment,
+                },
+            })
+        },
+    )?;
+    Ok(Some(Invoice {
+        subscription_id: subscription,
+        partner_id: partner.as_deref().map(parse).transpose()?,
+        period,
+        currency: parse(&currency)?,
+        status: InvoiceStatus::Final,
+        lines,
+        adjustments,
+        total,
+        finalized_at: Some(instant(finalized_at)?),
+    }))
+}
+
+/// What was billed so far for each (subscription, meter) of a final period: final lines
+/// plus adjustments frozen on later final invoices.
+pub(super) fn billed_for(
+    conn: &Conn<'_>,
+    period: Period,
+    as_of: Option<i64>,
+) -> Result<HashMap<SubscriptionId, BTreeMap<MeterId, Billed>>> {
+    let mut billed: HashMap<SubscriptionId, BTreeMap<MeterId, Billed>> = HashMap::new();
+    let mut add = |row: &Row<'_>| -> Result<()> {
+        let entry = billed
+            .entry(parse(&row.get::<String>(0)?)?)
+            .or_default()
+            .entry(parse(&row.get::<String>(1)?)?)
+            .or_default();
+        let overflow = || StoreError::Overflow("the billed total of a meter".to_owned());
+        entry.quantity = entry
+            .quantity
+            .checked_add(row.get(2)?)
+            .ok_or_else(overflow)?;
+        entry.amount = entry.amount.checked_add(row.get(3)?).ok_or_else(overflow)?;
+        Ok(())
+    };
+    conn.query_each(
+        "SELECT l.subscription_id, l.meter_id, l.quantity, l.amount FROM final_invoice_lines l
+         JOIN final_invoices f ON f.subscription_id = l.subscription_id AND f.period = l.period
+         WHERE l.period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
+        params![period.to_string(), as_of],
+        &mut add,
+    )?;
+    conn.query_each(
+        "SELECT a.subscription_id, a.meter_id, a.quantity, a.amount FROM final_invoice_adjustments a
+         JOIN final_invoices f ON f.subscription_id = a.subscription_id AND f.period = a.period
+         WHERE a.adjusted_period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
+        params![period.to_string(), as_of],
+        &mut add,
+    )?;
+    Ok(billed)
+}
+
+/// The data an invoice computation reads, as of an instant (`None`: as it is now).
+pub(super) struct Facts {
+    pub(super) as_of: Option<i64>,
+    pub(super) subscriptions: HashMap<SubscriptionId, Subscription>,
+    cards: HashMap<RateCardName, RateCard>,
+    pub(super) routing: RoutingTable,
+    pub(super) finalized: Finalizations,
+}
+
+impl Facts {
+    pub(super) fn load(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Self> {
+        let as_of_instant = as_of.map(instant).transpose()?;
+        Ok(Self {
+            as_of,
+            subscriptions: load_subscriptions(conn)?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect(),
+            cards: load_rate_cards(conn, as_of, None)?,
+            routing: load_routing(conn, as_of_instant)?,
+            finalized: load_finalized(conn, as_of)?,
+        })
+    }
+
+    pub(super) fn pricing(&self, subscription: &Subscription) -> Pricing<'_> {
+        Pricing {
+            card: self.cards.get(&subscription.rate_card),
+            markup_percent: subscription.markup_percent,
+        }
+    }
+
+    pub(super) fn partner_of(&self, subscription: SubscriptionId) -> Option<&PartnerId> {
+        self.subscriptions
+            .get(&subscription)
+            .and_then(|s| s.partner_id.as_ref())
+    }
+
+    pub(super) fn rate(
+        &self,
+        subscription: SubscriptionId,
+        period: Period,
+        quantities: &BTreeMap<MeterId, Decimal>,
+    ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
+        let pricing = match self.subscriptions.get(&subscription) {
+            Some(s) => self.pricing(s),
+            None => Pricing {
+                card: None,
+                markup_percent: Decimal::ZERO,
+            },
+        };
+        Ok(rate_lines(period, quantities, pricing)?
+            .into_iter()
+            .map(|l| (l.meter_id, l))
+            .collect())
+    }
+}
+
+/// Freezes a final invoice: its head, lines and adjustments.
+pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()> {
+    let sub = invoice.subscription_id.to_string();
+    let period = invoice.period.to_string();
+    conn.execute(
+        "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total,
+         finalized_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            sub,
+            period,
+            invoice.partner_id.as_ref().map(PartnerId::as_str),
+            invoice.currency.code(),
+            Num(invoice.total),
+            micros(now)
+        ],
+    )?;
+    for l in &invoice.lines {
+        conn.execute(
+            "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity,
+             amount, unpriced)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                sub,
+                period,
+                l.meter_id.to_string(),
+                Num(l.quantity),
+                Num(l.amount),
+                i64::from(l.unpriced)
+            ],
+        )?;
+    }
+    for a in &invoice.adjustments {
+        conn.execute(
+            "INSERT INTO final_invoice_adjustments (subscription_id, period, adjusted_period,
+             meter_id, quantity, amount, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                sub,
+                period,
+                a.period.to_string(),
+                a.meter_id.to_string(),
+                Num(a.quantity),
+                Num(a.amount),
+                a.reason.as_str()
+            ],
+        )?;
+    }
+    Ok(())
+}
