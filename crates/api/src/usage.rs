@@ -8,9 +8,11 @@ use axum::{Extension, Json};
 use jiff::Timestamp;
 use serde::Serialize;
 use stackbill_core::period::{hour_number, hour_start, is_whole_hour};
-use stackbill_core::{CloudId, SubscriptionId, TenantId, UsageError, UsageRecord};
-use stackbill_io::{Format, Item, read_usage};
-use stackbill_store::{Disposition, UsageAggregate, UsageScope};
+use stackbill_core::{
+    CloudId, IngestTally, Rejection, SubscriptionId, TenantId, UsageError, UsageErrorCode,
+};
+use stackbill_io::{Format, Item, ReadRecords, read_usage};
+use stackbill_store::{UsageAggregate, UsageScope};
 
 use crate::access::{Caller, check_subscription, cloud_partner, forbidden};
 use crate::app::AppState;
@@ -38,14 +40,30 @@ pub struct RejectionDto {
     message: String,
 }
 
-impl RejectionDto {
-    fn new(index: u64, id: Option<String>, error: UsageError) -> Self {
+impl From<Rejection> for RejectionDto {
+    fn from(rejection: Rejection) -> Self {
         Self {
-            index,
-            id,
-            code: error.code.as_str(),
-            target: error.target,
-            message: error.message,
+            index: rejection.index,
+            id: rejection.id,
+            code: rejection.error.code.as_str(),
+            target: rejection.error.target,
+            message: rejection.error.message,
+        }
+    }
+}
+
+impl From<IngestTally> for IngestDto {
+    fn from(tally: IngestTally) -> Self {
+        Self {
+            accepted: tally.accepted,
+            duplicates: tally.duplicates,
+            conflicts: (tally.conflicts.into_iter())
+                .map(|conflict| ConflictDto {
+                    index: conflict.index,
+                    id: conflict.id.unwrap_or_default(),
+                })
+                .collect(),
+            rejected: tally.rejected.into_iter().map(RejectionDto::from).collect(),
         }
     }
 }
@@ -56,13 +74,6 @@ pub struct IngestDto {
     accepted: u64,
     duplicates: u64,
     conflicts: Vec<ConflictDto>,
-    rejected: Vec<RejectionDto>,
-}
-
-/// Records read from a body: the valid ones with their positions, and the rejections.
-struct Parsed {
-    positions: Vec<u64>,
-    records: Vec<UsageRecord>,
     rejected: Vec<RejectionDto>,
 }
 
@@ -84,27 +95,15 @@ fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
     }
 }
 
-fn parse_body(body: &[u8], format: Format, now: Timestamp) -> Parsed {
-    let mut parsed = Parsed {
-        positions: Vec::new(),
-        records: Vec::new(),
-        rejected: Vec::new(),
-    };
+fn parse_body(body: &[u8], format: Format, now: Timestamp) -> ReadRecords {
+    let mut read = ReadRecords::default();
     let mut sink = |item: Item| {
-        match item.fields.and_then(|raw| raw.validate(now)) {
-            Ok(record) => {
-                parsed.positions.push(item.index);
-                parsed.records.push(record);
-            }
-            Err(err) => parsed
-                .rejected
-                .push(RejectionDto::new(item.index, item.id, err)),
-        }
+        read.push(item, now);
         Ok::<(), std::convert::Infallible>(())
     };
     // Reading from memory cannot fail, and the sink never stops it.
     let _ = read_usage(body, format, &mut sink);
-    parsed
+    read
 }
 
 /// Send usage records
@@ -151,75 +150,53 @@ pub(crate) async fn post_usage(
                 format!("parsing failed: {err}"),
             )
         })?;
-    let Parsed {
-        mut positions,
-        mut records,
-        mut rejected,
-    } = parsed;
+    let mut read = parsed;
     if let Some(cloud) = only_cloud {
         // A stack forwards its own usage only: every other record is refused on its own.
-        let mut kept = (Vec::new(), Vec::new());
-        for (index, record) in positions.into_iter().zip(records) {
-            if record.cloud_id == cloud {
-                kept.0.push(index);
-                kept.1.push(record);
-            } else {
-                let error = UsageError::new(
-                    stackbill_core::UsageErrorCode::ForbiddenStack,
+        read.refuse(|record| {
+            (record.cloud_id != cloud).then(|| {
+                UsageError::new(
+                    UsageErrorCode::ForbiddenStack,
                     "cloudId",
                     format!(
                         "this token sends usage of cloud {cloud} only, not {}",
                         record.cloud_id
                     ),
-                );
-                rejected.push(RejectionDto::new(
-                    index,
-                    Some(record.id.as_str().to_owned()),
-                    error,
-                ));
-            }
-        }
-        (positions, records) = kept;
+                )
+            })
+        });
     }
+    let ReadRecords {
+        positions,
+        records,
+        rejected,
+    } = read;
     let (records, dispositions) = state.store.ingest_returning(records).await?;
-    let mut answer = IngestDto {
-        accepted: 0,
-        duplicates: 0,
-        conflicts: Vec::new(),
-        rejected: Vec::new(),
+    let mut tally = IngestTally {
+        rejected,
+        ..IngestTally::default()
     };
-    for ((index, record), disposition) in positions.into_iter().zip(records).zip(dispositions) {
-        let id = || record.id.as_str().to_owned();
-        match disposition {
-            Disposition::Accepted => answer.accepted += 1,
-            Disposition::Duplicate => answer.duplicates += 1,
-            Disposition::Conflict => answer.conflicts.push(ConflictDto { index, id: id() }),
-            Disposition::Rejected(err) => rejected.push(RejectionDto::new(index, Some(id()), err)),
-        }
-    }
-    rejected.sort_by_key(|r| r.index);
-    record_usage(&answer, &rejected, started);
-    answer.rejected = rejected;
-    Ok(Json(answer))
+    tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
+    tally.rejected.sort_by_key(|rejection| rejection.index);
+    record_usage(&tally, started);
+    Ok(Json(tally.into()))
 }
 
 /// Counts one usage request's outcomes and times it.
-fn record_usage(answer: &IngestDto, rejected: &[RejectionDto], started: std::time::Instant) {
+fn record_usage(tally: &IngestTally, started: std::time::Instant) {
     use crate::telemetry::{USAGE_BATCH_SECONDS, USAGE_RECORDS, USAGE_RECORDS_PER_SECOND};
-    metrics::counter!(USAGE_RECORDS, "outcome" => "accepted").increment(answer.accepted);
-    metrics::counter!(USAGE_RECORDS, "outcome" => "duplicate").increment(answer.duplicates);
+    metrics::counter!(USAGE_RECORDS, "outcome" => "accepted").increment(tally.accepted);
+    metrics::counter!(USAGE_RECORDS, "outcome" => "duplicate").increment(tally.duplicates);
     metrics::counter!(USAGE_RECORDS, "outcome" => "conflict")
-        .increment(answer.conflicts.len() as u64);
-    for rejection in rejected {
-        metrics::counter!(USAGE_RECORDS, "outcome" => "rejected", "code" => rejection.code)
-            .increment(1);
+        .increment(tally.conflicts.len() as u64);
+    for rejection in &tally.rejected {
+        let code = rejection.error.code.as_str();
+        metrics::counter!(USAGE_RECORDS, "outcome" => "rejected", "code" => code).increment(1);
     }
     let seconds = started.elapsed().as_secs_f64();
     metrics::histogram!(USAGE_BATCH_SECONDS).record(seconds);
-    let records =
-        answer.accepted + answer.duplicates + answer.conflicts.len() as u64 + rejected.len() as u64;
     if seconds > 0.0 {
-        metrics::gauge!(USAGE_RECORDS_PER_SECOND).set(records as f64 / seconds);
+        metrics::gauge!(USAGE_RECORDS_PER_SECOND).set(tally.records() as f64 / seconds);
     }
 }
 

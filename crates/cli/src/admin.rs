@@ -6,7 +6,7 @@ use anyhow::Result;
 use stackbill_api::dto::{
     CustomerSubscriptionDto, HistoryItemDto, MeterDto, PartnerDto, RegistrationDto, SubscriptionDto,
 };
-use stackbill_core::{Meter, Partner, Registration, Subscription};
+use stackbill_core::{ErrorCode, Meter, Partner, Registration, Subscription};
 use stackbill_store::{CustomerSubscription, Store, SystemClock, Written};
 
 use stackbill_api::Caller;
@@ -19,6 +19,7 @@ use crate::cli::{
 };
 use crate::output;
 use crate::output::outln;
+use crate::refusal::refused;
 
 pub(crate) fn open(db: &DbArgs) -> Result<Store> {
     match &db.database_url {
@@ -73,7 +74,10 @@ pub(crate) async fn partner(command: PartnerCommand) -> Result<()> {
                 .partner(partner_id.clone())
                 .await?
                 .ok_or_else(|| {
-                    anyhow::anyhow!("PartnerNotFound: partner '{partner_id}' does not exist")
+                    refused(
+                        ErrorCode::PartnerNotFound,
+                        format!("partner '{partner_id}' does not exist"),
+                    )
                 })?;
             show_partners(vec![partner], &output, true)
         }
@@ -148,8 +152,9 @@ pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
                     .subscription(subscription_id)
                     .await?
                     .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "SubscriptionNotFound: subscription {subscription_id} does not exist"
+                        refused(
+                            ErrorCode::SubscriptionNotFound,
+                            format!("subscription {subscription_id} does not exist"),
                         )
                     })?;
             show_subscriptions(vec![subscription], &output, true)
@@ -349,7 +354,10 @@ pub(crate) async fn meter(command: MeterCommand) -> Result<()> {
             output,
         } => {
             let meter = open(&db)?.meter(meter_id).await?.ok_or_else(|| {
-                anyhow::anyhow!("MeterNotFound: meter {meter_id} is not in the catalog")
+                refused(
+                    ErrorCode::MeterNotFound,
+                    format!("meter {meter_id} is not in the catalog"),
+                )
             })?;
             show_meters(vec![meter], &output, true)
         }
@@ -443,7 +451,10 @@ pub(crate) async fn token(command: TokenCommand) -> Result<()> {
                 eprintln!("token {id} revoked");
                 Ok(())
             } else {
-                anyhow::bail!("TokenNotFound: token '{id}' does not exist or is already revoked")
+                Err(refused(
+                    ErrorCode::TokenNotFound,
+                    format!("token '{id}' does not exist or is already revoked"),
+                ))
             }
         }
     }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use stackbill_core::{UsageError, UsageRecord};
-use stackbill_io::{Format, Item, ReadError, read_usage};
-use stackbill_store::{Disposition, Store};
+use stackbill_core::{IngestTally, Rejection};
+use stackbill_io::{Format, Item, ReadError, ReadRecords, read_usage};
+use stackbill_store::Store;
 
 use crate::admin;
 use crate::cli::ImportArgs;
@@ -43,11 +43,8 @@ struct ErrorLine<'a> {
 /// A batch of records read from one file.
 #[derive(Default)]
 struct Batch {
-    /// Position of each record in `records`.
-    positions: Vec<u64>,
-    records: Vec<UsageRecord>,
-    /// Records refused while reading.
-    rejected: Vec<(u64, Option<String>, UsageError)>,
+    /// The records and the rejections.
+    read: ReadRecords,
     /// Bytes read so far from the file.
     bytes_read: u64,
 }
@@ -63,31 +60,33 @@ pub(crate) struct Summary {
     pub(crate) seconds: f64,
 }
 
+impl Summary {
+    fn add(&mut self, tally: &IngestTally) {
+        self.records += tally.records();
+        self.accepted += tally.accepted;
+        self.duplicates += tally.duplicates;
+        self.conflicts += tally.conflicts.len() as u64;
+        self.rejected += tally.rejected.len() as u64;
+    }
+}
+
 /// Where rejections and conflicts are listed, if anywhere.
 pub(crate) struct Errors {
     pub(crate) out: Option<BufWriter<File>>,
 }
 
 impl Errors {
-    fn write(
-        &mut self,
-        file: &str,
-        index: u64,
-        id: Option<&str>,
-        code: &str,
-        target: &str,
-        message: &str,
-    ) -> Result<()> {
+    fn write(&mut self, file: &str, rejection: &Rejection) -> Result<()> {
         if let Some(out) = &mut self.out {
             serde_json::to_writer(
                 &mut *out,
                 &ErrorLine {
                     file,
-                    index,
-                    id,
-                    code,
-                    target,
-                    message,
+                    index: rejection.index,
+                    id: rejection.id.as_deref(),
+                    code: rejection.error.code.as_str(),
+                    target: rejection.error.target,
+                    message: &rejection.error.message,
                 },
             )?;
             out.write_all(b"\n")?;
@@ -160,14 +159,8 @@ fn read_batches(
     let mut batch = Batch::default();
     let mut now = jiff::Timestamp::now();
     let mut sink = |item: Item| -> Result<(), &'static str> {
-        match item.fields.and_then(|raw| raw.validate(now)) {
-            Ok(record) => {
-                batch.positions.push(item.index);
-                batch.records.push(record);
-            }
-            Err(err) => batch.rejected.push((item.index, item.id, err)),
-        }
-        if batch.records.len() + batch.rejected.len() >= batch_records {
+        batch.read.push(item, now);
+        if batch.read.len() >= batch_records {
             batch.bytes_read = bytes.load(Ordering::Relaxed);
             sender
                 .blocking_send(std::mem::take(&mut batch))
@@ -265,54 +258,24 @@ pub(crate) async fn import_source(
     let reading =
         tokio::task::spawn_blocking(move || read_batches(reader, format, batch_records, &sender));
     while let Some(batch) = receiver.recv().await {
-        let Batch {
+        let Batch { read, bytes_read } = batch;
+        let ReadRecords {
             positions,
             records,
             rejected,
-            bytes_read,
-        } = batch;
-        for (index, id, err) in &rejected {
-            errors.write(
-                &name,
-                *index,
-                id.as_deref(),
-                err.code.as_str(),
-                err.target,
-                &err.message,
-            )?;
-        }
-        summary.records += (records.len() + rejected.len()) as u64;
-        summary.rejected += rejected.len() as u64;
+        } = read;
         let (records, dispositions) = store.ingest_returning(records).await?;
-        for ((index, record), disposition) in positions.iter().zip(&records).zip(&dispositions) {
-            let id = record.id.as_str();
-            match disposition {
-                Disposition::Accepted => summary.accepted += 1,
-                Disposition::Duplicate => summary.duplicates += 1,
-                Disposition::Conflict => {
-                    summary.conflicts += 1;
-                    errors.write(
-                        &name,
-                        *index,
-                        Some(id),
-                        "Conflict",
-                        "id",
-                        "a record with this id and different content is stored; the stored record stands",
-                    )?;
-                }
-                Disposition::Rejected(err) => {
-                    summary.rejected += 1;
-                    errors.write(
-                        &name,
-                        *index,
-                        Some(id),
-                        err.code.as_str(),
-                        err.target,
-                        &err.message,
-                    )?;
-                }
-            }
+        let mut tally = IngestTally {
+            rejected,
+            ..IngestTally::default()
+        };
+        tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
+        let mut refused: Vec<&Rejection> = tally.conflicts.iter().chain(&tally.rejected).collect();
+        refused.sort_by_key(|rejection| rejection.index);
+        for rejection in refused {
+            errors.write(&name, rejection)?;
         }
+        summary.add(&tally);
         if bytes_read > 0 {
             bar.set_position(bytes_read);
         }

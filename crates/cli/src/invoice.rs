@@ -9,13 +9,14 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
 use stackbill_api::diff::invoice_diff_dto;
-use stackbill_core::{Meter, MeterId, Period, SubscriptionId};
+use stackbill_core::{ErrorCode, Meter, MeterId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Store};
 
 use crate::admin::open;
 use crate::cli::{ExportFormat, InvoiceCommand};
 use crate::output;
 use crate::output::{out, outln};
+use crate::refusal::refused;
 
 async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
     Ok(store.meters_by_id().await?)
@@ -39,8 +40,9 @@ fn status(invoice: &Invoice) -> &'static str {
 }
 
 fn not_found(subscription: SubscriptionId, period: Period) -> anyhow::Error {
-    anyhow::anyhow!(
-        "InvoiceNotFound: subscription {subscription} has no usage or adjustment in {period}"
+    refused(
+        ErrorCode::InvoiceNotFound,
+        format!("subscription {subscription} has no usage or adjustment in {period}"),
     )
 }
 

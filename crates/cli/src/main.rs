@@ -8,16 +8,17 @@ mod generate;
 mod import;
 mod invoice;
 mod output;
+mod refusal;
 mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use stackbill_store::StoreError;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 use crate::output::outln;
+use crate::refusal::describe;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,19 +59,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Domain refusals print their code first, as the API does.
-fn describe(err: &anyhow::Error) -> String {
-    match err.downcast_ref::<StoreError>() {
-        Some(StoreError::Rule(rule)) => format!("{}: {rule}", rule.code()),
-        Some(StoreError::InvalidSubscription(invalid)) => format!("InvalidSubscription: {invalid}"),
-        Some(StoreError::UnknownPartner(_)) => format!("UnknownPartner: {err}"),
-        Some(StoreError::Billing(stackbill_store::BillingError::PeriodNotEnded { .. })) => {
-            format!("PeriodNotEnded: {err}")
-        }
-        _ => format!("{err:#}"),
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::error_code::ErrorCode;
 use crate::ids::{CloudId, MeterId, PartnerId};
 use crate::invoice::InvoiceLine;
 use crate::period::Period;
@@ -28,6 +29,24 @@ pub enum BillingError {
     /// Rating failed (overflow, or an invalid rate card).
     #[error(transparent)]
     Rating(#[from] RatingError),
+}
+
+impl BillingError {
+    /// The error code.
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            Self::PeriodNotEnded { .. } => ErrorCode::PeriodNotEnded,
+            Self::Rating(rating) => rating.code(),
+        }
+    }
+
+    /// The field the error is about, when it is about one.
+    pub const fn target(&self) -> Option<&'static str> {
+        match self {
+            Self::PeriodNotEnded { .. } => Some("period"),
+            Self::Rating(rating) => rating.target(),
+        }
+    }
 }
 
 /// A period can be finalized once it has ended.

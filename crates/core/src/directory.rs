@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use crate::error_code::ErrorCode;
 use crate::ids::{CloudId, PartnerId, RateCardName, RegistrationName, SubscriptionId, TenantId};
 
 /// A closed set of words parsed from text, with the accepted spellings listed in errors.
@@ -150,6 +151,11 @@ pub enum SubscriptionError {
 }
 
 impl SubscriptionError {
+    /// The error code.
+    pub const fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidSubscription
+    }
+
     /// The field the error is about.
     pub fn target(&self) -> &'static str {
         match self {

@@ -8,7 +8,9 @@
 pub mod billing;
 pub mod clock;
 pub mod directory;
+pub mod error_code;
 pub mod ids;
+pub mod ingest;
 pub mod invoice;
 pub mod meters;
 pub mod period;
@@ -21,9 +23,11 @@ pub mod usage;
 pub use billing::BillingError;
 pub use clock::Clock;
 pub use directory::{BillingModel, OfferType, Partner, Registration, Subscription};
+pub use error_code::ErrorCode;
 pub use ids::{
     CloudId, IdError, MeterId, PartnerId, RateCardName, RegistrationName, SubscriptionId, TenantId,
 };
+pub use ingest::{Disposition, IngestTally, Rejection};
 pub use meters::Meter;
 pub use period::Period;
 pub use rating::{Currency, RateCard};

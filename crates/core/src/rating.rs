@@ -13,6 +13,7 @@ use ethnum::I256;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 
+use crate::error_code::ErrorCode;
 use crate::ids::{MeterId, RateCardName};
 
 /// Why a price cannot be computed or a rate card is not valid.
@@ -37,6 +38,25 @@ pub enum RatingError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl RatingError {
+    /// The error code.
+    pub const fn code(&self) -> ErrorCode {
+        match self {
+            Self::Overflow { .. } => ErrorCode::AmountOverflow,
+            Self::UnknownCurrency(_) | Self::InvalidRate { .. } => ErrorCode::InvalidRateCard,
+        }
+    }
+
+    /// The field the error is about, when it is about one.
+    pub const fn target(&self) -> Option<&'static str> {
+        match self {
+            Self::Overflow { .. } => None,
+            Self::UnknownCurrency(_) => Some("currency"),
+            Self::InvalidRate { target, .. } => Some(*target),
+        }
+    }
 }
 
 /// An ISO 4217 currency with its minor unit.

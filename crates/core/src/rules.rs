@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 
 use crate::directory::{BillingModel, OfferType, Registration, Subscription};
+use crate::error_code::ErrorCode;
 use crate::ids::{CloudId, RegistrationName, SubscriptionId, TenantId};
 use crate::timeline::{MappingEvent, Timeline};
 
@@ -127,19 +128,21 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// The error code, as Azure names it where Azure has one.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidCustomerSubscriptionId { .. } => "InvalidCustomerSubscriptionId",
-            Self::CloudIdAlreadyRegistered { .. } => "CloudIdAlreadyRegistered",
-            Self::DefaultSubscriptionChange { .. } => "DefaultSubscriptionChange",
-            Self::CloudIdChange { .. } => "CloudIdChange",
-            Self::RegistrationNotFound { .. } => "RegistrationNotFound",
-            Self::CustomerSubscriptionsNotAllowed { .. } => "CustomerSubscriptionsNotAllowed",
-            Self::UnauthorizedCspRegistration { .. } => "UnauthorizedCspRegistration",
-            Self::InvalidCspSubscription { .. } => "InvalidCSPSubscription",
-            Self::BadCustomerSubscriptionId { .. } => "BadCustomerSubscriptionId",
-            Self::TenantMismatch { .. } => "TenantMismatch",
-            Self::CustomerSubscriptionNotFound { .. } => "CustomerSubscriptionNotFound",
+            Self::InvalidCustomerSubscriptionId { .. } => ErrorCode::InvalidCustomerSubscriptionId,
+            Self::CloudIdAlreadyRegistered { .. } => ErrorCode::CloudIdAlreadyRegistered,
+            Self::DefaultSubscriptionChange { .. } => ErrorCode::DefaultSubscriptionChange,
+            Self::CloudIdChange { .. } => ErrorCode::CloudIdChange,
+            Self::RegistrationNotFound { .. } => ErrorCode::RegistrationNotFound,
+            Self::CustomerSubscriptionsNotAllowed { .. } => {
+                ErrorCode::CustomerSubscriptionsNotAllowed
+            }
+            Self::UnauthorizedCspRegistration { .. } => ErrorCode::UnauthorizedCspRegistration,
+            Self::InvalidCspSubscription { .. } => ErrorCode::InvalidCspSubscription,
+            Self::BadCustomerSubscriptionId { .. } => ErrorCode::BadCustomerSubscriptionId,
+            Self::TenantMismatch { .. } => ErrorCode::TenantMismatch,
+            Self::CustomerSubscriptionNotFound { .. } => ErrorCode::CustomerSubscriptionNotFound,
         }
     }
 

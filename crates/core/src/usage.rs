@@ -32,6 +32,8 @@ pub enum UsageErrorCode {
     UnknownMeter,
     /// A stack token sent usage of another stack.
     ForbiddenStack,
+    /// A record with the same id and other content is stored; the stored record stands.
+    Conflict,
 }
 
 impl UsageErrorCode {
@@ -48,6 +50,7 @@ impl UsageErrorCode {
             Self::UnknownStack => "UnknownStack",
             Self::UnknownMeter => "UnknownMeter",
             Self::ForbiddenStack => "ForbiddenStack",
+            Self::Conflict => "Conflict",
         }
     }
 }

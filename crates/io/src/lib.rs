@@ -6,5 +6,7 @@
 pub mod canonical;
 pub mod generate;
 pub mod parse;
+pub mod records;
 
 pub use parse::{Format, Item, ReadError, read_usage};
+pub use records::ReadRecords;

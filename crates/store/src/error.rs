@@ -1,7 +1,7 @@
 //! The store's error type: domain refusals, bad stored data, and database failures.
 
 use stackbill_core::directory::SubscriptionError;
-use stackbill_core::{PartnerId, RegistryError};
+use stackbill_core::{ErrorCode, PartnerId, RegistryError};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,29 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error code of a refusal (a rule, a field, a billing condition), or `None` for a
+    /// failure of ours or of the database.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Rule(rule) => Some(rule.code()),
+            Self::InvalidSubscription(invalid) => Some(invalid.code()),
+            Self::Billing(billing) => Some(billing.code()),
+            Self::UnknownPartner(_) => Some(ErrorCode::UnknownPartner),
+            _ => None,
+        }
+    }
+
+    /// The request field a refusal is about, when it is about one.
+    pub fn target(&self) -> Option<&'static str> {
+        match self {
+            Self::Rule(rule) => Some(rule.target()),
+            Self::InvalidSubscription(invalid) => Some(invalid.target()),
+            Self::Billing(billing) => billing.target(),
+            Self::UnknownPartner(_) => Some("partnerId"),
+            _ => None,
+        }
+    }
+
     /// Whether the failure is passing (the database is busy or unreachable), so that the
     /// same call may succeed if retried.
     pub fn is_unavailable(&self) -> bool {

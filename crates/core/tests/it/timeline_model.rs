@@ -113,7 +113,7 @@ proptest! {
                             }
                         }
                         Err(err) => {
-                            prop_assert_eq!(err.code(), "CustomerSubscriptionNotFound");
+                            prop_assert_eq!(err.code().as_str(), "CustomerSubscriptionNotFound");
                             prop_assert!(expected.is_empty());
                         }
                     }

@@ -9,7 +9,7 @@ mod sqlite;
 
 use std::sync::{Mutex, PoisonError};
 
-use stackbill_core::{UsageError, UsageRecord};
+use stackbill_core::UsageRecord;
 
 use crate::db::{Conn, micros, params};
 use crate::error::{Result, StoreError};
@@ -19,19 +19,7 @@ use batch::{Batch, SumMap, Sums};
 
 pub(crate) use reads::{RecordFilter, last_rowid_by, load_records};
 pub use reads::{UsageAggregate, UsageScope};
-
-/// What became of one record of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disposition {
-    /// Stored now.
-    Accepted,
-    /// Stored before with the same content; nothing changed.
-    Duplicate,
-    /// Stored before with other content; the stored record stands.
-    Conflict,
-    /// Refused (unknown stack or meter); nothing changed.
-    Rejected(UsageError),
-}
+pub use stackbill_core::Disposition;
 
 /// What a backend writes for a batch of usage; every decision is [`Batch`]'s, so both
 /// backends decide alike. Implemented by the SQLite connection (`sqlite.rs`, record by
