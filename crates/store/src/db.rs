@@ -205,12 +205,47 @@ impl Column for Decimal {
     }
 }
 
-/// A statement with `?N` placeholders, with `$N` ones for PostgreSQL.
+/// A statement with `?N` placeholders, with `$N` ones for PostgreSQL. Only a `?` followed
+/// by a digit, outside quoted literals, identifiers and comments, is a placeholder: a `?`
+/// in a string literal (or PostgreSQL's `?` operator) is left as written.
 pub(crate) fn postgres_sql(sql: &str) -> Cow<'_, str> {
     if !sql.contains('?') {
         return Cow::Borrowed(sql);
     }
-    Cow::Owned(sql.replace('?', "$"))
+    #[derive(Clone, Copy, PartialEq)]
+    enum In {
+        Code,
+        Literal,
+        Identifier,
+        LineComment,
+    }
+    let mut state = In::Code;
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        state = match (state, c) {
+            (In::Code, '\'') | (In::Literal, '\'') => {
+                // A doubled quote inside a literal toggles twice and stays inside.
+                if state == In::Code {
+                    In::Literal
+                } else {
+                    In::Code
+                }
+            }
+            (In::Code, '"') => In::Identifier,
+            (In::Identifier, '"') => In::Code,
+            (In::Code, '-') if next == Some('-') => In::LineComment,
+            (In::LineComment, '\n') => In::Code,
+            (In::Code, '?') if next.is_some_and(|d| d.is_ascii_digit()) => {
+                out.push('$');
+                continue;
+            }
+            (state, _) => state,
+        };
+        out.push(c);
+    }
+    Cow::Owned(out)
 }
 
 impl Conn<'_> {
@@ -351,4 +386,45 @@ where
     T::Err: std::fmt::Display,
 {
     text.map(parse).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+    use stackbill_test_support::TestDb;
+
+    use super::*;
+    use crate::SystemClock;
+
+    #[test]
+    fn only_numbered_placeholders_outside_quotes_are_rewritten() {
+        assert_eq!(
+            postgres_sql("SELECT a FROM t WHERE b = ?1 AND c = ?12"),
+            "SELECT a FROM t WHERE b = $1 AND c = $12"
+        );
+        assert_eq!(
+            postgres_sql("SELECT 'why?1' || 'it''s ?2', \"odd?3\" -- ?4\nFROM t WHERE x = ?5"),
+            "SELECT 'why?1' || 'it''s ?2', \"odd?3\" -- ?4\nFROM t WHERE x = $5"
+        );
+        assert_eq!(postgres_sql("SELECT '?' || ?1"), "SELECT '?' || $1");
+        assert!(matches!(postgres_sql("SELECT 1"), Cow::Borrowed(_)));
+    }
+
+    /// A literal `?` reads back the same from either database.
+    #[tokio::test]
+    async fn a_question_mark_in_a_literal_is_text_on_both_databases() {
+        let db = TestDb::new();
+        let store =
+            crate::Store::open_location(&db.location, std::sync::Arc::new(SystemClock)).unwrap();
+        let text = store
+            .read(|conn| {
+                conn.query_one("SELECT 'is it ?1 or ?' || ?1 || '?'", &[&"yes"], |row| {
+                    row.get::<String>(0)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(text, "is it ?1 or ?yes?");
+    }
 }
