@@ -11,7 +11,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
-use serde_json::{Map, Number, Value, json};
+use serde::{Serialize, Serializer};
+use serde_json::{Number, Value, json};
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::{MeterId, SubscriptionId};
 
@@ -59,11 +60,93 @@ fn parameter<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
-fn decimal_number(value: Decimal) -> Value {
-    let text = value.normalize().to_string();
-    text.parse::<Number>()
-        .map_or(Value::String(text), Value::Number)
+/// An exact decimal written as a JSON number with its digits as they are (no binary
+/// float on the way), trailing zeros removed.
+#[derive(Debug, Clone, Copy)]
+struct JsonDecimal(Decimal);
+
+impl Serialize for JsonDecimal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.0.normalize().to_string();
+        match text.parse::<Number>() {
+            Ok(number) => number.serialize(serializer),
+            Err(_) => serializer.serialize_str(&text),
+        }
+    }
 }
+
+fn overflow(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::AmountOverflow,
+        format!("{what} does not fit in 28 significant digits"),
+    )
+}
+
+/// A page of `UsageAggregates` (fields in the order Azure's answers have them sorted).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageAggregatesPage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    value: Vec<UsageAggregateDto>,
+}
+
+/// One meter's usage in one hour or day.
+#[derive(Debug, Serialize)]
+struct UsageAggregateDto {
+    id: String,
+    name: String,
+    properties: UsageAggregateProperties,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageAggregateProperties {
+    /// Azure's form: a JSON string holding `{"Microsoft.Resources": {...}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_data: Option<String>,
+    meter_category: String,
+    meter_id: String,
+    meter_name: String,
+    meter_region: &'static str,
+    quantity: JsonDecimal,
+    subscription_id: String,
+    unit: String,
+    usage_end_time: String,
+    usage_start_time: String,
+}
+
+/// The answer of `RateCard`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RateCardDto {
+    currency: String,
+    is_tax_included: bool,
+    locale: String,
+    meters: Vec<RateCardMeterDto>,
+    offer_terms: Vec<String>,
+}
+
+/// One meter of a `RateCard`: its tiers' prices with the subscription's markup.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RateCardMeterDto {
+    effective_date: String,
+    included_quantity: JsonDecimal,
+    meter_category: String,
+    meter_id: String,
+    meter_name: String,
+    /// Price per unit from each tier's first quantity on.
+    meter_rates: BTreeMap<String, JsonDecimal>,
+    meter_region: &'static str,
+    meter_sub_category: String,
+    meter_tags: Vec<String>,
+    unit: String,
+}
+
+const METER_REGION: &str = "Azure Stack";
 
 /// The externally visible base URL of this server.
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
@@ -154,9 +237,11 @@ pub(crate) async fn usage_aggregates(
         let hour = hour_number(record.usage_start);
         let bucket = hour - hour.rem_euclid(bucket_hours);
         let instance = if details { record.instance_data } else { None };
-        *lines
+        let sum = lines
             .entry((bucket, record.meter_id, instance))
-            .or_insert(Decimal::ZERO) += record.quantity.value();
+            .or_insert(Decimal::ZERO);
+        *sum = (sum.checked_add(record.quantity.value()))
+            .ok_or_else(|| overflow(&format!("the usage of meter {}", record.meter_id)))?;
     }
     let meters = state.store.meters_by_id().await?;
     let total = lines.len();
@@ -171,50 +256,40 @@ pub(crate) async fn usage_aggregates(
         let to = from + SignedDuration::from_hours(bucket_hours);
         let id_name = format!("{name}_{meter_id}_{}_{index}", from.strftime("%Y%m%d_%H%M"));
         let meter = meters.get(&meter_id);
-        let mut properties = Map::new();
-        properties.insert("subscriptionId".into(), json!(subscription.to_string()));
-        properties.insert("meterId".into(), json!(meter_id.to_string()));
-        properties.insert("usageStartTime".into(), json!(from.to_string()));
-        properties.insert("usageEndTime".into(), json!(to.to_string()));
-        properties.insert("quantity".into(), decimal_number(quantity));
-        properties.insert(
-            "unit".into(),
-            json!(meter.map(|m| m.unit.clone()).unwrap_or_default()),
-        );
-        properties.insert(
-            "meterName".into(),
-            json!(meter.map(|m| m.name.clone()).unwrap_or_default()),
-        );
-        properties.insert(
-            "meterCategory".into(),
-            json!(meter.map(|m| m.category.clone()).unwrap_or_default()),
-        );
-        properties.insert("meterRegion".into(), json!("Azure Stack"));
-        if let Some(instance) = instance {
-            // Azure's form: a JSON string holding {"Microsoft.Resources": {...}}.
+        let about = |field: fn(&stackbill_core::Meter) -> &String| {
+            meter.map(|m| field(m).clone()).unwrap_or_default()
+        };
+        let instance_data = instance.map(|instance| {
             let inner: Value = serde_json::from_str(&instance).unwrap_or(Value::Null);
-            properties.insert(
-                "instanceData".into(),
-                json!(json!({"Microsoft.Resources": inner}).to_string()),
-            );
-        }
-        value.push(json!({
-            "id": format!(
+            json!({"Microsoft.Resources": inner}).to_string()
+        });
+        value.push(UsageAggregateDto {
+            id: format!(
                 "/subscriptions/{subscription}/providers/Microsoft.Commerce/\
                  UsageAggregates/{id_name}"
             ),
-            "name": id_name,
-            "type": "Microsoft.Commerce/UsageAggregate",
-            "properties": Value::Object(properties),
-        }));
+            name: id_name,
+            properties: UsageAggregateProperties {
+                instance_data,
+                meter_category: about(|m| &m.category),
+                meter_id: meter_id.to_string(),
+                meter_name: about(|m| &m.name),
+                meter_region: METER_REGION,
+                quantity: JsonDecimal(quantity),
+                subscription_id: subscription.to_string(),
+                unit: about(|m| &m.unit),
+                usage_end_time: to.to_string(),
+                usage_start_time: from.to_string(),
+            },
+            kind: "Microsoft.Commerce/UsageAggregate",
+        });
     }
-    let mut body = json!({ "value": value });
     let next = skip + USAGE_PAGE_ITEMS;
-    if next < total {
+    let next_link = (next < total).then(|| {
         let query = query.next_page("continuationToken", next);
-        body["nextLink"] = json!(format!("{}{path}?{query}", base_url(state, headers)));
-    }
-    Ok(Json(body).into_response())
+        format!("{}{path}?{query}", base_url(state, headers))
+    });
+    Ok(Json(UsageAggregatesPage { next_link, value }).into_response())
 }
 
 /// `GET /subscriptions/{sub}/providers/Microsoft.Commerce/RateCard?$filter=...`: the
@@ -258,8 +333,10 @@ pub(crate) async fn rate_card(
     let card = state.store.rate_card(sub.rate_card.clone(), None).await?;
     let meters = state.store.meters_by_id().await?;
     let now = state.store.now();
-    let factor = (Decimal::ONE_HUNDRED + sub.markup_percent) / Decimal::ONE_HUNDRED;
-    let mut rows = Vec::new();
+    let factor = (Decimal::ONE_HUNDRED.checked_add(sub.markup_percent))
+        .and_then(|percent| percent.checked_div(Decimal::ONE_HUNDRED))
+        .ok_or_else(|| overflow("the markup"))?;
+    let mut meters_out = Vec::new();
     let currency = card
         .as_ref()
         .map_or_else(|| "USD".to_owned(), |c| c.currency.to_string());
@@ -272,36 +349,38 @@ pub(crate) async fn rate_card(
                 continue;
             };
             let meter = meters.get(&meter_id);
-            let rates: Map<String, Value> = rate
-                .tiers()
-                .iter()
-                .map(|t| {
-                    (
-                        t.from_quantity.normalize().to_string(),
-                        decimal_number(t.unit_price * factor),
-                    )
-                })
-                .collect();
-            rows.push(json!({
-                "MeterId": meter_id.to_string(),
-                "MeterName": meter.map(|m| m.name.clone()).unwrap_or_default(),
-                "MeterCategory": meter.map(|m| m.category.clone()).unwrap_or_default(),
-                "MeterSubCategory": "",
-                "Unit": meter.map(|m| m.unit.clone()).unwrap_or_default(),
-                "MeterTags": [],
-                "MeterRegion": "Azure Stack",
-                "MeterRates": Value::Object(rates),
-                "EffectiveDate": rate.effective_date.to_string(),
-                "IncludedQuantity": decimal_number(rate.included_quantity),
-            }));
+            let about = |field: fn(&stackbill_core::Meter) -> &String| {
+                meter.map(|m| field(m).clone()).unwrap_or_default()
+            };
+            let mut meter_rates = BTreeMap::new();
+            for tier in rate.tiers() {
+                let price = (tier.unit_price.checked_mul(factor))
+                    .ok_or_else(|| overflow(&format!("the price of meter {meter_id}")))?;
+                meter_rates.insert(
+                    tier.from_quantity.normalize().to_string(),
+                    JsonDecimal(price),
+                );
+            }
+            meters_out.push(RateCardMeterDto {
+                effective_date: rate.effective_date.to_string(),
+                included_quantity: JsonDecimal(rate.included_quantity),
+                meter_category: about(|m| &m.category),
+                meter_id: meter_id.to_string(),
+                meter_name: about(|m| &m.name),
+                meter_rates,
+                meter_region: METER_REGION,
+                meter_sub_category: String::new(),
+                meter_tags: Vec::new(),
+                unit: about(|m| &m.unit),
+            });
         }
     }
-    Ok(Json(json!({
-        "Currency": currency,
-        "Locale": fields.get("locale").cloned().unwrap_or_default(),
-        "IsTaxIncluded": false,
-        "OfferTerms": [],
-        "Meters": rows,
-    }))
+    Ok(Json(RateCardDto {
+        currency,
+        is_tax_included: false,
+        locale: fields.get("locale").cloned().unwrap_or_default(),
+        meters: meters_out,
+        offer_terms: Vec::new(),
+    })
     .into_response())
 }

@@ -6,7 +6,7 @@ use stackbill_test_support::{ADMIN_TOKEN, Answer, TestApp};
 
 use crate::*;
 
-const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
+pub(crate) const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
 const UNPRICED_METER: &str = "f271a8a3-88c4-4d93-956a-063e1d2fa80b";
 
 fn record(id: &str, tenant: &str, meter: &str, start: &str, quantity: &str) -> String {
@@ -34,7 +34,7 @@ async fn post_usage(app: &TestApp, body: String) -> Answer {
 }
 
 /// Tenant 1 mapped to CUSTOMER_1 (10 % markup) for all of May; a USD card with two tiers.
-async fn priced() -> TestApp {
+pub(crate) async fn priced() -> TestApp {
     let app = seeded().await;
     let card = app
         .put(
@@ -456,5 +456,33 @@ async fn a_diff_explains_late_and_rerouted_records_over_http() {
     assert_eq!(
         (missing.status.as_u16(), missing.code()),
         (400, "InvalidParameter")
+    );
+}
+
+/// A marked-up price beyond 28 digits is an `AmountOverflow` answer, not a panic.
+#[tokio::test]
+async fn a_rate_card_price_that_overflows_with_the_markup_is_refused() {
+    let app = priced().await;
+    let card = app
+        .put(
+            "/v1/ratecards/default",
+            json!({"currency": "USD", "meters": [
+                {"meterId": METER, "rates": {"0": "79228162514264337593543950335"}, "effectiveDate": "2025-01-01T00:00:00Z"}
+            ]}),
+        )
+        .await;
+    assert!(card.status.is_success(), "{card:?}");
+    let answer = app
+        .get(&format!(
+            "/subscriptions/{CUSTOMER_1}/providers/Microsoft.Commerce/RateCard?\
+             $filter=OfferDurableId%20eq%20%27MS-AZR-0145P%27%20and%20Currency%20eq%20%27USD%27\
+             %20and%20Locale%20eq%20%27en-US%27%20and%20RegionInfo%20eq%20%27US%27\
+             &api-version=2015-06-01-preview"
+        ))
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.code()),
+        (422, "AmountOverflow"),
+        "{answer:?}"
     );
 }

@@ -9,6 +9,7 @@ mod openapi;
 mod registry;
 mod socket;
 mod usage;
+mod wire;
 
 use serde_json::json;
 use stackbill_test_support::TestApp;
