@@ -1,5 +1,7 @@
-//! Shared test helpers: a settable clock, a fresh store in a temporary directory, and the
-//! real application router called in-process.
+//! Shared test helpers: a settable clock, a fresh store in a temporary directory, the real
+//! application router called in-process, and domain [`fixtures`].
+
+pub mod fixtures;
 
 use std::sync::{Arc, Mutex, PoisonError};
 

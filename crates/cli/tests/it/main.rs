@@ -7,6 +7,7 @@ mod crash;
 mod import;
 mod invoice;
 mod nodes;
+mod output;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

@@ -11,29 +11,16 @@ use rust_decimal::Decimal;
 use stackbill_core::invoice::{Pricing, rate_lines};
 use stackbill_core::rating::{MeterRate, Tier};
 use stackbill_core::{
-    BillingModel, Currency, MeterId, OfferType, Partner, Period, Quantity, RateCard, RateCardName,
-    RecordId, Registration, Subscription, SubscriptionId, TenantId, UsageRecord,
+    Currency, MeterId, Period, Quantity, RateCard, RateCardName, RecordId, SubscriptionId,
+    UsageRecord,
 };
 use stackbill_store::{Invoice, InvoiceStatus, Store};
 use stackbill_test_support::TestStore;
+use stackbill_test_support::fixtures::{self, CLOUD, DEFAULT, METERS, customer, tenant};
 
 use crate::run;
 
-const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
-const DEFAULT: &str = "d0000000-0000-0000-0000-000000000001";
-const METERS: [&str; 2] = [
-    "b4438d5d-453b-4ee1-b42a-dc72e377f1e4",
-    "f271a8a3-88c4-4d93-956a-063e1d2fa80b",
-];
 const PERIODS: [&str; 3] = ["2025-03", "2025-04", "2025-05"];
-
-fn tenant(n: u8) -> TenantId {
-    format!("70000000-0000-0000-0000-{n:012x}").parse().unwrap()
-}
-
-fn customer(n: u8) -> SubscriptionId {
-    format!("c0000000-0000-0000-0000-{n:012x}").parse().unwrap()
-}
 
 fn card() -> RateCard {
     let tier = |from: &str, price: &str| Tier {
@@ -59,46 +46,9 @@ fn card() -> RateCard {
 async fn billing_store() -> TestStore {
     let db = TestStore::new();
     db.clock.set("2025-03-01T00:00:00Z");
-    let store = &db.store;
-    store
-        .put_partner(Partner {
-            id: "p1".parse().unwrap(),
-            name: "p".into(),
-        })
-        .await
-        .unwrap();
-    let sub =
-        |id: SubscriptionId, offer_type, tenant: Option<TenantId>, markup: &str| Subscription {
-            id,
-            offer_type,
-            partner_id: Some("p1".parse().unwrap()),
-            customer_tenant_id: tenant,
-            display_name: String::new(),
-            rate_card: RateCardName::default_card(),
-            markup_percent: markup.parse().unwrap(),
-        };
-    store
-        .put_subscription(sub(DEFAULT.parse().unwrap(), OfferType::Cspss, None, "0"))
-        .await
-        .unwrap();
-    store
-        .put_subscription(sub(customer(1), OfferType::Csp, Some(tenant(1)), "10"))
-        .await
-        .unwrap();
-    store
-        .put_subscription(sub(customer(2), OfferType::Csp, Some(tenant(2)), "-5"))
-        .await
-        .unwrap();
-    store
-        .put_registration(Registration {
-            name: "hub".parse().unwrap(),
-            cloud_id: CLOUD.parse().unwrap(),
-            default_subscription: DEFAULT.parse().unwrap(),
-            billing_model: BillingModel::PayAsYouUse,
-        })
-        .await
-        .unwrap();
-    store.put_rate_card(card()).await.unwrap();
+    fixtures::csp(&db.store, &["10", "-5"]).await;
+    fixtures::register(&db.store, "hub", CLOUD.parse().unwrap()).await;
+    db.store.put_rate_card(card()).await.unwrap();
     db
 }
 

@@ -9,12 +9,10 @@ use jiff::Timestamp;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use rust_decimal::Decimal;
-use stackbill_core::{
-    BillingModel, OfferType, Partner, Quantity, RateCardName, RecordId, Registration, Subscription,
-    UsageRecord,
-};
+use stackbill_core::{Quantity, RecordId, UsageRecord};
 use stackbill_store::{Disposition, Store, UsageScope};
 use stackbill_test_support::TestStore;
+use stackbill_test_support::fixtures::{self, DEFAULT};
 
 use crate::run;
 
@@ -31,64 +29,20 @@ const METERS: [&str; 2] = [
     "b4438d5d-453b-4ee1-b42a-dc72e377f1e4",
     "f271a8a3-88c4-4d93-956a-063e1d2fa80b",
 ];
-const DEFAULT: &str = "d0000000-0000-0000-0000-000000000001";
-const CUSTOMER: &str = "c0000000-0000-0000-0000-000000000001";
 /// 2025-06-01T00:00:00Z in hours.
 const FIRST_HOUR: i64 = 485_256;
 const HOURS: i64 = 6;
-
-fn subscription(id: &str, offer_type: OfferType, tenant: Option<&str>) -> Subscription {
-    Subscription {
-        id: id.parse().unwrap(),
-        offer_type,
-        partner_id: Some("p1".parse().unwrap()),
-        customer_tenant_id: tenant.map(|t| t.parse().unwrap()),
-        display_name: String::new(),
-        rate_card: RateCardName::default_card(),
-        markup_percent: Decimal::ZERO,
-    }
-}
 
 /// Two stacks; tenant 1 billed to its own subscription on stack 1 from hour 2.
 async fn registered() -> TestStore {
     let db = TestStore::new();
     let store = &db.store;
-    store
-        .put_partner(Partner {
-            id: "p1".parse().unwrap(),
-            name: "p".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .put_subscription(subscription(DEFAULT, OfferType::Cspss, None))
-        .await
-        .unwrap();
-    store
-        .put_subscription(subscription(CUSTOMER, OfferType::Csp, Some(TENANTS[0])))
-        .await
-        .unwrap();
+    fixtures::csp(store, &["0"]).await;
     for (n, cloud) in CLOUDS.iter().enumerate() {
-        store
-            .put_registration(Registration {
-                name: format!("stack{n}").parse().unwrap(),
-                cloud_id: cloud.parse().unwrap(),
-                default_subscription: DEFAULT.parse().unwrap(),
-                billing_model: BillingModel::PayAsYouUse,
-            })
-            .await
-            .unwrap();
+        fixtures::register(store, &format!("stack{n}"), cloud.parse().unwrap()).await;
     }
     let from = Timestamp::from_second((FIRST_HOUR + 2) * 3600).unwrap();
-    store
-        .put_customer_subscription(
-            "stack0".parse().unwrap(),
-            CUSTOMER.parse().unwrap(),
-            TENANTS[0].parse().unwrap(),
-            Some(from),
-        )
-        .await
-        .unwrap();
+    fixtures::map_tenants(store, "stack0", &[1], from).await;
     db
 }
 
@@ -209,8 +163,8 @@ proptest! {
                 add(&mut by_cloud, totals(&messy.store, UsageScope::Cloud(cloud.parse().unwrap())).await);
             }
             let mut by_subscription = BTreeMap::new();
-            for sub in [DEFAULT, CUSTOMER] {
-                add(&mut by_subscription, totals(&messy.store, UsageScope::Subscription(sub.parse().unwrap())).await);
+            for sub in [DEFAULT.parse().unwrap(), fixtures::customer(1)] {
+                add(&mut by_subscription, totals(&messy.store, UsageScope::Subscription(sub)).await);
             }
             prop_assert_eq!(&by_subscription, &by_tenant);
             prop_assert_eq!(&by_cloud, &by_tenant);

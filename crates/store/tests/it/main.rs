@@ -6,8 +6,9 @@ mod ingest_props;
 
 use std::sync::Arc;
 
-use stackbill_core::{OfferType, Partner, RateCardName, Subscription};
+use stackbill_core::{OfferType, RateCardName, Subscription};
 use stackbill_store::{Store, StoreError, SystemClock};
+use stackbill_test_support::fixtures::partner;
 use stackbill_test_support::{TestDb, postgres_execute};
 
 /// Runs a future to its end on a fresh single-threaded runtime (for proptest bodies).
@@ -17,13 +18,6 @@ pub(crate) fn run<T>(future: impl std::future::Future<Output = T>) -> T {
         .build()
         .unwrap()
         .block_on(future)
-}
-
-fn partner() -> Partner {
-    Partner {
-        id: "p1".parse().unwrap(),
-        name: "Contoso".to_owned(),
-    }
 }
 
 #[tokio::test]
