@@ -68,6 +68,27 @@ pub(crate) async fn priced() -> TestApp {
     app
 }
 
+/// [`priced`], with May finalized.
+async fn finalized_may() -> TestApp {
+    let app = priced().await;
+    let finalized = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(finalized.status, 200, "{finalized:?}");
+    app
+}
+
+/// Bills tenant 1 to CUSTOMER_1B (no markup) for all of May, from the clock's instant on.
+async fn move_tenant_1_for_may(app: &TestApp) {
+    let moved = app
+        .put(
+            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1B}"),
+            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+}
+
 fn invoice_of<'a>(list: &'a Answer, subscription: &str) -> &'a Value {
     list.body["value"]
         .as_array()
@@ -277,22 +298,10 @@ async fn finalized_invoices_never_change_and_late_usage_becomes_an_adjustment() 
 
 #[tokio::test]
 async fn a_backdated_reassignment_moves_money_between_subscriptions() {
-    let app = priced().await;
-    assert_eq!(
-        app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
-            .await
-            .status,
-        200
-    );
+    let app = finalized_may().await;
     app.db.clock.set("2025-06-16T00:00:00Z");
     // Tenant 1 switches to CUSTOMER_1B for all of May, recorded after May was final.
-    let moved = app
-        .put(
-            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1B}"),
-            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
-        )
-        .await;
-    assert_eq!(moved.status, 200);
+    move_tenant_1_for_may(&app).await;
     let old = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-06")).await;
     let new = app
         .get(&format!("/v1/invoices/{CUSTOMER_1B}/2025-06"))
@@ -395,13 +404,7 @@ async fn the_records_behind_a_line_add_up_to_it() {
 
 #[tokio::test]
 async fn a_diff_explains_late_and_rerouted_records_over_http() {
-    let app = priced().await;
-    assert_eq!(
-        app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
-            .await
-            .status,
-        200
-    );
+    let app = finalized_may().await;
     // After finalization: one late record, then tenant 1 moves to CUSTOMER_1B for all of May.
     app.db.clock.set("2025-06-16T00:00:00Z");
     post_usage(
@@ -410,13 +413,7 @@ async fn a_diff_explains_late_and_rerouted_records_over_http() {
     )
     .await;
     app.db.clock.set("2025-06-17T00:00:00Z");
-    let moved = app
-        .put(
-            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1B}"),
-            json!({"tenantId": TENANT_1, "effectiveFrom": "2025-05-01T00:00:00Z"}),
-        )
-        .await;
-    assert_eq!(moved.status, 200);
+    move_tenant_1_for_may(&app).await;
     app.db.clock.set("2025-06-18T00:00:00Z");
     let path = |sub: &str| {
         format!("/v1/invoices/{sub}/2025-05/diff?from=2025-06-15T14:00:00Z&to=2025-06-18T00:00:00Z")
