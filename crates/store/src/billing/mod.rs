@@ -110,11 +110,7 @@ impl Store {
                     )?;
                 }
             }
-            Ok(if existed {
-                Written::Updated
-            } else {
-                Written::Created
-            })
+            Ok(Written::from_existed(existed))
         })
         .await
     }
