@@ -1,35 +1,19 @@
 //! The router: every route, its middleware, and the ARM-shaped fallbacks.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use stackbill_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{AuthConfig, authenticate};
+use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
+use crate::state::AppState;
 use crate::{billing, diff, routes, tokens, usage};
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// Who may call.
-    pub auth: Arc<AuthConfig>,
-    /// The externally visible base URL (scheme, host, port, path prefix) for absolute
-    /// `nextLink`s; `None`: built from the request's `Host`.
-    pub public_url: Option<String>,
-    /// Whether this server speaks HTTPS (the scheme of links built from `Host`).
-    pub https: bool,
-}
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::access::Caller;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 /// The SHA-256 of a token secret.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
@@ -33,24 +33,6 @@ pub fn new_token_id() -> Result<String, String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Who may call the API besides the tokens in the store.
-#[derive(Clone, Default)]
-pub struct AuthConfig {
-    /// SHA-256 of the admin token given by `STACKBILL_ADMIN_TOKEN`, if any.
-    pub env_admin_sha256: Option<[u8; 32]>,
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "env_admin_sha256",
-                &self.env_admin_sha256.map(|_| "[redacted]"),
-            )
-            .finish()
-    }
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -13,10 +13,10 @@ use stackbill_core::{Meter, MeterId, PartnerId, Period, RateCard, RateCardName, 
 use stackbill_store::{Invoice, InvoiceStatus, Written};
 
 use crate::access::{Caller, check_subscription, forbidden};
-use crate::app::AppState;
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, decimal, instant, param};
+use crate::state::AppState;
 
 /// Body of `PUT /v1/ratecards/{name}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -333,7 +333,7 @@ pub(crate) async fn list_invoices(
     let mut partner = query.parsed::<PartnerId>("partnerId")?;
     if let Some(own) = caller.partner_scope()? {
         if partner.as_ref().is_some_and(|p| p != own) {
-            return crate::routes::page(Vec::<InvoiceDto>::new(), &query, &uri);
+            return crate::page::page(Vec::<InvoiceDto>::new(), &query, &uri);
         }
         partner = Some(own.clone());
     }
@@ -346,7 +346,7 @@ pub(crate) async fn list_invoices(
         .into_iter()
         .map(|i| invoice_dto(i, &meters))
         .collect();
-    crate::routes::page(dtos, &query, &uri)
+    crate::page::page(dtos, &query, &uri)
 }
 
 fn csv_escape(field: &str) -> String {
@@ -525,5 +525,5 @@ pub(crate) async fn invoice_records(
         .store
         .invoice_records(subscription, period, meter, as_of, as_of)
         .await?;
-    crate::routes::page(records, &query, &uri)
+    crate::page::page(records, &query, &uri)
 }

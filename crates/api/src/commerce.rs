@@ -17,9 +17,9 @@ use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::access::{Caller, check_subscription};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::QueryParams;
+use crate::state::AppState;
 
 /// The one api-version of Microsoft.Commerce.
 pub const COMMERCE_API_VERSION: &str = "2015-06-01-preview";

@@ -12,9 +12,9 @@ use stackbill_core::{Meter, MeterId, Period, SubscriptionId};
 use stackbill_store::InvoiceDiff;
 
 use crate::access::{Caller, check_subscription};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{QueryParams, param};
+use crate::state::AppState;
 
 /// How an invoice changed between two instants.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -117,7 +117,7 @@ pub fn invoice_diff_dto(diff: InvoiceDiff, meters: &HashMap<MeterId, Meter>) -> 
         ("from" = String, Query, description = "RFC 3339 instant (required)"),
         ("to" = String, Query, description = "RFC 3339 instant (default: now)"),
     ),
-    responses((status = 200, body = InvoiceDiffDto), crate::openapi::ArmError),
+    responses((status = 200, body = InvoiceDiffDto), crate::error::ArmError),
     security(("bearer" = []))
 )]
 pub(crate) async fn invoice_diff(

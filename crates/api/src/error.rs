@@ -169,3 +169,10 @@ pub struct ErrorDetail {
     /// The field or parameter.
     pub target: Option<String>,
 }
+
+/// Every route's error answer: the ARM envelope, with the status of its code.
+#[derive(utoipa::IntoResponses)]
+#[response(status = "default", description = "an ARM error")]
+pub(crate) struct ArmError(
+    #[allow(dead_code, reason = "only the type is read, by the derive")] ErrorResponse,
+);

@@ -13,12 +13,15 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+mod page;
 mod routes;
+mod state;
 pub mod telemetry;
 pub mod tokens;
 pub mod usage;
 
 pub use access::Caller;
-pub use app::{AppState, router};
-pub use auth::{AuthConfig, hash_secret};
+pub use app::router;
+pub use auth::hash_secret;
 pub use error::{ApiError, ErrorCode};
+pub use state::{AppState, AuthConfig};

@@ -4,15 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ErrorResponse;
 use crate::{billing, diff, routes, tokens, usage};
-
-/// Every route's error answer: the ARM envelope, with the status of its code.
-#[derive(utoipa::IntoResponses)]
-#[response(status = "default", description = "an ARM error")]
-pub(crate) struct ArmError(
-    #[allow(dead_code, reason = "only the type is read, by the derive")] ErrorResponse,
-);
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;

@@ -17,7 +17,6 @@ use crate::access::{
     Caller, check_registration, check_subscription, forbidden, registration_not_found,
     subscription_not_found, subscription_partner,
 };
-use crate::app::AppState;
 use crate::dto::{
     CustomerSubscriptionBody, CustomerSubscriptionDto, HistoryItemDto, ListDto, MeterBody,
     MeterDto, PartnerBody, PartnerDto, RegistrationBody, RegistrationDto, SubscriptionBody,
@@ -25,6 +24,8 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, decimal, field, instant, param};
+use crate::page::page;
+use crate::state::AppState;
 
 type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -35,9 +36,6 @@ fn customer_tenant(caller: &Caller) -> Option<TenantId> {
         _ => None,
     }
 }
-
-/// The most items one page of a list holds.
-pub(crate) const MAX_PAGE_ITEMS: usize = 1000;
 
 /// Checks that an identifier repeated in the body matches the path.
 fn same_as_path<T: PartialEq + std::fmt::Display + std::str::FromStr>(
@@ -64,37 +62,6 @@ fn written<T: Serialize>(written: Written, body: T) -> Response {
         Written::Updated => StatusCode::OK,
     };
     (status, Json(body)).into_response()
-}
-
-/// Cuts a list into pages with `$top` (at most [`MAX_PAGE_ITEMS`]) and `$skipToken`.
-pub(crate) fn page<T, D>(
-    items: Vec<T>,
-    query: &QueryParams,
-    uri: &OriginalUri,
-) -> ApiResult<Json<ListDto<D>>>
-where
-    D: From<T>,
-{
-    let top = query.parsed::<usize>("$top")?.unwrap_or(MAX_PAGE_ITEMS);
-    if top == 0 || top > MAX_PAGE_ITEMS {
-        return Err(ApiError::new(
-            ErrorCode::InvalidParameter,
-            format!("$top must be 1 to {MAX_PAGE_ITEMS}"),
-        )
-        .with_target("$top"));
-    }
-    let skip = query.parsed::<usize>("$skipToken")?.unwrap_or(0);
-    let total = items.len();
-    let value: Vec<D> = items
-        .into_iter()
-        .skip(skip)
-        .take(top)
-        .map(D::from)
-        .collect();
-    let next = skip.saturating_add(top);
-    let next_link =
-        (next < total).then(|| format!("{}?{}", uri.0.path(), query.next_page("$skipToken", next)));
-    Ok(Json(ListDto { value, next_link }))
 }
 
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {

@@ -9,11 +9,11 @@ use stackbill_core::{CloudId, PartnerId, TenantId};
 use stackbill_store::{NewToken, Role, Store, TokenGrant, TokenRecord};
 
 use crate::access::{Caller, cloud_partner, forbidden};
-use crate::app::AppState;
 use crate::auth::{hash_secret, new_secret, new_token_id};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, field};
+use crate::state::AppState;
 
 /// Body of `POST /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -191,7 +191,7 @@ pub(crate) async fn list_tokens(
     uri: OriginalUri,
 ) -> Result<Json<ListDto<TokenDto>>, ApiError> {
     let scope = caller.partner_scope()?.cloned();
-    crate::routes::page(state.store.tokens(scope).await?, &query, &uri)
+    crate::page::page(state.store.tokens(scope).await?, &query, &uri)
 }
 
 /// Revoke a token

@@ -15,10 +15,10 @@ use stackbill_io::{Format, Item, ReadRecords, read_usage};
 use stackbill_store::{UsageAggregate, UsageScope};
 
 use crate::access::{Caller, check_subscription, cloud_partner, forbidden};
-use crate::app::AppState;
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::QueryParams;
+use crate::state::AppState;
 
 /// The largest usage body accepted: about 50,000 records.
 pub const MAX_USAGE_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -324,5 +324,5 @@ pub(crate) async fn get_aggregates(
             },
         )
         .collect();
-    crate::routes::page(items, &query, &uri)
+    crate::page::page(items, &query, &uri)
 }

@@ -257,6 +257,10 @@ pub(crate) enum UsageCommand {
     Import(ImportArgs),
 }
 
+/// Records per transaction: large enough that the sync per commit is noise, small enough
+/// that two batches in flight stay a few tens of megabytes.
+pub(crate) const BATCH_RECORDS: u64 = 50_000;
+
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// Files to import; `-` reads standard input
@@ -269,7 +273,7 @@ pub(crate) struct ImportArgs {
     #[arg(long)]
     pub(crate) errors: Option<PathBuf>,
     /// Records per transaction (each is committed and synced before the next)
-    #[arg(long, default_value_t = crate::import::BATCH_RECORDS,
+    #[arg(long, default_value_t = BATCH_RECORDS,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub(crate) batch_records: u64,
     #[command(flatten)]

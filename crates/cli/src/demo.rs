@@ -416,7 +416,7 @@ async fn import_demo_usage(
         format: stackbill_io::Format::Ndjson,
     };
     let settings = import::Settings {
-        batch_records: import::BATCH_RECORDS,
+        batch_records: crate::cli::BATCH_RECORDS,
         quiet: true,
     };
     let mut summary = import::Summary::default();

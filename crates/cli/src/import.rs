@@ -23,9 +23,6 @@ use crate::admin;
 use crate::cli::ImportArgs;
 use crate::output::outln;
 
-/// Records per transaction: large enough that the sync per commit is noise, small enough
-/// that two batches in flight stay a few tens of megabytes.
-pub(crate) const BATCH_RECORDS: u64 = 50_000;
 /// Batches parsed ahead of the writer.
 const BATCHES_IN_FLIGHT: usize = 2;
 

@@ -12,9 +12,9 @@ use stackbill_store::CustomerSubscription;
 use super::registrations::ArmList;
 use super::{CUSTOMER_SUBSCRIPTION_TYPE, Scope, owned_registration};
 use crate::access::Caller;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{param, parse_json};
+use crate::state::AppState;
 
 /// A customer subscription as ARM answers it.
 #[derive(Debug, Serialize)]

@@ -24,10 +24,10 @@ use self::registrations::{
     activation_key, delete_registration, get_registration, list_registrations, put_registration,
 };
 use crate::access::{Caller, check_registration, registration_not_found};
-use crate::app::AppState;
 use crate::auth::resolve_caller;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{QueryParams, param};
+use crate::state::AppState;
 
 /// The Microsoft.AzureStack api-versions stackbill answers.
 pub const AZURE_STACK_API_VERSIONS: &[&str] = &[

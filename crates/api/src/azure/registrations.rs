@@ -14,9 +14,9 @@ use stackbill_store::{AzureRegistration, StoreError};
 
 use super::{DEFAULT_RESOURCE_GROUP, REGISTRATION_TYPE, Scope, owned_registration};
 use crate::access::{Caller, check_registration, registration_not_found, subscription_partner};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{param, parse_json};
+use crate::state::AppState;
 
 /// A registration as ARM answers it (fields in the order the answers always had: sorted).
 #[derive(Debug, Serialize)]
