@@ -150,3 +150,83 @@ fn architecture_names_every_crate_and_readme_keeps_its_commands() {
         ".ci/run runs the README's test command"
     );
 }
+
+/// The top-level module a source file belongs to (`usage` for `src/usage/sqlite.rs`), or
+/// `None` for the crate root.
+fn top_module(src: &Path, file: &Path) -> Option<String> {
+    let relative = file.strip_prefix(src).ok()?;
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (!matches!(name, "lib" | "main")).then(|| name.to_owned())
+}
+
+/// The crate modules a source names (`crate::billing::…`, `use crate::{db, error}`), test
+/// code left out.
+fn named_modules(text: &str) -> Vec<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let mut names = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let item = item.trim();
+                let name = item.split("::").next().unwrap_or(item);
+                names.push(name.to_owned());
+            }
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
+                .unwrap_or(rest.len());
+            names.push(rest[..end].to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn no_crate_has_modules_that_depend_on_each_other_in_a_loop() {
+    use std::collections::{BTreeMap, BTreeSet};
+    for dir in crate_dirs() {
+        let src = dir.join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for file in &files {
+            let Some(module) = top_module(&src, file) else {
+                continue;
+            };
+            let text = fs::read_to_string(file).expect("a readable source");
+            graph.entry(module.clone()).or_default().extend(
+                named_modules(&text)
+                    .into_iter()
+                    .filter(|name| *name != module),
+            );
+        }
+        let modules: BTreeSet<String> = graph.keys().cloned().collect();
+        for deps in graph.values_mut() {
+            deps.retain(|name| modules.contains(name));
+        }
+        // A depth-first walk from every module; reaching the start again is a loop.
+        for start in &modules {
+            let mut stack = vec![vec![start.clone()]];
+            let mut seen = BTreeSet::new();
+            while let Some(path) = stack.pop() {
+                let last = path.last().expect("a non-empty path");
+                for next in &graph[last] {
+                    assert!(
+                        next != start,
+                        "{}: modules depend on each other in a loop: {} -> {next}",
+                        dir.display(),
+                        path.join(" -> ")
+                    );
+                    if seen.insert(next.clone()) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+}
