@@ -186,7 +186,19 @@ fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiErro
 }
 
 /// Store a new version of a rate card
-#[utoipa::path(put, path = "/v1/ratecards/{name}", tag = "billing", params(("name" = String, Path, description = "rate card")), request_body = RateCardBody, responses((status = 200, body = RateCardDto), (status = 201, description = "created", body = RateCardDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/ratecards/{name}",
+    tag = "billing",
+    params(("name" = String, Path, description = "rate card")),
+    request_body = RateCardBody,
+    responses(
+        (status = 200, body = RateCardDto),
+        (status = 201, description = "created", body = RateCardDto),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_rate_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -206,7 +218,17 @@ pub(crate) async fn put_rate_card(
 }
 
 /// A rate card
-#[utoipa::path(get, path = "/v1/ratecards/{name}", tag = "billing", params(("name" = String, Path, description = "rate card"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = RateCardDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/ratecards/{name}",
+    tag = "billing",
+    params(
+        ("name" = String, Path, description = "rate card"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+    ),
+    responses((status = 200, body = RateCardDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_rate_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -319,7 +341,20 @@ async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiErr
 }
 
 /// Every invoice of a month
-#[utoipa::path(get, path = "/v1/invoices", tag = "billing", params(("period" = String, Query, description = "YYYY-MM"), ("partnerId" = String, Query, description = "only this partner's"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/invoices",
+    tag = "billing",
+    params(
+        ("period" = String, Query, description = "YYYY-MM"),
+        ("partnerId" = String, Query, description = "only this partner's"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_invoices(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -401,7 +436,18 @@ pub fn invoice_csv(invoice: &InvoiceDto) -> String {
 }
 
 /// One invoice (CSV with Accept: text/csv)
-#[utoipa::path(get, path = "/v1/invoices/{subscriptionId}/{period}", tag = "billing", params(("subscriptionId" = String, Path, description = "GUID"), ("period" = String, Path, description = "YYYY-MM"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = InvoiceDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/{subscriptionId}/{period}",
+    tag = "billing",
+    params(
+        ("subscriptionId" = String, Path, description = "GUID"),
+        ("period" = String, Path, description = "YYYY-MM"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+    ),
+    responses((status = 200, body = InvoiceDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_invoice(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -439,7 +485,17 @@ pub(crate) async fn get_invoice(
 }
 
 /// Freeze a month's invoices
-#[utoipa::path(post, path = "/v1/periods/{period}/finalize", tag = "billing", params(("period" = String, Path, description = "YYYY-MM"), ("partnerId" = String, Query, description = "only this partner's")), responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/periods/{period}/finalize",
+    tag = "billing",
+    params(
+        ("period" = String, Path, description = "YYYY-MM"),
+        ("partnerId" = String, Query, description = "only this partner's"),
+    ),
+    responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn finalize(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -503,7 +559,21 @@ impl From<stackbill_core::UsageRecord> for RecordDto {
 }
 
 /// The raw records behind an invoice
-#[utoipa::path(get, path = "/v1/invoices/{subscriptionId}/{period}/records", tag = "billing", params(("subscriptionId" = String, Path, description = "GUID"), ("period" = String, Path, description = "YYYY-MM"), ("meterId" = String, Query, description = "one line's"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<RecordDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/{subscriptionId}/{period}/records",
+    tag = "billing",
+    params(
+        ("subscriptionId" = String, Path, description = "GUID"),
+        ("period" = String, Path, description = "YYYY-MM"),
+        ("meterId" = String, Query, description = "one line's"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses((status = 200, body = crate::dto::ListDto<RecordDto>), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn invoice_records(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

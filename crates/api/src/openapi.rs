@@ -4,6 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::error::{ErrorDetail, ErrorResponse};
 use crate::{billing, diff, routes, tokens, usage};
 
 /// Declares the bearer token scheme every `/v1` route uses.
@@ -58,6 +59,7 @@ impl Modify for BearerAuth {
         tokens::list_tokens,
         tokens::revoke_token,
     ),
+    components(schemas(ErrorResponse, ErrorDetail)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

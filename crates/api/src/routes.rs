@@ -85,7 +85,19 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 /// Create or rename a partner (admin)
-#[utoipa::path(put, path = "/v1/partners/{partnerId}", tag = "directory", params(("partnerId" = String, Path, description = "the partner")), request_body = crate::dto::PartnerBody, responses((status = 200, body = crate::dto::PartnerDto), (status = 201, description = "created", body = crate::dto::PartnerDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/partners/{partnerId}",
+    tag = "directory",
+    params(("partnerId" = String, Path, description = "the partner")),
+    request_body = crate::dto::PartnerBody,
+    responses(
+        (status = 200, body = crate::dto::PartnerDto),
+        (status = 201, description = "created", body = crate::dto::PartnerDto),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_partner(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -104,7 +116,14 @@ pub(crate) async fn put_partner(
 }
 
 /// One partner
-#[utoipa::path(get, path = "/v1/partners/{partnerId}", tag = "directory", params(("partnerId" = String, Path, description = "the partner")), responses((status = 200, body = crate::dto::PartnerDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/partners/{partnerId}",
+    tag = "directory",
+    params(("partnerId" = String, Path, description = "the partner")),
+    responses((status = 200, body = crate::dto::PartnerDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_partner(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -128,7 +147,20 @@ pub(crate) async fn get_partner(
 }
 
 /// Partners
-#[utoipa::path(get, path = "/v1/partners", tag = "directory", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::PartnerDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/partners",
+    tag = "directory",
+    params(
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::PartnerDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_partners(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -142,7 +174,19 @@ pub(crate) async fn list_partners(
 }
 
 /// Create or replace a billing subscription
-#[utoipa::path(put, path = "/v1/subscriptions/{subscriptionId}", tag = "directory", params(("subscriptionId" = String, Path, description = "GUID")), request_body = crate::dto::SubscriptionBody, responses((status = 200, body = crate::dto::SubscriptionDto), (status = 201, description = "created", body = crate::dto::SubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/subscriptions/{subscriptionId}",
+    tag = "directory",
+    params(("subscriptionId" = String, Path, description = "GUID")),
+    request_body = crate::dto::SubscriptionBody,
+    responses(
+        (status = 200, body = crate::dto::SubscriptionDto),
+        (status = 201, description = "created", body = crate::dto::SubscriptionDto),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -193,7 +237,14 @@ pub(crate) async fn put_subscription(
 }
 
 /// One billing subscription
-#[utoipa::path(get, path = "/v1/subscriptions/{subscriptionId}", tag = "directory", params(("subscriptionId" = String, Path, description = "GUID")), responses((status = 200, body = crate::dto::SubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{subscriptionId}",
+    tag = "directory",
+    params(("subscriptionId" = String, Path, description = "GUID")),
+    responses((status = 200, body = crate::dto::SubscriptionDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -212,7 +263,21 @@ pub(crate) async fn get_subscription(
 }
 
 /// Billing subscriptions
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "directory", params(("partnerId" = String, Query, description = "only this partner's"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::SubscriptionDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "directory",
+    params(
+        ("partnerId" = String, Query, description = "only this partner's"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::SubscriptionDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_subscriptions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -230,7 +295,19 @@ pub(crate) async fn list_subscriptions(
 }
 
 /// Register a stack, or change its billing model
-#[utoipa::path(put, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), request_body = crate::dto::RegistrationBody, responses((status = 200, body = crate::dto::RegistrationDto), (status = 201, description = "created", body = crate::dto::RegistrationDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/registrations/{name}",
+    tag = "registrations",
+    params(("name" = String, Path, description = "registration name")),
+    request_body = crate::dto::RegistrationBody,
+    responses(
+        (status = 200, body = crate::dto::RegistrationDto),
+        (status = 201, description = "created", body = crate::dto::RegistrationDto),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -282,7 +359,14 @@ pub(crate) async fn put_registration(
 }
 
 /// One registration
-#[utoipa::path(get, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), responses((status = 200, body = crate::dto::RegistrationDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{name}",
+    tag = "registrations",
+    params(("name" = String, Path, description = "registration name")),
+    responses((status = 200, body = crate::dto::RegistrationDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -299,7 +383,20 @@ pub(crate) async fn get_registration(
 }
 
 /// Registrations
-#[utoipa::path(get, path = "/v1/registrations", tag = "registrations", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::RegistrationDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/registrations",
+    tag = "registrations",
+    params(
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::RegistrationDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_registrations(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -311,7 +408,14 @@ pub(crate) async fn list_registrations(
 }
 
 /// Delete a registration (its history is kept)
-#[utoipa::path(delete, path = "/v1/registrations/{name}", tag = "registrations", params(("name" = String, Path, description = "registration name")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v1/registrations/{name}",
+    tag = "registrations",
+    params(("name" = String, Path, description = "registration name")),
+    responses((status = 204, description = "deleted"), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete_registration(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -324,7 +428,21 @@ pub(crate) async fn delete_registration(
 }
 
 /// Every mapping change, in recording order
-#[utoipa::path(get, path = "/v1/registrations/{name}/history", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::HistoryItemDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{name}/history",
+    tag = "registrations",
+    params(
+        ("name" = String, Path, description = "registration name"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::HistoryItemDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn registration_history(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -338,7 +456,18 @@ pub(crate) async fn registration_history(
 }
 
 /// Map a tenant to its customer subscription
-#[utoipa::path(put, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "the customer's CSP subscription")), request_body = crate::dto::CustomerSubscriptionBody, responses((status = 200, body = crate::dto::CustomerSubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}",
+    tag = "registrations",
+    params(
+        ("name" = String, Path, description = "registration name"),
+        ("subscriptionId" = String, Path, description = "the customer's CSP subscription"),
+    ),
+    request_body = crate::dto::CustomerSubscriptionBody,
+    responses((status = 200, body = crate::dto::CustomerSubscriptionDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -362,7 +491,18 @@ pub(crate) async fn put_customer_subscription(
 }
 
 /// The mapping of a customer subscription in force
-#[utoipa::path(get, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "GUID"), ("asOf" = String, Query, description = "RFC 3339 instant")), responses((status = 200, body = crate::dto::CustomerSubscriptionDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}",
+    tag = "registrations",
+    params(
+        ("name" = String, Path, description = "registration name"),
+        ("subscriptionId" = String, Path, description = "GUID"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+    ),
+    responses((status = 200, body = crate::dto::CustomerSubscriptionDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -396,7 +536,22 @@ pub(crate) async fn get_customer_subscription(
 }
 
 /// The mappings in force
-#[utoipa::path(get, path = "/v1/registrations/{name}/customerSubscriptions", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("asOf" = String, Query, description = "RFC 3339 instant"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::CustomerSubscriptionDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/registrations/{name}/customerSubscriptions",
+    tag = "registrations",
+    params(
+        ("name" = String, Path, description = "registration name"),
+        ("asOf" = String, Query, description = "RFC 3339 instant"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::CustomerSubscriptionDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_customer_subscriptions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -418,7 +573,18 @@ pub(crate) async fn list_customer_subscriptions(
 }
 
 /// End a tenant's mapping
-#[utoipa::path(delete, path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}", tag = "registrations", params(("name" = String, Path, description = "registration name"), ("subscriptionId" = String, Path, description = "GUID"), ("effectiveFrom" = String, Query, description = "RFC 3339 instant")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v1/registrations/{name}/customerSubscriptions/{subscriptionId}",
+    tag = "registrations",
+    params(
+        ("name" = String, Path, description = "registration name"),
+        ("subscriptionId" = String, Path, description = "GUID"),
+        ("effectiveFrom" = String, Query, description = "RFC 3339 instant"),
+    ),
+    responses((status = 204, description = "deleted"), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn delete_customer_subscription(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -437,7 +603,19 @@ pub(crate) async fn delete_customer_subscription(
 }
 
 /// Add or override a meter (admin)
-#[utoipa::path(put, path = "/v1/meters/{meterId}", tag = "meters", params(("meterId" = String, Path, description = "GUID")), request_body = crate::dto::MeterBody, responses((status = 200, body = crate::dto::MeterDto), (status = 201, description = "created", body = crate::dto::MeterDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    put,
+    path = "/v1/meters/{meterId}",
+    tag = "meters",
+    params(("meterId" = String, Path, description = "GUID")),
+    request_body = crate::dto::MeterBody,
+    responses(
+        (status = 200, body = crate::dto::MeterDto),
+        (status = 201, description = "created", body = crate::dto::MeterDto),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn put_meter(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -458,7 +636,14 @@ pub(crate) async fn put_meter(
 }
 
 /// One meter
-#[utoipa::path(get, path = "/v1/meters/{meterId}", tag = "meters", params(("meterId" = String, Path, description = "GUID")), responses((status = 200, body = crate::dto::MeterDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/meters/{meterId}",
+    tag = "meters",
+    params(("meterId" = String, Path, description = "GUID")),
+    responses((status = 200, body = crate::dto::MeterDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_meter(
     State(state): State<AppState>,
     Path(meter_id): Path<String>,
@@ -475,7 +660,20 @@ pub(crate) async fn get_meter(
 }
 
 /// The meter catalog
-#[utoipa::path(get, path = "/v1/meters", tag = "meters", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<crate::dto::MeterDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/meters",
+    tag = "meters",
+    params(
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses(
+        (status = 200, body = crate::dto::ListDto<crate::dto::MeterDto>),
+        crate::error::ArmError,
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_meters(
     State(state): State<AppState>,
     query: QueryParams,

@@ -91,7 +91,14 @@ async fn tenant_partner(store: &Store, tenant: TenantId) -> Result<Option<Partne
 }
 
 /// Create a token; the secret is in this answer only
-#[utoipa::path(post, path = "/v1/tokens", tag = "access", request_body = TokenBody, responses((status = 201, description = "created", body = TokenDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "access",
+    request_body = TokenBody,
+    responses((status = 201, description = "created", body = TokenDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -183,7 +190,17 @@ pub async fn issue_token(
 }
 
 /// Live tokens, without secrets
-#[utoipa::path(get, path = "/v1/tokens", tag = "access", params(("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<TokenDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "access",
+    params(
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses((status = 200, body = crate::dto::ListDto<TokenDto>), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -195,7 +212,14 @@ pub(crate) async fn list_tokens(
 }
 
 /// Revoke a token
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "access", params(("id" = String, Path, description = "token id")), responses((status = 204, description = "deleted"), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "access",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204, description = "deleted"), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

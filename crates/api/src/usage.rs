@@ -107,7 +107,18 @@ fn parse_body(body: &[u8], format: Format, now: Timestamp) -> ReadRecords {
 }
 
 /// Send usage records
-#[utoipa::path(post, path = "/v1/usage", tag = "usage", request_body(content = String, content_type = "application/x-ndjson", description = "NDJSON, or JSON (an array or {\"value\":[...]})"), responses((status = 200, body = IngestDto), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    post,
+    path = "/v1/usage",
+    tag = "usage",
+    request_body(
+        content = String,
+        content_type = "application/x-ndjson",
+        description = "NDJSON, or JSON (an array or {\"value\":[...]})"
+    ),
+    responses((status = 200, body = IngestDto), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn post_usage(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -239,7 +250,23 @@ fn hour_text(hour: i64) -> String {
 }
 
 /// Usage per meter and hour or day
-#[utoipa::path(get, path = "/v1/usage/aggregates", tag = "usage", params(("subscriptionId" = String, Query, description = "billed subscription"), ("tenantId" = String, Query, description = "tenant"), ("cloudId" = String, Query, description = "stack"), ("from" = String, Query, description = "RFC 3339, whole hour"), ("to" = String, Query, description = "RFC 3339, whole hour"), ("granularity" = String, Query, description = "Hourly or Daily"), ("$top" = String, Query, description = "at most 1,000"), ("$skipToken" = String, Query, description = "from a nextLink")), responses((status = 200, body = crate::dto::ListDto<AggregateDto>), (status = "default", description = "an ARM error", body = crate::error::ErrorResponse)), security(("bearer" = [])))]
+#[utoipa::path(
+    get,
+    path = "/v1/usage/aggregates",
+    tag = "usage",
+    params(
+        ("subscriptionId" = String, Query, description = "billed subscription"),
+        ("tenantId" = String, Query, description = "tenant"),
+        ("cloudId" = String, Query, description = "stack"),
+        ("from" = String, Query, description = "RFC 3339, whole hour"),
+        ("to" = String, Query, description = "RFC 3339, whole hour"),
+        ("granularity" = String, Query, description = "Hourly or Daily"),
+        ("$top" = String, Query, description = "at most 1,000"),
+        ("$skipToken" = String, Query, description = "from a nextLink"),
+    ),
+    responses((status = 200, body = crate::dto::ListDto<AggregateDto>), crate::error::ArmError),
+    security(("bearer" = []))
+)]
 pub(crate) async fn get_aggregates(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -57,3 +57,34 @@ async fn every_documented_operation_is_served() {
     }
     assert_eq!(operations, 30, "every native operation is documented");
 }
+
+/// Every `$ref` of the document names a schema it describes.
+#[tokio::test]
+async fn every_reference_resolves() {
+    fn refs(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(target) = map.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(target.to_owned());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let app = TestApp::new();
+    let doc = app.raw(Method::GET, "/openapi.json", None, None, "").await;
+    let mut found = Vec::new();
+    refs(&doc.body, &mut found);
+    assert!(found.len() > 30, "the document uses references");
+    for target in found {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{target} is not a schema reference"));
+        assert!(
+            doc.body["components"]["schemas"].get(name).is_some(),
+            "{target} does not resolve"
+        );
+    }
+}
