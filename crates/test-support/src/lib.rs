@@ -287,6 +287,16 @@ impl Answer {
     pub fn target(&self) -> &str {
         self.body["error"]["target"].as_str().unwrap_or("")
     }
+
+    /// The status and `error.code`, to compare with an expected refusal in one assertion.
+    pub fn error(&self) -> (u16, &str) {
+        (self.status.as_u16(), self.code())
+    }
+
+    /// The status, `error.code` and `error.target`.
+    pub fn error_at(&self) -> (u16, &str, &str) {
+        (self.status.as_u16(), self.code(), self.target())
+    }
 }
 
 /// The state of an app on `db` that accepts [`ADMIN_TOKEN`] over plain HTTP.

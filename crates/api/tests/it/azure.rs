@@ -98,10 +98,7 @@ async fn registrations_round_trip_in_arm_shape() {
 
     assert_eq!(app.call(Method::DELETE, &url, None).await.status, 204);
     let gone = app.call(Method::GET, &url, None).await;
-    assert_eq!(
-        (gone.status.as_u16(), gone.code()),
-        (404, "RegistrationNotFound")
-    );
+    assert_eq!(gone.error(), (404, "RegistrationNotFound"));
 }
 
 #[tokio::test]
@@ -178,11 +175,7 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
                 Some(json!({"properties": {"tenantId": tenant}})),
             )
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.code()),
-            (status, code),
-            "{reg} {sub}"
-        );
+        assert_eq!(answer.error(), (status, code), "{reg} {sub}");
     }
     // A registration of another default subscription is not under this one.
     let ea = format!(
@@ -202,10 +195,7 @@ async fn customer_subscriptions_answer_200_with_the_resource_and_the_spec_errors
     let missing = app
         .call(Method::GET, &url("stack1", CUSTOMER_1), None)
         .await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.code()),
-        (404, "CustomerSubscriptionNotFound")
-    );
+    assert_eq!(missing.error(), (404, "CustomerSubscriptionNotFound"));
 }
 
 #[tokio::test]
@@ -213,17 +203,11 @@ async fn api_versions_tokens_and_locations_are_checked() {
     let app = seeded().await;
     let path = format!("{}/stack1", base(CSPSS_DEFAULT));
     let missing = app.call(Method::GET, &path, None).await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.code()),
-        (400, "MissingApiVersionParameter")
-    );
+    assert_eq!(missing.error(), (400, "MissingApiVersionParameter"));
     let unknown = app
         .call(Method::GET, &format!("{path}?api-version=2099-01-01"), None)
         .await;
-    assert_eq!(
-        (unknown.status.as_u16(), unknown.code()),
-        (400, "UnsupportedApiVersionValue")
-    );
+    assert_eq!(unknown.error(), (400, "UnsupportedApiVersionValue"));
     assert!(
         unknown.body["error"]["message"]
             .as_str()
@@ -256,19 +240,13 @@ async fn api_versions_tokens_and_locations_are_checked() {
         (400, "location")
     );
     let taken = app.call(Method::PUT, &url, Some(json!({"location": "global", "properties": {"registrationToken": token(CLOUD_1, BillingModel::PayAsYouUse)}}))).await;
-    assert_eq!(
-        (taken.status.as_u16(), taken.code()),
-        (409, "CloudIdAlreadyRegistered")
-    );
+    assert_eq!(taken.error(), (409, "CloudIdAlreadyRegistered"));
     let no_default = app.call(Method::PUT,
         &format!("{}/hub-y?api-version=2017-06-01", base("d0000000-0000-0000-0000-0000000000ff")),
         Some(json!({"location": "global", "properties": {"registrationToken": token(NEW_CLOUD, BillingModel::PayAsYouUse)}})),
     )
     .await;
-    assert_eq!(
-        (no_default.status.as_u16(), no_default.code()),
-        (400, "InvalidCustomerSubscriptionId")
-    );
+    assert_eq!(no_default.error(), (400, "InvalidCustomerSubscriptionId"));
     let anonymous = app
         .raw(
             Method::GET,
@@ -278,8 +256,5 @@ async fn api_versions_tokens_and_locations_are_checked() {
             "",
         )
         .await;
-    assert_eq!(
-        (anonymous.status.as_u16(), anonymous.code()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(anonymous.error(), (401, "InvalidAuthenticationToken"));
 }

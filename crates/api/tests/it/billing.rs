@@ -9,7 +9,7 @@ use crate::*;
 pub(crate) const METER: &str = "b4438d5d-453b-4ee1-b42a-dc72e377f1e4";
 const UNPRICED_METER: &str = "f271a8a3-88c4-4d93-956a-063e1d2fa80b";
 
-fn record(id: &str, tenant: &str, meter: &str, start: &str, quantity: &str) -> String {
+pub(crate) fn record(id: &str, tenant: &str, meter: &str, start: &str, quantity: &str) -> String {
     let start: jiff::Timestamp = start.parse().unwrap();
     let end = start + jiff::SignedDuration::from_hours(1);
     format!(
@@ -109,10 +109,7 @@ async fn rate_cards_round_trip_and_bad_entries_name_their_field() {
     );
     assert_eq!(card.body["meters"][0]["includedQuantity"], "1");
     let missing = app.get("/v1/ratecards/gold").await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.code()),
-        (404, "RateCardNotFound")
-    );
+    assert_eq!(missing.error(), (404, "RateCardNotFound"));
     let gold = app
         .put(
             "/v1/ratecards/gold",
@@ -150,7 +147,7 @@ async fn rate_cards_round_trip_and_bad_entries_name_their_field() {
     for (body, target) in cases {
         let answer = app.put("/v1/ratecards/bad", body).await;
         assert_eq!(
-            (answer.status.as_u16(), answer.code(), answer.target()),
+            answer.error_at(),
             (400, "InvalidRateCard", target),
             "{answer:?}"
         );
@@ -188,10 +185,7 @@ async fn drafts_rate_routed_usage_with_tiers_included_quantity_and_markup() {
     let one = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
     assert_eq!(one.body, customer.clone());
     let none = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-04")).await;
-    assert_eq!(
-        (none.status.as_u16(), none.code()),
-        (404, "InvoiceNotFound")
-    );
+    assert_eq!(none.error(), (404, "InvoiceNotFound"));
     let bad = app.get("/v1/invoices?period=2025-13").await;
     assert_eq!((bad.status.as_u16(), bad.target()), (400, "period"));
 }
@@ -236,10 +230,7 @@ async fn finalized_invoices_never_change_and_late_usage_becomes_an_adjustment() 
     let early = app
         .call(Method::POST, "/v1/periods/2025-06/finalize", None)
         .await;
-    assert_eq!(
-        (early.status.as_u16(), early.code()),
-        (409, "PeriodNotEnded")
-    );
+    assert_eq!(early.error(), (409, "PeriodNotEnded"));
 
     app.db.clock.set("2025-06-15T13:00:00Z");
     let finalized = app
@@ -450,10 +441,7 @@ async fn a_diff_explains_late_and_rerouted_records_over_http() {
     let missing = app
         .get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05/diff"))
         .await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.code()),
-        (400, "InvalidParameter")
-    );
+    assert_eq!(missing.error(), (400, "InvalidParameter"));
 }
 
 /// A marked-up price beyond 28 digits is an `AmountOverflow` answer, not a panic.
@@ -477,9 +465,5 @@ async fn a_rate_card_price_that_overflows_with_the_markup_is_refused() {
              &api-version=2015-06-01-preview"
         ))
         .await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.code()),
-        (422, "AmountOverflow"),
-        "{answer:?}"
-    );
+    assert_eq!(answer.error(), (422, "AmountOverflow"), "{answer:?}");
 }

@@ -17,11 +17,7 @@ async fn malformed_json_is_invalid_json() {
                 "application/json",
             )
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.code()),
-            (400, "InvalidJson"),
-            "{body}: {answer:?}"
-        );
+        assert_eq!(answer.error(), (400, "InvalidJson"), "{body}: {answer:?}");
     }
 }
 
@@ -69,10 +65,7 @@ async fn wrong_types_missing_and_unknown_fields_name_the_field() {
             "application/x-www-form-urlencoded",
         )
         .await;
-    assert_eq!(
-        (not_json.status.as_u16(), not_json.code()),
-        (415, "UnsupportedMediaType")
-    );
+    assert_eq!(not_json.error(), (415, "UnsupportedMediaType"));
 }
 
 #[tokio::test]
@@ -94,7 +87,7 @@ async fn bad_identifiers_and_parameters_are_400_with_a_target() {
     for (path, target) in cases {
         let answer = app.get(path).await;
         assert_eq!(
-            (answer.status.as_u16(), answer.code(), answer.target()),
+            answer.error_at(),
             (400, "InvalidParameter", target),
             "{path}"
         );
@@ -125,27 +118,15 @@ async fn bad_identifiers_and_parameters_are_400_with_a_target() {
 async fn unknown_routes_methods_and_missing_tokens() {
     let app = TestApp::new();
     let route = app.get("/v1/nothing-here").await;
-    assert_eq!(
-        (route.status.as_u16(), route.code()),
-        (404, "RouteNotFound")
-    );
+    assert_eq!(route.error(), (404, "RouteNotFound"));
     let method = app.call(Method::POST, "/v1/partners/p1", None).await;
-    assert_eq!(
-        (method.status.as_u16(), method.code()),
-        (405, "MethodNotAllowed")
-    );
+    assert_eq!(method.error(), (405, "MethodNotAllowed"));
     let anonymous = app.raw(Method::GET, "/v1/partners", None, None, "").await;
-    assert_eq!(
-        (anonymous.status.as_u16(), anonymous.code()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(anonymous.error(), (401, "InvalidAuthenticationToken"));
     let wrong = app
         .raw(Method::GET, "/v1/partners", Some("guess"), None, "")
         .await;
-    assert_eq!(
-        (wrong.status.as_u16(), wrong.code()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(wrong.error(), (401, "InvalidAuthenticationToken"));
     let health = app.raw(Method::GET, "/healthz", None, None, "").await;
     assert_eq!(health.status, 200);
     assert_eq!(health.body["database"], "ok");
@@ -162,10 +143,7 @@ async fn bodies_past_the_limit_are_refused() {
     let app = TestApp::new();
     let name = "x".repeat(stackbill_api::extract::MAX_DIRECTORY_BODY_BYTES);
     let answer = app.put("/v1/partners/p1", json!({"name": name})).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.code()),
-        (413, "RequestTooLarge")
-    );
+    assert_eq!(answer.error(), (413, "RequestTooLarge"));
     let fits = "x".repeat(stackbill_api::extract::MAX_DIRECTORY_BODY_BYTES - 20);
     assert_eq!(
         app.put("/v1/partners/p1", json!({"name": fits}))

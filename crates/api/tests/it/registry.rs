@@ -15,7 +15,7 @@ async fn registration_put_rules_and_codes() {
         .put("/v1/registrations/new", json!({"cloudId": "ca000000-0000-0000-0000-0000000000aa", "subscriptionId": "d0000000-0000-0000-0000-0000000000ff"}))
         .await;
     assert_eq!(
-        (missing_default.status.as_u16(), missing_default.code()),
+        missing_default.error(),
         (400, "InvalidCustomerSubscriptionId")
     );
     assert_eq!(missing_default.target(), "subscriptionId");
@@ -26,10 +26,7 @@ async fn registration_put_rules_and_codes() {
             json!({"cloudId": CLOUD_1, "subscriptionId": CSPSS_DEFAULT}),
         )
         .await;
-    assert_eq!(
-        (taken.status.as_u16(), taken.code()),
-        (409, "CloudIdAlreadyRegistered")
-    );
+    assert_eq!(taken.error(), (409, "CloudIdAlreadyRegistered"));
 
     let change = app
         .put(
@@ -37,18 +34,12 @@ async fn registration_put_rules_and_codes() {
             json!({"cloudId": CLOUD_1, "subscriptionId": EA_DEFAULT}),
         )
         .await;
-    assert_eq!(
-        (change.status.as_u16(), change.code()),
-        (409, "DefaultSubscriptionChange")
-    );
+    assert_eq!(change.error(), (409, "DefaultSubscriptionChange"));
 
     let recloud = app
         .put("/v1/registrations/stack1", json!({"cloudId": "ca000000-0000-0000-0000-0000000000bb", "subscriptionId": CSPSS_DEFAULT}))
         .await;
-    assert_eq!(
-        (recloud.status.as_u16(), recloud.code()),
-        (409, "CloudIdChange")
-    );
+    assert_eq!(recloud.error(), (409, "CloudIdChange"));
 
     // Same name and default: the billing model may change; GUIDs in any case.
     let dev = app
@@ -77,15 +68,9 @@ async fn deleting_a_registration_frees_its_cloud_and_default() {
     let app = seeded().await;
     assert_eq!(app.delete("/v1/registrations/capacity").await.status, 204);
     let gone = app.get("/v1/registrations/capacity").await;
-    assert_eq!(
-        (gone.status.as_u16(), gone.code()),
-        (404, "RegistrationNotFound")
-    );
+    assert_eq!(gone.error(), (404, "RegistrationNotFound"));
     let again = app.delete("/v1/registrations/capacity").await;
-    assert_eq!(
-        (again.status.as_u16(), again.code()),
-        (404, "RegistrationNotFound")
-    );
+    assert_eq!(again.error(), (404, "RegistrationNotFound"));
     // The stack can now be registered again, with another default.
     let reborn = app
         .put(
@@ -164,11 +149,7 @@ async fn customer_subscription_errors_in_spec_order() {
                 json!({"tenantId": tenant}),
             )
             .await;
-        assert_eq!(
-            (answer.status.as_u16(), answer.code(), answer.target()),
-            (status, code, target),
-            "{answer:?}"
-        );
+        assert_eq!(answer.error_at(), (status, code, target), "{answer:?}");
         assert!(!answer.body["error"]["message"].as_str().unwrap().is_empty());
     }
     // Nothing was recorded by any refused change.
@@ -222,10 +203,7 @@ async fn add_replace_remove_and_history() {
     assert_eq!(april.body["value"].as_array().unwrap().len(), 0);
 
     let old = app.get(&mapping("stack1", CUSTOMER_1)).await;
-    assert_eq!(
-        (old.status.as_u16(), old.code()),
-        (404, "CustomerSubscriptionNotFound")
-    );
+    assert_eq!(old.error(), (404, "CustomerSubscriptionNotFound"));
     let old_then = app
         .get(&format!(
             "{}?asOf=2025-05-15T00:00:00Z",
@@ -242,10 +220,7 @@ async fn add_replace_remove_and_history() {
             mapping("stack1", CUSTOMER_1B)
         ))
         .await;
-    assert_eq!(
-        (early.status.as_u16(), early.code()),
-        (404, "CustomerSubscriptionNotFound")
-    );
+    assert_eq!(early.error(), (404, "CustomerSubscriptionNotFound"));
     let removed = app
         .delete(&format!(
             "{}?effectiveFrom=2025-07-01T00:00:00Z",
@@ -285,10 +260,7 @@ async fn a_registration_with_tenants_cannot_become_capacity() {
     let capacity = app
         .put("/v1/registrations/stack1", json!({"cloudId": CLOUD_1, "subscriptionId": CSPSS_DEFAULT, "billingModel": "Capacity"}))
         .await;
-    assert_eq!(
-        (capacity.status.as_u16(), capacity.code()),
-        (409, "CustomerSubscriptionsNotAllowed")
-    );
+    assert_eq!(capacity.error(), (409, "CustomerSubscriptionsNotAllowed"));
 }
 
 #[tokio::test]
@@ -306,10 +278,7 @@ async fn partners_subscriptions_and_meters() {
         200
     );
     let missing = app.get("/v1/partners/p9").await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.code()),
-        (404, "PartnerNotFound")
-    );
+    assert_eq!(missing.error(), (404, "PartnerNotFound"));
 
     let sub = app
         .get(&format!(
@@ -337,10 +306,7 @@ async fn partners_subscriptions_and_meters() {
             json!({"offerType": "CSP", "partnerId": "p9", "customerTenantId": TENANT_1}),
         )
         .await;
-    assert_eq!(
-        (orphan.status.as_u16(), orphan.code(), orphan.target()),
-        (400, "UnknownPartner", "partnerId")
-    );
+    assert_eq!(orphan.error_at(), (400, "UnknownPartner", "partnerId"));
     let no_tenant = app
         .put(
             "/v1/subscriptions/c0000000-0000-0000-0000-0000000000aa",
@@ -405,10 +371,7 @@ async fn partners_subscriptions_and_meters() {
     let unknown = app
         .get("/v1/meters/aaaaaaaa-0000-0000-0000-0000000000ff")
         .await;
-    assert_eq!(
-        (unknown.status.as_u16(), unknown.code()),
-        (404, "MeterNotFound")
-    );
+    assert_eq!(unknown.error(), (404, "MeterNotFound"));
 }
 
 #[tokio::test]
@@ -422,8 +385,5 @@ async fn lists_page_with_next_links() {
     assert_eq!(second.body["value"].as_array().unwrap().len(), 34);
     assert!(second.body.get("nextLink").is_none());
     let too_big = app.get("/v1/meters?$top=1001").await;
-    assert_eq!(
-        (too_big.status.as_u16(), too_big.code(), too_big.target()),
-        (400, "InvalidParameter", "$top")
-    );
+    assert_eq!(too_big.error_at(), (400, "InvalidParameter", "$top"));
 }

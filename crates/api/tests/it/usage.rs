@@ -141,10 +141,7 @@ async fn json_arrays_and_value_wrappers_are_accepted() {
     let answer = post(&app, wrapped.to_string(), "application/json; charset=utf-8").await;
     assert_eq!(answer.body["accepted"], 1, "{answer:?}");
     let answer = post(&app, "a,b".into(), "text/csv").await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.code()),
-        (415, "UnsupportedMediaType")
-    );
+    assert_eq!(answer.error(), (415, "UnsupportedMediaType"));
     let empty = post(&app, String::new(), "application/x-ndjson").await;
     assert_eq!(
         empty.body,
@@ -268,7 +265,7 @@ async fn aggregate_parameters_are_checked() {
     for (path, target) in cases {
         let answer = app.get(path).await;
         assert_eq!(
-            (answer.status.as_u16(), answer.code(), answer.target()),
+            answer.error_at(),
             (400, "InvalidParameter", target),
             "{path}"
         );
@@ -287,10 +284,7 @@ async fn usage_bodies_have_their_own_limit() {
     assert_eq!(answer.body["duplicates"], 39_999);
     let too_big = "x".repeat(stackbill_api::usage::MAX_USAGE_BODY_BYTES + 1);
     let answer = post(&app, too_big, "application/x-ndjson").await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.code()),
-        (413, "RequestTooLarge")
-    );
+    assert_eq!(answer.error(), (413, "RequestTooLarge"));
 }
 
 #[tokio::test]

@@ -183,20 +183,23 @@ pub(super) fn billed_for(
         entry.amount = entry.amount.checked_add(row.get(3)?).ok_or_else(overflow)?;
         Ok(())
     };
-    conn.query_each(
-        "SELECT l.subscription_id, l.meter_id, l.quantity, l.amount FROM final_invoice_lines l
-         JOIN final_invoices f ON f.subscription_id = l.subscription_id AND f.period = l.period
-         WHERE l.period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
-        params![period.to_string(), as_of],
-        &mut add,
-    )?;
-    conn.query_each(
-        "SELECT a.subscription_id, a.meter_id, a.quantity, a.amount FROM final_invoice_adjustments a
-         JOIN final_invoices f ON f.subscription_id = a.subscription_id AND f.period = a.period
-         WHERE a.adjusted_period = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)",
-        params![period.to_string(), as_of],
-        &mut add,
-    )?;
+    // What the final invoices of `period` billed, then what later invoices adjusted of it.
+    for (table, period_column) in [
+        ("final_invoice_lines", "period"),
+        ("final_invoice_adjustments", "adjusted_period"),
+    ] {
+        conn.query_each(
+            &format!(
+                "SELECT x.subscription_id, x.meter_id, x.quantity, x.amount FROM {table} x
+                 JOIN final_invoices f
+                   ON f.subscription_id = x.subscription_id AND f.period = x.period
+                 WHERE x.{period_column} = ?1
+                   AND (CAST(?2 AS BIGINT) IS NULL OR f.finalized_at <= ?2)"
+            ),
+            params![period.to_string(), as_of],
+            &mut add,
+        )?;
+    }
     Ok(billed)
 }
 

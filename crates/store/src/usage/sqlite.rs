@@ -9,28 +9,21 @@ use super::{Disposition, UsageWriter};
 use crate::db::{Conn, micros, parse};
 use crate::error::Result;
 
-/// The select and upsert of one pre-aggregate row.
-fn statements(table: Sums) -> (&'static str, &'static str) {
-    match table {
-        Sums::Hourly => (
-            "SELECT quantity, records FROM usage_hourly
-             WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND usage_hour = ?4",
-            "INSERT INTO usage_hourly (cloud_ref, tenant_ref, meter_ref, usage_hour,
-             quantity, records)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (cloud_ref, tenant_ref, meter_ref, usage_hour)
-             DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
+/// The select and upsert of one pre-aggregate row, keyed (stack, tenant, meter, period).
+fn statements(table: Sums) -> (String, String) {
+    let (table, period) = table.table();
+    let key = format!("cloud_ref, tenant_ref, meter_ref, {period}");
+    (
+        format!(
+            "SELECT quantity, records FROM {table}
+             WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND {period} = ?4"
         ),
-        Sums::Monthly => (
-            "SELECT quantity, records FROM usage_monthly
-             WHERE cloud_ref = ?1 AND tenant_ref = ?2 AND meter_ref = ?3 AND month_hour = ?4",
-            "INSERT INTO usage_monthly (cloud_ref, tenant_ref, meter_ref, month_hour,
-             quantity, records)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (month_hour, cloud_ref, tenant_ref, meter_ref)
-             DO UPDATE SET quantity = excluded.quantity, records = excluded.records",
+        format!(
+            "INSERT INTO {table} ({key}, quantity, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT ({key})
+             DO UPDATE SET quantity = excluded.quantity, records = excluded.records"
         ),
-    }
+    )
 }
 
 impl UsageWriter for Connection {
@@ -126,8 +119,8 @@ impl UsageWriter for Connection {
     /// Reads each row the sums touch and writes it back added to, in exact decimals.
     fn add_sums(&self, table: Sums, sums: &SumMap) -> Result<()> {
         let (select, upsert) = statements(table);
-        let mut select = self.prepare_cached(select)?;
-        let mut upsert = self.prepare_cached(upsert)?;
+        let mut select = self.prepare_cached(&select)?;
+        let mut upsert = self.prepare_cached(&upsert)?;
         for (key, sum) in sums {
             let keys = rusqlite::params![key.cloud, key.tenant, key.meter, key.at];
             let existing: Option<(String, i64)> = select
