@@ -19,7 +19,7 @@ pub(crate) fn record(id: &str, tenant: &str, meter: &str, start: &str, quantity:
     )
 }
 
-async fn post_usage(app: &TestApp, body: String) -> Answer {
+pub(crate) async fn post_usage(app: &TestApp, body: String) -> Answer {
     let answer = app
         .raw(
             Method::POST,

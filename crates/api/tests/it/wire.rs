@@ -2,11 +2,9 @@
 //! ingestion answer and invoice, an ARM error, and the Azure-compatible Commerce answers
 //! the azure-mgmt-commerce SDK reads. A change of shape shows up as a snapshot diff.
 
-use axum::http::Method;
 use serde_json::json;
-use stackbill_test_support::ADMIN_TOKEN;
 
-use crate::billing::{METER, priced, record};
+use crate::billing::{METER, post_usage, priced, record};
 use crate::*;
 
 const COMMERCE: &str = "api-version=2015-06-01-preview";
@@ -32,16 +30,7 @@ async fn the_ingestion_answer_counts_and_lists_by_position() {
         record("z", TENANT_1, METER, "2025-05-04T11:00:00Z", "1.25"),
     ]
     .concat();
-    let answer = app
-        .raw(
-            Method::POST,
-            "/v1/usage",
-            Some(ADMIN_TOKEN),
-            Some(body),
-            "application/x-ndjson",
-        )
-        .await;
-    assert_eq!(answer.status, 200);
+    let answer = post_usage(&app, body).await;
     insta::assert_snapshot!(text(&answer.body));
 }
 
@@ -61,15 +50,7 @@ async fn commerce_usage_aggregates_and_rate_card() {
     let app = priced().await;
     let detailed = json!({"id": "vm", "cloudId": CLOUD_1, "tenantId": TENANT_2, "subscriptionId": "50000000-0000-0000-0000-000000000001", "meterId": METER, "quantity": "0.5", "usageStartTime": "2025-05-21T07:00:00Z", "usageEndTime": "2025-05-21T08:00:00Z",
         "instanceData": {"resourceUri": "/subscriptions/50000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1", "location": "local", "tags": {"team": "a"}}});
-    let posted = app
-        .raw(
-            Method::POST,
-            "/v1/usage",
-            Some(ADMIN_TOKEN),
-            Some(detailed.to_string()),
-            "application/x-ndjson",
-        )
-        .await;
+    let posted = post_usage(&app, detailed.to_string()).await;
     assert_eq!(posted.body["accepted"], 1, "{posted:?}");
     app.db.clock.set("2025-06-17T00:00:00Z");
     let daily = app

@@ -46,6 +46,14 @@ async fn registered() -> TestStore {
     db
 }
 
+/// Every record stored in the test's hours.
+async fn stored(store: &Store) -> Vec<UsageRecord> {
+    store
+        .usage_records(FIRST_HOUR, FIRST_HOUR + HOURS)
+        .await
+        .unwrap()
+}
+
 fn record_strategy() -> impl Strategy<Value = UsageRecord> {
     (
         0..2usize,
@@ -148,8 +156,8 @@ proptest! {
                 }
                 records
             };
-            let clean_records = strip(clean.store.usage_records(FIRST_HOUR, FIRST_HOUR + HOURS).await.unwrap());
-            let messy_records = strip(messy.store.usage_records(FIRST_HOUR, FIRST_HOUR + HOURS).await.unwrap());
+            let clean_records = strip(stored(&clean.store).await);
+            let messy_records = strip(stored(&messy.store).await);
             prop_assert_eq!(&clean_records, &messy_records);
 
             let mut by_tenant = BTreeMap::new();
@@ -214,11 +222,7 @@ async fn a_conflict_keeps_the_stored_record() {
             Disposition::Duplicate
         ]
     );
-    let stored = db
-        .store
-        .usage_records(FIRST_HOUR, FIRST_HOUR + HOURS)
-        .await
-        .unwrap();
+    let stored = stored(&db.store).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].quantity, record.quantity);
 }
@@ -270,11 +274,7 @@ async fn within_a_batch_the_first_record_of_a_key_wins() {
             Disposition::Duplicate
         ]
     );
-    let stored = db
-        .store
-        .usage_records(FIRST_HOUR, FIRST_HOUR + HOURS)
-        .await
-        .unwrap();
+    let stored = stored(&db.store).await;
     let kept = stored.iter().find(|r| r.id == first.id).unwrap();
     assert_eq!(kept.quantity, first.quantity);
 }
