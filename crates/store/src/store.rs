@@ -7,6 +7,12 @@
 //! its one write lock, in PostgreSQL by the row lock on `store_clock` that every write takes
 //! first. So a write sees every write committed before it, and the instants and record
 //! numbers it assigns grow in commit order, on one node or many.
+//!
+//! Never block a runtime worker on the store: the PostgreSQL driver's connection tasks run
+//! on the runtime's workers, and a blocking thread inside a transaction waits on them. So
+//! database calls, and any lock a transaction may hold (the SQLite writer, the value cache a
+//! usage batch holds for its whole transaction), are taken only on blocking threads
+//! ([`run_blocking`]); a unit test in `usage/mod.rs` fails if an ingestion's poll waits.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

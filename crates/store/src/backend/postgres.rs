@@ -1,6 +1,15 @@
 //! The PostgreSQL backend: a pool of connections to one database that several stackbill
 //! processes may share. Connection failures surface as [`StoreError::is_unavailable`]
 //! errors; the pool replaces broken connections on its own.
+//!
+//! Reads are `REPEATABLE READ READ ONLY` transactions (one snapshot); writes are `READ
+//! COMMITTED` ones whose first statement takes the `store_clock` row lock, which serializes
+//! writers across every node. A write waits 30 s at most for that lock (`lock_timeout`) and the
+//! server ends a session idle in a transaction for 60 s, so a frozen node cannot hold every
+//! node's writes for longer; both are set per transaction and both failures are unavailable.
+//! TLS (rustls) is used when the URL says `sslmode=require`, the server's certificate always
+//! verified against `sslrootcert` or the system's authorities. Pool: 16 connections a node
+//! (`?pool_size=`), 5 s to get or make one, TCP keepalives and a 30 s user timeout.
 
 use std::time::Duration;
 

@@ -2,6 +2,16 @@
 //! instant, finals read back frozen), finalization and adjustments. The money is computed by
 //! the core (`stackbill_core::rating`, `stackbill_core::invoice`); this module gathers the
 //! facts it needs from the database and freezes its answers.
+//!
+//! Rate cards are stored as versions, never updated. A draft is computed on every read; a
+//! final invoice is written once at finalization and read back as written. Adjustments of a
+//! final month F appear on the draft of the first later month that is not final: F's billed
+//! money (final lines plus adjustments already frozen) is compared with F re-rated from the
+//! records accepted by F's finalization but routed by today's registrations (the difference is
+//! `Reassignment`), and with F re-rated from all of today's records (`LateUsage`); which months
+//! owe adjustments is the core's decision (`stackbill_core::billing`). As-of reads use only
+//! what was recorded by the instant: records accepted, mapping events, rate card versions and
+//! finalizations.
 
 mod drafts;
 mod facts;

@@ -1,6 +1,13 @@
 //! The usage write path: a batch of validated records is accepted, recognised as a
 //! duplicate, or refused as a conflict, in one transaction that is committed and synced
 //! before anything is reported; the hourly and monthly pre-aggregates are kept in step.
+//!
+//! A record is stored under the key `(cloud_ref, record_id)` (a unique index, the primary key
+//! on PostgreSQL) for the data's whole life. The same transaction adds it to `usage_hourly` and
+//! `usage_monthly`, notes it in `usage_late` when its month is already final (so a draft's
+//! adjustments never scan a final month's records), and records the batch's last record number
+//! in `usage_batches`: record numbers grow with every commit, so "accepted by T" is "record
+//! number up to the last one committed by T", with no per-record time index.
 
 mod batch;
 mod postgres;
