@@ -354,7 +354,9 @@ async fn demo_billing(store: &Store, records: u64) -> Result<(import::Summary, B
     let this_month = last_month.next();
     let usage = import_demo_usage(store, records, last, 1).await?;
     let finals = store.finalize_period(last_month, None).await?;
-    let finalized_total = finals.iter().map(|i| i.total).sum();
+    let finalized_total = (finals.iter())
+        .try_fold(Decimal::ZERO, |sum, invoice| sum.checked_add(invoice.total))
+        .context("the demo's total overflows")?;
     let this = this_month.start().to_zoned(TimeZone::UTC).date();
     import_demo_usage(store, records / 2, this, 2).await?;
     // A stack re-sends an hour of last month it had missed: late usage for a final period.

@@ -179,7 +179,9 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             }
             let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
             for invoice in &invoices {
-                *totals.entry(invoice.currency.to_string()).or_default() += invoice.total;
+                let sum = totals.entry(invoice.currency.to_string()).or_default();
+                *sum = (sum.checked_add(invoice.total))
+                    .with_context(|| format!("the total of {period} overflows"))?;
             }
             let totals: Vec<String> = totals.iter().map(|(c, t)| format!("{t} {c}")).collect();
             outln!(

@@ -118,7 +118,7 @@ pub fn adjustments(
     billed: &BTreeMap<MeterId, Billed>,
     rerouted: &BTreeMap<MeterId, InvoiceLine>,
     today: &BTreeMap<MeterId, InvoiceLine>,
-) -> Vec<Adjustment> {
+) -> Result<Vec<Adjustment>, RatingError> {
     let mut meters: Vec<MeterId> = billed
         .keys()
         .chain(rerouted.keys())
@@ -141,10 +141,14 @@ pub fn adjustments(
             (before, middle, AdjustmentReason::Reassignment),
             (middle, after, AdjustmentReason::LateUsage),
         ] {
-            let quantity = to.quantity - from.quantity;
+            let overflow = || RatingError::Overflow {
+                meter_id,
+                what: "adjustment",
+            };
+            let quantity = (to.quantity.checked_sub(from.quantity)).ok_or_else(overflow)?;
             // Both sides are amounts in minor units, so the difference is exact; give it the
             // currency's scale even when one side is an absent (scale-less) zero.
-            let mut amount = to.amount - from.amount;
+            let mut amount = (to.amount.checked_sub(from.amount)).ok_or_else(overflow)?;
             amount.rescale(currency.minor_units());
             if !quantity.is_zero() || !amount.is_zero() {
                 out.push(Adjustment {
@@ -157,16 +161,18 @@ pub fn adjustments(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The total of an invoice: its lines and adjustments.
-pub fn total(lines: &[InvoiceLine], adjustments: &[Adjustment]) -> Decimal {
-    lines
-        .iter()
-        .map(|l| l.amount)
+pub fn total(lines: &[InvoiceLine], adjustments: &[Adjustment]) -> Result<Decimal, RatingError> {
+    let amounts = lines.iter().map(|l| l.amount);
+    amounts
         .chain(adjustments.iter().map(|a| a.amount))
-        .sum()
+        .try_fold(Decimal::ZERO, Decimal::checked_add)
+        .ok_or(RatingError::SumOverflow {
+            what: "the invoice total",
+        })
 }
 
 #[cfg(test)]
@@ -231,7 +237,7 @@ mod tests {
         );
         assert_eq!((lines[1].amount, lines[1].unpriced), (d("0.00"), true));
         assert_eq!(pricing.currency().code(), "EUR");
-        assert_eq!(total(&lines, &[]), d("2.89"));
+        assert_eq!(total(&lines, &[]).unwrap(), d("2.89"));
     }
 
     #[test]
@@ -246,7 +252,7 @@ mod tests {
         )]);
         let rerouted = BTreeMap::from([line(1, "8", "0.80")]);
         let today = BTreeMap::from([line(1, "9", "0.90"), line(2, "1", "0.33")]);
-        let adjustments = adjustments(period, Currency::USD, &billed, &rerouted, &today);
+        let adjustments = adjustments(period, Currency::USD, &billed, &rerouted, &today).unwrap();
         let summary: Vec<(MeterId, &str, Decimal, Decimal)> = adjustments
             .iter()
             .map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount))
@@ -273,6 +279,7 @@ mod tests {
                 &BTreeMap::from([line(1, "10", "1.00")]),
                 &BTreeMap::from([line(1, "10", "1.00")])
             )
+            .unwrap()
             .is_empty()
         );
     }

@@ -27,6 +27,12 @@ pub enum RatingError {
         /// Which step overflowed.
         what: &'static str,
     },
+    /// A sum of amounts or quantities (an invoice's total, an adjustment) does not fit.
+    #[error("{what} overflows")]
+    SumOverflow {
+        /// Which sum.
+        what: &'static str,
+    },
     /// The currency code is not an ISO 4217 code stackbill knows.
     #[error("'{0}' is not an ISO 4217 currency code stackbill knows")]
     UnknownCurrency(String),
@@ -44,7 +50,7 @@ impl RatingError {
     /// The error code.
     pub const fn code(&self) -> ErrorCode {
         match self {
-            Self::Overflow { .. } => ErrorCode::AmountOverflow,
+            Self::Overflow { .. } | Self::SumOverflow { .. } => ErrorCode::AmountOverflow,
             Self::UnknownCurrency(_) | Self::InvalidRate { .. } => ErrorCode::InvalidRateCard,
         }
     }
@@ -52,7 +58,7 @@ impl RatingError {
     /// The field the error is about, when it is about one.
     pub const fn target(&self) -> Option<&'static str> {
         match self {
-            Self::Overflow { .. } => None,
+            Self::Overflow { .. } | Self::SumOverflow { .. } => None,
             Self::UnknownCurrency(_) => Some("currency"),
             Self::InvalidRate { target, .. } => Some(*target),
         }

@@ -99,30 +99,31 @@ pub(super) fn draft_invoices(
                 billed.get(&sub).unwrap_or(&BTreeMap::new()),
                 &rerouted,
                 &now,
-            );
+            )
+            .map_err(|error| billing(error.into()))?;
             if !found.is_empty() {
                 drafts.entry(sub).or_default().1.extend(found);
             }
         }
     }
-    Ok(drafts
+    drafts
         .into_iter()
         .map(|(sub, (lines, adjustments))| {
             let subscription = facts.subscriptions.get(&sub);
             let currency = subscription.map_or(Currency::USD, |s| facts.pricing(s).currency());
-            Invoice {
+            Ok(Invoice {
                 subscription_id: sub,
                 partner_id: subscription.and_then(|s| s.partner_id.clone()),
                 period,
                 currency,
                 status: InvoiceStatus::Draft,
-                total: total(&lines, &adjustments),
+                total: total(&lines, &adjustments).map_err(|error| billing(error.into()))?,
                 lines,
                 adjustments,
                 finalized_at: None,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 fn billing(error: BillingError) -> StoreError {
