@@ -45,6 +45,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A sum of usage quantities beyond 28 significant digits.
+    pub(crate) fn usage_sum_overflow() -> Self {
+        Self::Overflow("a usage sum exceeds 28 significant digits".to_owned())
+    }
+
     /// The error code of a refusal (a rule, a field, a billing condition), or `None` for a
     /// failure of ours or of the database.
     pub fn code(&self) -> Option<ErrorCode> {

@@ -45,7 +45,7 @@ impl PeriodTally {
         entry.0 = entry
             .0
             .checked_add(change)
-            .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+            .ok_or_else(StoreError::usage_sum_overflow)?;
         entry.1 += records;
         Ok(())
     }

@@ -89,7 +89,7 @@ impl Sum {
         self.quantity = self
             .quantity
             .checked_add(other.quantity)
-            .ok_or_else(|| StoreError::Overflow("a usage sum exceeds 28 digits".to_owned()))?;
+            .ok_or_else(StoreError::usage_sum_overflow)?;
         self.records += other.records;
         Ok(())
     }

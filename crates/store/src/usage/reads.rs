@@ -85,7 +85,7 @@ impl Store {
                     let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
                     *sum = sum
                         .checked_add(quantity)
-                        .ok_or_else(|| StoreError::corrupt("a usage sum exceeds 28 digits"))?;
+                        .ok_or_else(StoreError::usage_sum_overflow)?;
                     Ok(())
                 },
             )?;
