@@ -13,7 +13,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
-use crate::{billing, diff, routes, tokens, usage};
+use crate::{billing, diff, registrations, routes, tokens, usage};
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
@@ -28,26 +28,26 @@ pub fn router(state: AppState) -> Router {
             "/subscriptions/{subscription_id}",
             get(routes::get_subscription).put(routes::put_subscription),
         )
-        .route("/registrations", get(routes::list_registrations))
+        .route("/registrations", get(registrations::list_registrations))
         .route(
             "/registrations/{name}",
-            get(routes::get_registration)
-                .put(routes::put_registration)
-                .delete(routes::delete_registration),
+            get(registrations::get_registration)
+                .put(registrations::put_registration)
+                .delete(registrations::delete_registration),
         )
         .route(
             "/registrations/{name}/history",
-            get(routes::registration_history),
+            get(registrations::registration_history),
         )
         .route(
             "/registrations/{name}/customerSubscriptions",
-            get(routes::list_customer_subscriptions),
+            get(registrations::list_customer_subscriptions),
         )
         .route(
             "/registrations/{name}/customerSubscriptions/{subscription_id}",
-            get(routes::get_customer_subscription)
-                .put(routes::put_customer_subscription)
-                .delete(routes::delete_customer_subscription),
+            get(registrations::get_customer_subscription)
+                .put(registrations::put_customer_subscription)
+                .delete(registrations::delete_customer_subscription),
         )
         .route(
             "/usage",

@@ -124,12 +124,12 @@ fn invalid(target: String, message: impl Into<String>) -> ApiError {
 }
 
 fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiError> {
-    let currency = body
-        .currency
-        .parse()
-        .map_err(|err: stackbill_core::rating::RatingError| {
-            invalid("currency".into(), err.to_string())
-        })?;
+    let currency =
+        body.currency
+            .parse()
+            .map_err(|err: stackbill_core::rating::UnknownCurrency| {
+                invalid("currency".into(), err.to_string())
+            })?;
     let mut rates = Vec::new();
     for (index, entry) in body.meters.into_iter().enumerate() {
         let at = |field: &str| format!("meters[{index}].{field}");

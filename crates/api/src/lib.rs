@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod page;
+mod registrations;
 mod routes;
 mod state;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
-use crate::{billing, diff, routes, tokens, usage};
+use crate::{billing, diff, registrations, routes, tokens, usage};
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -34,15 +34,15 @@ impl Modify for BearerAuth {
         routes::put_subscription,
         routes::get_subscription,
         routes::list_subscriptions,
-        routes::put_registration,
-        routes::get_registration,
-        routes::list_registrations,
-        routes::delete_registration,
-        routes::registration_history,
-        routes::put_customer_subscription,
-        routes::get_customer_subscription,
-        routes::list_customer_subscriptions,
-        routes::delete_customer_subscription,
+        registrations::put_registration,
+        registrations::get_registration,
+        registrations::list_registrations,
+        registrations::delete_registration,
+        registrations::registration_history,
+        registrations::put_customer_subscription,
+        registrations::get_customer_subscription,
+        registrations::list_customer_subscriptions,
+        registrations::delete_customer_subscription,
         routes::put_meter,
         routes::get_meter,
         routes::list_meters,

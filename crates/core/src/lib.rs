@@ -7,6 +7,7 @@
 
 pub mod billing;
 pub mod clock;
+pub mod currency;
 pub mod directory;
 pub mod error_code;
 pub mod ids;
