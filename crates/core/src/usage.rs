@@ -417,8 +417,9 @@ pub struct RawUsage {
 
 /// What validation needs to know beyond the record: the registered stacks and the meters.
 pub trait UsageContext {
-    /// Whether the stack is registered.
-    fn knows_stack(&self, cloud: CloudId) -> bool;
+    /// Whether a registration of the stack, live or deleted, covers usage starting at `at`
+    /// (SPEC §4).
+    fn knows_stack(&self, cloud: CloudId, at: Timestamp) -> bool;
     /// Whether the meter is in the catalog.
     fn knows_meter(&self, meter: MeterId) -> bool;
 }
@@ -504,7 +505,7 @@ pub fn check_references(
     record: &UsageRecord,
     context: &dyn UsageContext,
 ) -> Result<(), UsageError> {
-    if !context.knows_stack(record.cloud_id) {
+    if !context.knows_stack(record.cloud_id, record.usage_start) {
         return Err(UsageError::new(
             UsageErrorCode::UnknownStack,
             "cloudId",

@@ -69,7 +69,7 @@ pub(crate) async fn priced() -> TestApp {
 }
 
 /// [`priced`], with May finalized.
-async fn finalized_may() -> TestApp {
+pub(crate) async fn finalized_may() -> TestApp {
     let app = priced().await;
     let finalized = app
         .call(Method::POST, "/v1/periods/2025-05/finalize", None)

@@ -5,6 +5,7 @@ mod access;
 mod azure;
 mod billing;
 mod envelope;
+mod history;
 mod openapi;
 mod registry;
 mod socket;

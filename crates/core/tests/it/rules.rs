@@ -331,7 +331,7 @@ fn routing_falls_back_to_the_default_subscription() {
             recorded_at: ts("2025-01-02T00:00:00Z"),
         },
     ]);
-    let table = stackbill_core::routing::RoutingTable::new([(reg.clone(), timeline)]);
+    let table = stackbill_core::routing::RoutingTable::new([(reg.clone(), timeline, None)]);
     let cloud = reg.cloud_id;
     assert_eq!(
         table.route(cloud, tenant, ts("2025-02-28T23:00:00Z")),

@@ -15,7 +15,7 @@ struct Known {
 }
 
 impl UsageContext for Known {
-    fn knows_stack(&self, cloud: CloudId) -> bool {
+    fn knows_stack(&self, cloud: CloudId, _at: jiff::Timestamp) -> bool {
         self.clouds.contains(&cloud)
     }
     fn knows_meter(&self, meter: MeterId) -> bool {

@@ -36,6 +36,8 @@ pub(crate) fn load_subscription(
     conn.query_opt(&sql, params![id.to_string()], subscription_from_row)
 }
 
+/// How many columns [`REGISTRATION_COLUMNS`] names.
+pub(super) const REGISTRATION_COLUMN_COUNT: usize = 5;
 pub(super) const REGISTRATION_COLUMNS: &str =
     "registration_id, name, cloud_id, default_subscription_id, billing_model";
 
@@ -139,24 +141,31 @@ pub(super) fn load_timelines(conn: &Conn<'_>) -> Result<std::collections::HashMa
 
 /// The registrations live at `as_of` (default: now) with their timelines as recorded by then.
 pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<RoutingTable> {
+    // Every registration created by then, live or deleted, in creation order: each covers
+    // the usage from its predecessor's deletion to its own (SPEC §4).
     let sql = format!(
-        "SELECT {REGISTRATION_COLUMNS} FROM registrations
-         WHERE (CAST(?1 AS BIGINT) IS NULL AND deleted_at IS NULL)
-            OR (CAST(?1 AS BIGINT) IS NOT NULL AND created_at <= ?1
-                AND (deleted_at IS NULL OR deleted_at > ?1))"
+        "SELECT {REGISTRATION_COLUMNS}, deleted_at FROM registrations
+         WHERE CAST(?1 AS BIGINT) IS NULL OR created_at <= ?1
+         ORDER BY registration_id"
     );
-    let registrations: Vec<(i64, Registration)> =
-        conn.query_map(&sql, params![as_of.map(micros)], registration_from_row)?;
+    let registrations = conn.query_map(&sql, params![as_of.map(micros)], |row| {
+        let (id, registration) = registration_from_row(row)?;
+        let deleted: Option<i64> = row.get(REGISTRATION_COLUMN_COUNT)?;
+        let deleted = deleted.map(instant).transpose()?;
+        // As of an instant, a deletion recorded later has not happened yet.
+        let deleted = deleted.filter(|at| as_of.is_none_or(|as_of| *at <= as_of));
+        Ok((id, registration, deleted))
+    })?;
     let mut timelines = load_timelines(conn)?;
     let entries: Vec<_> = registrations
         .into_iter()
-        .map(|(id, registration)| {
+        .map(|(id, registration, deleted)| {
             let timeline = timelines.remove(&id).unwrap_or_default();
             let timeline = match as_of {
                 Some(at) => timeline.as_recorded_by(at),
                 None => timeline,
             };
-            (registration, timeline)
+            (registration, timeline, deleted)
         })
         .collect();
     Ok(RoutingTable::new(entries))

@@ -6,27 +6,29 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
+use jiff::Timestamp;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::meters::builtin_meter;
 use stackbill_core::period::{hour_number, hour_start};
+use stackbill_core::routing::Coverage;
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, UsageError, UsageRecord};
 
 use super::Disposition;
-use crate::db::{Conn, params, parse};
+use crate::db::{Conn, instant, params, parse};
 use crate::error::{Result, StoreError};
 use crate::values::{ValueCache, ValueIds, Values};
 
 /// The registry as one transaction sees it.
 pub(crate) struct Registry {
-    clouds: HashSet<CloudId>,
+    clouds: Coverage,
     meters: HashSet<MeterId>,
 }
 
 impl UsageContext for Registry {
-    fn knows_stack(&self, cloud: CloudId) -> bool {
-        self.clouds.contains(&cloud)
+    fn knows_stack(&self, cloud: CloudId, at: Timestamp) -> bool {
+        self.clouds.covers(cloud, at)
     }
 
     fn knows_meter(&self, meter: MeterId) -> bool {
@@ -35,15 +37,20 @@ impl UsageContext for Registry {
 }
 
 pub(crate) fn load_registry(conn: &Conn<'_>) -> Result<Registry> {
-    let mut clouds = HashSet::new();
-    conn.query_each(
-        "SELECT cloud_id FROM registrations WHERE deleted_at IS NULL",
+    // Every registration, live or deleted, in the order they were created: each covers the
+    // usage from its predecessor's deletion to its own.
+    let registrations = conn.query_map(
+        "SELECT cloud_id, deleted_at FROM registrations ORDER BY registration_id",
         params![],
         |row| {
-            clouds.insert(parse(&row.get::<String>(0)?)?);
-            Ok(())
+            let deleted: Option<i64> = row.get(1)?;
+            Ok((
+                parse(&row.get::<String>(0)?)?,
+                deleted.map(instant).transpose()?,
+            ))
         },
     )?;
+    let clouds = Coverage::new(&registrations);
     let mut meters = HashSet::new();
     conn.query_each("SELECT meter_id FROM meters", params![], |row| {
         meters.insert(parse(&row.get::<String>(0)?)?);
