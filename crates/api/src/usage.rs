@@ -14,7 +14,7 @@ use stackbill_core::{
 use stackbill_io::{Format, Item, ReadRecords, read_usage};
 use stackbill_store::{UsageAggregate, UsageScope};
 
-use crate::access::{Caller, check_subscription, cloud_partner, forbidden};
+use crate::access::{Caller, check_subscription, forbidden, subscription_partner};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::QueryParams;
@@ -163,18 +163,39 @@ pub(crate) async fn post_usage(
         })?;
     let mut read = parsed;
     if let Some(cloud) = only_cloud {
-        // A stack forwards its own usage only: every other record is refused on its own.
+        // A stack forwards its own registration's usage only: other stacks' records, and
+        // hours its predecessors covered, are refused one by one.
+        let history = state.store.cloud_history(cloud).await?;
+        let live = history.last().filter(|(_, span)| span.until.is_none());
+        let since = live.map(|(_, span)| span.from);
         read.refuse(|record| {
-            (record.cloud_id != cloud).then(|| {
-                UsageError::new(
+            if record.cloud_id != cloud {
+                return Some(UsageError::new(
                     UsageErrorCode::ForbiddenStack,
                     "cloudId",
                     format!(
                         "this token sends usage of cloud {cloud} only, not {}",
                         record.cloud_id
                     ),
-                )
-            })
+                ));
+            }
+            match since {
+                Some(from) if from.is_none_or(|from| from <= record.usage_start) => None,
+                Some(from) => Some(UsageError::new(
+                    UsageErrorCode::ForbiddenStack,
+                    "usageStartTime",
+                    format!(
+                        "this token's registration covers usage from {} on; earlier hours \
+                         belong to a previous registration of the stack",
+                        from.map(|f| f.to_string()).unwrap_or_default()
+                    ),
+                )),
+                None => Some(UsageError::new(
+                    UsageErrorCode::ForbiddenStack,
+                    "cloudId",
+                    format!("cloud {cloud} has no registration"),
+                )),
+            }
         });
     }
     let ReadRecords {
@@ -276,7 +297,7 @@ pub(crate) async fn get_aggregates(
     let subscription = query.parsed::<SubscriptionId>("subscriptionId")?;
     let tenant = query.parsed::<TenantId>("tenantId")?;
     let cloud = query.parsed::<CloudId>("cloudId")?;
-    let scope = match (subscription, tenant, cloud) {
+    let mut scope = match (subscription, tenant, cloud) {
         (Some(s), None, None) => UsageScope::Subscription(s),
         (None, Some(t), None) => UsageScope::Tenant(t),
         (None, None, Some(c)) => UsageScope::Cloud(c),
@@ -288,17 +309,30 @@ pub(crate) async fn get_aggregates(
         }
     };
     if let Some(own) = caller.partner_scope()? {
-        match scope {
+        match scope.clone() {
             UsageScope::Subscription(id) => check_subscription(&state.store, &caller, id).await?,
             UsageScope::Cloud(cloud) => {
-                if cloud_partner(&state.store, cloud).await?.as_ref() != Some(own) {
+                // A partner sees the usage its own registrations of the stack covered, not
+                // that of another partner's registration before or after them.
+                let mut own_spans = Vec::new();
+                for (registration, span) in state.store.cloud_history(cloud).await? {
+                    let partner =
+                        subscription_partner(&state.store, registration.default_subscription)
+                            .await?;
+                    if partner.as_ref() == Some(own) {
+                        own_spans.push(span);
+                    }
+                }
+                if own_spans.is_empty() {
                     return Err(ApiError::new(
                         ErrorCode::RegistrationNotFound,
                         format!("no registration of cloud {cloud} was found"),
                     )
                     .with_target("cloudId"));
                 }
+                scope = UsageScope::CloudWithin(cloud, own_spans);
             }
+            UsageScope::CloudWithin(..) => {}
             UsageScope::Tenant(_) => {
                 return Err(forbidden(
                     "a partner token asks for usage by subscriptionId or cloudId",

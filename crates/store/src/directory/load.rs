@@ -5,8 +5,8 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::{
-    MappingEvent, Meter, MeterId, Registration, RegistrationName, RegistryError, Subscription,
-    SubscriptionId, Timeline,
+    CloudId, MappingEvent, Meter, MeterId, Registration, RegistrationName, RegistryError,
+    Subscription, SubscriptionId, Timeline,
 };
 
 use super::{AzureRegistration, CustomerSubscription};
@@ -141,21 +141,7 @@ pub(super) fn load_timelines(conn: &Conn<'_>) -> Result<std::collections::HashMa
 
 /// The registrations live at `as_of` (default: now) with their timelines as recorded by then.
 pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<RoutingTable> {
-    // Every registration created by then, live or deleted, in creation order: each covers
-    // the usage from its predecessor's deletion to its own (SPEC §4).
-    let sql = format!(
-        "SELECT {REGISTRATION_COLUMNS}, deleted_at FROM registrations
-         WHERE CAST(?1 AS BIGINT) IS NULL OR created_at <= ?1
-         ORDER BY registration_id"
-    );
-    let registrations = conn.query_map(&sql, params![as_of.map(micros)], |row| {
-        let (id, registration) = registration_from_row(row)?;
-        let deleted: Option<i64> = row.get(REGISTRATION_COLUMN_COUNT)?;
-        let deleted = deleted.map(instant).transpose()?;
-        // As of an instant, a deletion recorded later has not happened yet.
-        let deleted = deleted.filter(|at| as_of.is_none_or(|as_of| *at <= as_of));
-        Ok((id, registration, deleted))
-    })?;
+    let registrations = load_registrations_ever(conn, None, as_of)?;
     let mut timelines = load_timelines(conn)?;
     let entries: Vec<_> = registrations
         .into_iter()
@@ -169,6 +155,32 @@ pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<
         })
         .collect();
     Ok(RoutingTable::new(entries))
+}
+
+/// Registrations created by `as_of` (every one, when `None`), live or deleted, in the order
+/// they were created, each with its deletion as known then; only those of `cloud` when
+/// given. In that order each covers the usage from its predecessor's deletion to its own
+/// (SPEC §4).
+pub(super) fn load_registrations_ever(
+    conn: &Conn<'_>,
+    cloud: Option<CloudId>,
+    as_of: Option<Timestamp>,
+) -> Result<Vec<(i64, Registration, Option<Timestamp>)>> {
+    let sql = format!(
+        "SELECT {REGISTRATION_COLUMNS}, deleted_at FROM registrations
+         WHERE (CAST(?1 AS BIGINT) IS NULL OR created_at <= ?1)
+           AND (CAST(?2 AS TEXT) IS NULL OR cloud_id = ?2)
+         ORDER BY registration_id"
+    );
+    let cloud = cloud.map(|c| c.to_string());
+    conn.query_map(&sql, params![as_of.map(micros), cloud], |row| {
+        let (id, registration) = registration_from_row(row)?;
+        let deleted: Option<i64> = row.get(REGISTRATION_COLUMN_COUNT)?;
+        let deleted = deleted.map(instant).transpose()?;
+        // As of an instant, a deletion recorded later has not happened yet.
+        let deleted = deleted.filter(|at| as_of.is_none_or(|as_of| *at <= as_of));
+        Ok((id, registration, deleted))
+    })
 }
 
 /// Every billing subscription.

@@ -2,7 +2,7 @@
 //! rule, and writes what it decided, in one transaction.
 
 use jiff::Timestamp;
-use stackbill_core::routing::RoutingTable;
+use stackbill_core::routing::{RoutingTable, Span, spans};
 use stackbill_core::rules::{
     CustomerSubscriptionFacts, RegistrationFacts, RegistrationPut,
     check_customer_subscription_delete, check_customer_subscription_put, check_registration_put,
@@ -14,8 +14,9 @@ use stackbill_core::{
 
 use super::load::{
     REGISTRATION_COLUMNS, customer_subscription, insert_event, load_azure_registrations,
-    load_registration, load_registration_where, load_routing, load_subscription, load_timeline,
-    read_instant, registration_from_row, require_registration, require_timeline,
+    load_registration, load_registration_where, load_registrations_ever, load_routing,
+    load_subscription, load_timeline, read_instant, registration_from_row, require_registration,
+    require_timeline,
 };
 use super::{AzureRegistration, CustomerSubscription};
 use crate::db::{micros, params};
@@ -159,11 +160,17 @@ impl Store {
     /// Deletes a registration. Its history is kept; its stack may be registered again.
     pub async fn delete_registration(&self, name: RegistrationName) -> Result<()> {
         self.write(move |tx, now| {
-            let (id, _) = require_registration(tx, &name)?;
+            let (id, registration) = require_registration(tx, &name)?;
             tx.execute(
                 "UPDATE registrations SET deleted_at = ?1, updated_at = ?1
                  WHERE registration_id = ?2",
                 params![micros(now), id],
+            )?;
+            // A stack token dies with its registration (SPEC §7).
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?1
+                 WHERE role = 'stack' AND cloud_id = ?2 AND revoked_at IS NULL",
+                params![micros(now), registration.cloud_id.to_string()],
             )?;
             Ok(())
         })
@@ -304,7 +311,25 @@ impl Store {
         .await
     }
 
-    /// Every live registration with its timeline: the input of routing.
+    /// Every registration of a stack, live or deleted, with the span of usage it covers, in
+    /// the order they were created (SPEC §4); the live one, if any, is last.
+    pub async fn cloud_history(&self, cloud: CloudId) -> Result<Vec<(Registration, Span)>> {
+        self.read(move |conn| {
+            let rows = load_registrations_ever(conn, Some(cloud), None)?;
+            let ends: Vec<_> = rows
+                .iter()
+                .map(|(_, r, deleted)| (r.cloud_id, *deleted))
+                .collect();
+            Ok(rows
+                .into_iter()
+                .map(|(_, registration, _)| registration)
+                .zip(spans(&ends))
+                .collect())
+        })
+        .await
+    }
+
+    /// Every registration, live or deleted, with its timeline: the input of routing.
     pub async fn routing_table(&self) -> Result<RoutingTable> {
         self.read(|conn| load_routing(conn, None)).await
     }

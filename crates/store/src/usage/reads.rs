@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::period::hour_start;
+use stackbill_core::routing::Span;
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageRecord};
 
 use crate::db::{Conn, params};
@@ -22,7 +23,7 @@ pub(crate) fn last_rowid_by(conn: &Conn<'_>, at: i64) -> Result<i64> {
 }
 
 /// Whose usage an aggregate query sums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsageScope {
     /// Usage billed to a subscription, after routing.
     Subscription(SubscriptionId),
@@ -30,6 +31,9 @@ pub enum UsageScope {
     Tenant(TenantId),
     /// Usage of one stack.
     Cloud(CloudId),
+    /// Usage of one stack that starts within some of its registrations' spans (those of one
+    /// partner: it sees its own registrations' usage, not its predecessors').
+    CloudWithin(CloudId, Vec<Span>),
 }
 
 /// One meter's usage in one hour or day.
@@ -68,11 +72,17 @@ impl Store {
                 |row| {
                     let (cloud_ref, tenant_ref, meter_ref, hour): (i64, i64, i64, i64) =
                         (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-                    let wanted = match (scope, &routing) {
-                        (UsageScope::Cloud(wanted), _) => refs.cloud(cloud_ref)? == wanted,
-                        (UsageScope::Tenant(wanted), _) => refs.tenant(tenant_ref)? == wanted,
+                    let wanted = match (&scope, &routing) {
+                        (UsageScope::Cloud(wanted), _) => refs.cloud(cloud_ref)? == *wanted,
+                        (UsageScope::CloudWithin(wanted, spans), _) => {
+                            refs.cloud(cloud_ref)? == *wanted && {
+                                let start = hour_start(hour).map_err(StoreError::corrupt)?;
+                                spans.iter().any(|span| span.contains(start))
+                            }
+                        }
+                        (UsageScope::Tenant(wanted), _) => refs.tenant(tenant_ref)? == *wanted,
                         (UsageScope::Subscription(wanted), Some(routing)) => {
-                            refs.route(routing, cloud_ref, tenant_ref, hour)? == Some(wanted)
+                            refs.route(routing, cloud_ref, tenant_ref, hour)? == Some(*wanted)
                         }
                         (UsageScope::Subscription(_), None) => false,
                     };

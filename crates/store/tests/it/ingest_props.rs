@@ -164,7 +164,7 @@ proptest! {
             let mut by_cloud = BTreeMap::new();
             for tenant in TENANTS {
                 let scope = UsageScope::Tenant(tenant.parse().unwrap());
-                prop_assert_eq!(totals(&clean.store, scope).await, totals(&messy.store, scope).await);
+                prop_assert_eq!(totals(&clean.store, scope.clone()).await, totals(&messy.store, scope.clone()).await);
                 add(&mut by_tenant, totals(&messy.store, scope).await);
             }
             for cloud in CLOUDS {
