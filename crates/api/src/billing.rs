@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::rating::{CardOwner, MeterRate, Tier};
 use stackbill_core::{Meter, MeterId, PartnerId, Period, RateCard, RateCardName, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Written};
 
@@ -97,26 +97,21 @@ impl From<RateCard> for RateCardDto {
 
 /// A partner manages a rate card that only its own subscriptions use; to it, a card used by
 /// another partner's subscriptions does not exist.
-async fn check_rate_card(
-    state: &AppState,
-    caller: &Caller,
-    name: &RateCardName,
-) -> Result<(), ApiError> {
-    let Some(own) = caller.partner_scope()? else {
-        return Ok(());
-    };
-    let users = state.store.subscriptions(None).await?;
-    if users
-        .iter()
-        .any(|s| s.rate_card == *name && s.partner_id.as_ref() != Some(own))
-    {
-        return Err(ApiError::new(
-            ErrorCode::RateCardNotFound,
-            format!("rate card '{name}' does not exist"),
-        )
-        .with_target("name"));
+/// Whose card a request is about (SPEC §7): a partner's own; an admin's is shared, or the
+/// one of the partner given as `?partnerId=`.
+fn card_owner(caller: &Caller, query: &QueryParams) -> Result<CardOwner, ApiError> {
+    match caller.partner_scope()? {
+        Some(own) => Ok(CardOwner::Partner(own.clone())),
+        None => Ok(CardOwner::of(query.parsed::<PartnerId>("partnerId")?)),
     }
-    Ok(())
+}
+
+fn rate_card_not_found(name: &RateCardName) -> ApiError {
+    ApiError::new(
+        ErrorCode::RateCardNotFound,
+        format!("rate card '{name}' does not exist"),
+    )
+    .with_target("name")
 }
 
 fn invalid(target: String, message: impl Into<String>) -> ApiError {
@@ -190,7 +185,10 @@ fn rate_card(name: RateCardName, body: RateCardBody) -> Result<RateCard, ApiErro
     put,
     path = "/v1/ratecards/{name}",
     tag = "billing",
-    params(("name" = String, Path, description = "rate card")),
+    params(
+        ("name" = String, Path, description = "rate card"),
+        ("partnerId" = String, Query, description = "admin: the owning partner (default: shared)"),
+    ),
     request_body = RateCardBody,
     responses(
         (status = 200, body = RateCardDto),
@@ -203,12 +201,20 @@ pub(crate) async fn put_rate_card(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    query: QueryParams,
     JsonBody(body): JsonBody<RateCardBody>,
 ) -> Result<Response, ApiError> {
     let name: RateCardName = param(&name, "name")?;
-    check_rate_card(&state, &caller, &name).await?;
+    let owner = card_owner(&caller, &query)?;
+    if let CardOwner::Partner(partner) = &owner
+        && state.store.partner(partner.clone()).await?.is_none()
+    {
+        return Err(ApiError::from(stackbill_store::StoreError::UnknownPartner(
+            partner.clone(),
+        )));
+    }
     let card = rate_card(name, body)?;
-    let written = state.store.put_rate_card(card.clone()).await?;
+    let written = state.store.put_rate_card(card.clone(), owner).await?;
     let status = if written == Written::Created {
         StatusCode::CREATED
     } else {
@@ -224,6 +230,7 @@ pub(crate) async fn put_rate_card(
     tag = "billing",
     params(
         ("name" = String, Path, description = "rate card"),
+        ("partnerId" = String, Query, description = "admin: the owning partner (default: shared)"),
         ("asOf" = String, Query, description = "RFC 3339 instant"),
     ),
     responses((status = 200, body = RateCardDto), crate::error::ArmError),
@@ -236,18 +243,18 @@ pub(crate) async fn get_rate_card(
     query: QueryParams,
 ) -> Result<Json<RateCardDto>, ApiError> {
     let name: RateCardName = param(&name, "name")?;
-    check_rate_card(&state, &caller, &name).await?;
-    let card = state
-        .store
-        .rate_card(name.clone(), query.instant("asOf")?)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::RateCardNotFound,
-                format!("rate card '{name}' does not exist"),
-            )
-            .with_target("name")
-        })?;
+    let as_of = query.instant("asOf")?;
+    let by_partner = caller.partner_scope()?.is_some();
+    let card = match card_owner(&caller, &query)? {
+        // A partner reads its own card of that name, else the shared one.
+        CardOwner::Partner(partner) if by_partner => {
+            (state.store)
+                .rate_card_for(Some(partner), name.clone(), as_of)
+                .await?
+        }
+        owner => state.store.rate_card(owner, name.clone(), as_of).await?,
+    };
+    let card = card.ok_or_else(|| rate_card_not_found(&name))?;
     Ok(Json(card.into()))
 }
 

@@ -330,7 +330,9 @@ pub(crate) async fn rate_card(
         .subscription(subscription)
         .await?
         .ok_or_else(|| crate::access::subscription_not_found(subscription))?;
-    let card = state.store.rate_card(sub.rate_card.clone(), None).await?;
+    let card = (state.store)
+        .rate_card_for(sub.partner_id.clone(), sub.rate_card.clone(), None)
+        .await?;
     let meters = state.store.meters_by_id().await?;
     let now = state.store.now();
     let factor = (Decimal::ONE_HUNDRED.checked_add(sub.markup_percent))

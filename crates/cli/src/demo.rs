@@ -348,7 +348,9 @@ struct Billing {
 /// Prices the usage, finalizes last month, imports this month's usage so far, and one late
 /// record for last month, which shows on this month's draft as an adjustment.
 async fn demo_billing(store: &Store, records: u64) -> Result<(import::Summary, Billing)> {
-    store.put_rate_card(demo_rate_card()?).await?;
+    store
+        .put_rate_card(demo_rate_card()?, stackbill_core::rating::CardOwner::Shared)
+        .await?;
     let last = crate::generate::month(None)?;
     let last_month = Period::containing(last.to_zoned(TimeZone::UTC)?.timestamp());
     let this_month = last_month.next();

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 
 pub use crate::currency::{Currency, UnknownCurrency};
 use crate::error_code::ErrorCode;
-use crate::ids::{MeterId, RateCardName};
+use crate::ids::{MeterId, PartnerId, RateCardName};
 
 /// Why a price cannot be computed or a rate card is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +149,35 @@ impl MeterRate {
     pub fn tiers(&self) -> &[Tier] {
         &self.tiers
     }
+}
+
+/// Who a rate card belongs to (SPEC §7): one partner, or every partner (shared by an admin).
+/// Names are unique per owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CardOwner {
+    /// Made by an admin; every partner may read and use it.
+    Shared,
+    /// One partner's: only it (and admins) see or use it.
+    Partner(PartnerId),
+}
+
+impl CardOwner {
+    /// The owner of a card put by a partner (its own) or by an admin (`None`: shared).
+    pub fn of(partner: Option<PartnerId>) -> Self {
+        partner.map_or(Self::Shared, Self::Partner)
+    }
+}
+
+/// The card a subscription of `partner` named `name` is priced with: the partner's own card
+/// of that name, else the shared one; never another partner's.
+pub fn card_for<'a, S: std::hash::BuildHasher>(
+    cards: &'a std::collections::HashMap<(CardOwner, RateCardName), RateCard, S>,
+    partner: Option<&PartnerId>,
+    name: &RateCardName,
+) -> Option<&'a RateCard> {
+    partner
+        .and_then(|p| cards.get(&(CardOwner::Partner(p.clone()), name.clone())))
+        .or_else(|| cards.get(&(CardOwner::Shared, name.clone())))
 }
 
 /// A named price list in one currency, with each meter's price history.

@@ -40,14 +40,22 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "azure_registrations",
         "../migrations/sqlite/0006_azure_registrations.sql"
     ),
+    migration!(
+        7,
+        "rate_card_owners",
+        "../migrations/sqlite/0007_rate_card_owners.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
-pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[migration!(
-    1,
-    "schema",
-    "../migrations/postgres/0001_schema.sql"
-)];
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
+    migration!(1, "schema", "../migrations/postgres/0001_schema.sql"),
+    migration!(
+        2,
+        "rate_card_owners",
+        "../migrations/postgres/0002_rate_card_owners.sql"
+    ),
+];
 
 fn checksum(sql: &str) -> String {
     let digest = Sha256::digest(sql.as_bytes());

@@ -82,6 +82,13 @@ async fn world() -> (TestApp, Tokens) {
         .status,
         201
     );
+    let p2card = app
+        .put(
+            "/v1/ratecards/p2card?partnerId=p2",
+            json!({"currency": "USD", "meters": [{"meterId": METER, "rates": {"0": "2"}}]}),
+        )
+        .await;
+    assert_eq!(p2card.status, 201, "{p2card:?}");
     let secret = |a: Answer| {
         assert_eq!(a.status, 201, "{a:?}");
         a.body["token"].as_str().unwrap().to_owned()
@@ -149,7 +156,9 @@ async fn every_route_answers_each_role_as_spec_section_7_says() {
         (Method::GET, format!("/v1/usage/aggregates?subscriptionId={CUSTOMER_1B}&{month}"), None, [403, 403, 200, 200]),
         (Method::GET, format!("/v1/usage/aggregates?subscriptionId={FOREIGN_CUSTOMER}&{month}"), None, [403, 403, 404, 200]),
         (Method::GET, format!("/v1/usage/aggregates?cloudId={CLOUD_4}&{month}"), None, [403, 403, 404, 200]),
-        (Method::GET, "/v1/ratecards/default".into(), None, [403, 403, 404, 200]),
+        (Method::GET, "/v1/ratecards/default".into(), None, [403, 403, 200, 200]),
+        (Method::GET, "/v1/ratecards/p2card?partnerId=p2".into(), None, [403, 403, 404, 200]),
+        (Method::PUT, "/v1/ratecards/p2card".into(), Some(json!({"currency": "EUR", "meters": []}).to_string()), [403, 403, 201, 201]),
         (Method::GET, "/v1/invoices?period=2025-05".into(), None, [403, 403, 200, 200]),
         (Method::GET, format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05"), None, [403, 403, 200, 200]),
         (Method::GET, format!("/v1/invoices/{FOREIGN_CUSTOMER}/2025-05"), None, [403, 403, 404, 404]),

@@ -6,6 +6,7 @@ mod azure;
 mod billing;
 mod envelope;
 mod history;
+mod isolation;
 mod openapi;
 mod registry;
 mod socket;

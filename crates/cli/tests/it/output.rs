@@ -39,7 +39,10 @@ fn month_end() -> TestDb {
             currency: Currency::USD,
             rates: vec![rate],
         };
-        store.put_rate_card(card).await.unwrap();
+        store
+            .put_rate_card(card, stackbill_core::rating::CardOwner::Shared)
+            .await
+            .unwrap();
         let usage =
             fixtures::month_of_usage("may", CLOUD.parse().unwrap(), may, &[1, 3], &METERS, "1.5");
         store.ingest(usage).await.unwrap();

@@ -9,7 +9,7 @@ use stackbill_core::billing::{Finalizations, PartnerScope};
 use stackbill_core::invoice::{
     Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, rate_lines,
 };
-use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::{
     BillingError, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription, SubscriptionId,
@@ -20,23 +20,36 @@ use crate::db::{Conn, Num, Row, instant, micros, params, parse};
 use crate::directory::{load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
 
-/// The rate cards (or the one named `only`) as recorded by `as_of` (`None`: now).
+/// The stored text of a card's owner: the partner id, or '' for a shared card.
+pub(super) fn owner_text(owner: &CardOwner) -> &str {
+    match owner {
+        CardOwner::Shared => "",
+        CardOwner::Partner(partner) => partner.as_str(),
+    }
+}
+
+/// Every owner's rate cards (or only those named `only`) as recorded by `as_of` (`None`:
+/// now).
 pub(super) fn load_rate_cards(
     conn: &Conn<'_>,
     as_of: Option<i64>,
     only: Option<&RateCardName>,
-) -> Result<HashMap<RateCardName, RateCard>> {
-    let rows: Vec<(i64, String, String)> = conn.query_map(
-        "SELECT v.version_id, v.name, v.currency FROM rate_card_versions v
+) -> Result<HashMap<(CardOwner, RateCardName), RateCard>> {
+    let rows: Vec<(i64, String, String, String)> = conn.query_map(
+        "SELECT v.version_id, v.owner, v.name, v.currency FROM rate_card_versions v
          WHERE (CAST(?2 AS TEXT) IS NULL OR v.name = ?2)
            AND v.version_id = (SELECT max(w.version_id) FROM rate_card_versions w
-                               WHERE w.name = v.name
+                               WHERE w.owner = v.owner AND w.name = v.name
                                  AND (CAST(?1 AS BIGINT) IS NULL OR w.recorded_at <= ?1))",
         params![as_of, only.map(RateCardName::as_str)],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
     )?;
     let mut cards = HashMap::new();
-    for (version, name, currency) in rows {
+    for (version, owner, name, currency) in rows {
+        let owner = match owner.as_str() {
+            "" => CardOwner::Shared,
+            partner => CardOwner::Partner(parse(partner)?),
+        };
         let mut entries: BTreeMap<(MeterId, i64), (Decimal, Vec<Tier>)> = BTreeMap::new();
         conn.query_each(
             "SELECT meter_id, effective_date, included_quantity, from_quantity, unit_price
@@ -63,7 +76,7 @@ pub(super) fn load_rate_cards(
             .collect::<Result<Vec<_>>>()?;
         let name: RateCardName = parse(&name)?;
         cards.insert(
-            name.clone(),
+            (owner, name.clone()),
             RateCard {
                 name,
                 currency: parse(&currency)?,
@@ -207,7 +220,7 @@ pub(super) fn billed_for(
 pub(super) struct Facts {
     pub(super) as_of: Option<i64>,
     pub(super) subscriptions: HashMap<SubscriptionId, Subscription>,
-    cards: HashMap<RateCardName, RateCard>,
+    cards: HashMap<(CardOwner, RateCardName), RateCard>,
     pub(super) routing: RoutingTable,
     pub(super) finalized: Finalizations,
 }
@@ -229,7 +242,11 @@ impl Facts {
 
     pub(super) fn pricing(&self, subscription: &Subscription) -> Pricing<'_> {
         Pricing {
-            card: self.cards.get(&subscription.rate_card),
+            card: card_for(
+                &self.cards,
+                subscription.partner_id.as_ref(),
+                &subscription.rate_card,
+            ),
             markup_percent: subscription.markup_percent,
         }
     }

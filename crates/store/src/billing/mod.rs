@@ -23,6 +23,7 @@ use stackbill_core::billing::{
     DiffFacts, MeterChange, PartnerScope, check_finalizable, explain_change,
 };
 use stackbill_core::invoice::{Adjustment, InvoiceLine};
+use stackbill_core::rating::{CardOwner, card_for};
 use stackbill_core::{
     BillingError, Currency, MeterId, PartnerId, Period, RateCard, RateCardName, SubscriptionId,
     UsageRecord,
@@ -34,7 +35,7 @@ use crate::error::Result;
 use crate::store::Store;
 use crate::usage::{RecordFilter, load_records};
 use drafts::{draft_invoices, invoices_of};
-use facts::{Facts, load_final_invoice, load_rate_cards, scope_text, write_final};
+use facts::{Facts, load_final_invoice, load_rate_cards, owner_text, scope_text, write_final};
 
 /// Whether an invoice can still change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,17 +91,18 @@ pub struct InvoiceDiff {
 }
 
 impl Store {
-    /// Stores a new version of a rate card; the latest version recorded is current.
-    pub async fn put_rate_card(&self, card: RateCard) -> Result<Written> {
+    /// Stores a new version of `owner`'s rate card; the latest version recorded is current.
+    pub async fn put_rate_card(&self, card: RateCard, owner: CardOwner) -> Result<Written> {
         self.write(move |tx, now| {
+            let owner = owner_text(&owner);
             let existed = tx.exists(
-                "SELECT 1 FROM rate_card_versions WHERE name = ?1 LIMIT 1",
-                params![card.name.as_str()],
+                "SELECT 1 FROM rate_card_versions WHERE owner = ?1 AND name = ?2 LIMIT 1",
+                params![owner, card.name.as_str()],
             )?;
             let version: i64 = tx.query_one(
-                "INSERT INTO rate_card_versions (name, currency, recorded_at)
-                 VALUES (?1, ?2, ?3) RETURNING version_id",
-                params![card.name.as_str(), card.currency.code(), micros(now)],
+                "INSERT INTO rate_card_versions (owner, name, currency, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4) RETURNING version_id",
+                params![owner, card.name.as_str(), card.currency.code(), micros(now)],
                 |row| row.get(0),
             )?;
             for rate in &card.rates {
@@ -125,14 +127,30 @@ impl Store {
         .await
     }
 
-    /// A rate card as it is now, or as it was recorded by `as_of`.
+    /// `owner`'s rate card named `name` as it is now, or as it was recorded by `as_of`.
     pub async fn rate_card(
         &self,
+        owner: CardOwner,
         name: RateCardName,
         as_of: Option<Timestamp>,
     ) -> Result<Option<RateCard>> {
         self.read(move |conn| {
-            Ok(load_rate_cards(conn, as_of.map(micros), Some(&name))?.remove(&name))
+            Ok(load_rate_cards(conn, as_of.map(micros), Some(&name))?.remove(&(owner, name)))
+        })
+        .await
+    }
+
+    /// The rate card a partner's subscriptions named `name` are priced with (SPEC §7): the
+    /// partner's own card of that name, else the shared one, never another partner's.
+    pub async fn rate_card_for(
+        &self,
+        partner: Option<PartnerId>,
+        name: RateCardName,
+        as_of: Option<Timestamp>,
+    ) -> Result<Option<RateCard>> {
+        self.read(move |conn| {
+            let cards = load_rate_cards(conn, as_of.map(micros), Some(&name))?;
+            Ok(card_for(&cards, partner.as_ref(), &name).cloned())
         })
         .await
     }
@@ -240,8 +258,9 @@ impl Store {
             let rate_card_changed = match load_subscription(conn, subscription)? {
                 Some(s) => {
                     let card_at = |at: Timestamp| {
-                        load_rate_cards(conn, Some(micros(at)), Some(&s.rate_card))
-                            .map(|mut cards| cards.remove(&s.rate_card))
+                        load_rate_cards(conn, Some(micros(at)), Some(&s.rate_card)).map(|cards| {
+                            card_for(&cards, s.partner_id.as_ref(), &s.rate_card).cloned()
+                        })
                     };
                     card_at(from)? != card_at(to)?
                 }

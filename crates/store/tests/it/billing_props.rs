@@ -48,7 +48,10 @@ async fn billing_store() -> TestStore {
     db.clock.set("2025-03-01T00:00:00Z");
     fixtures::csp(&db.store, &["10", "-5"]).await;
     fixtures::register(&db.store, "hub", CLOUD.parse().unwrap()).await;
-    db.store.put_rate_card(card()).await.unwrap();
+    db.store
+        .put_rate_card(card(), stackbill_core::rating::CardOwner::Shared)
+        .await
+        .unwrap();
     db
 }
 

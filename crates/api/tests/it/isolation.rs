@@ -1,0 +1,102 @@
+//! SPEC §7: partners never see each other's objects, nor learn that they exist.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use stackbill_test_support::{Answer, TestApp};
+
+use crate::billing::METER;
+use crate::*;
+
+const P2_SUBSCRIPTION: &str = "c0000000-0000-0000-0000-0000000000b2";
+
+async fn as_token(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    app.raw(
+        method,
+        path,
+        Some(token),
+        body.map(|b| b.to_string()),
+        "application/json",
+    )
+    .await
+}
+
+async fn partner_token(app: &TestApp, partner: &str) -> String {
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"role": "partner", "partnerId": partner})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    created.body["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_rate_card_belongs_to_its_partner() {
+    let app = seeded().await;
+    let a = partner_token(&app, "p1").await;
+    let b = partner_token(&app, "p2").await;
+    let prices = |price: &str| {
+        json!({"currency": "USD", "meters": [
+            {"meterId": METER, "rates": {"0": price}, "effectiveDate": "2025-01-01T00:00:00Z"}
+        ]})
+    };
+    let made = as_token(
+        &app,
+        &a,
+        Method::PUT,
+        "/v1/ratecards/cardA",
+        Some(prices("0.5")),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    // B names A's card on its own subscription: it gets no price of A's.
+    let sub = as_token(
+        &app,
+        &b,
+        Method::PUT,
+        &format!("/v1/subscriptions/{P2_SUBSCRIPTION}"),
+        Some(json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": TENANT_2, "rateCard": "cardA"})),
+    )
+    .await;
+    assert_eq!(sub.status, 201, "{sub:?}");
+    let read = as_token(&app, &b, Method::GET, "/v1/ratecards/cardA", None).await;
+    assert_eq!(read.error(), (404, "RateCardNotFound"), "{read:?}");
+    let commerce = as_token(
+        &app,
+        &b,
+        Method::GET,
+        &format!(
+            "/subscriptions/{P2_SUBSCRIPTION}/providers/Microsoft.Commerce/RateCard?\
+             $filter=OfferDurableId%20eq%20%27MS-AZR-0145P%27%20and%20Currency%20eq%20%27USD%27\
+             %20and%20Locale%20eq%20%27en-US%27%20and%20RegionInfo%20eq%20%27US%27\
+             &api-version=2015-06-01-preview"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(commerce.status, 200, "{commerce:?}");
+    assert_eq!(commerce.body["Meters"], json!([]), "none of A's prices");
+    // B may make a card of the same name: its own, beside A's.
+    let own = as_token(
+        &app,
+        &b,
+        Method::PUT,
+        "/v1/ratecards/cardA",
+        Some(prices("9")),
+    )
+    .await;
+    assert_eq!(own.status, 201, "{own:?}");
+    let a_reads = as_token(&app, &a, Method::GET, "/v1/ratecards/cardA", None).await;
+    assert_eq!(a_reads.status, 200, "{a_reads:?}");
+    assert_eq!(a_reads.body["meters"][0]["rates"]["0"], "0.5");
+    let b_reads = as_token(&app, &b, Method::GET, "/v1/ratecards/cardA", None).await;
+    assert_eq!(b_reads.body["meters"][0]["rates"]["0"], "9");
+}
