@@ -18,8 +18,8 @@ pub enum Caller {
     Partner(PartnerId),
     /// Forwarding one stack's usage.
     Stack(CloudId),
-    /// Seeing one tenant's registration status.
-    Customer(TenantId),
+    /// Seeing one tenant's registration status with one partner (SPEC §7).
+    Customer(PartnerId, TenantId),
 }
 
 impl Caller {
@@ -29,7 +29,7 @@ impl Caller {
             Role::Admin => Some(Self::Admin),
             Role::Partner => grant.partner_id.clone().map(Self::Partner),
             Role::Stack => grant.cloud_id.map(Self::Stack),
-            Role::Customer => grant.tenant_id.map(Self::Customer),
+            Role::Customer => Some(Self::Customer(grant.partner_id.clone()?, grant.tenant_id?)),
         }
     }
 
@@ -46,7 +46,7 @@ impl Caller {
         match self {
             Self::Admin => Ok(None),
             Self::Partner(partner) => Ok(Some(partner)),
-            Self::Customer(_) => Err(usage_not_visible()),
+            Self::Customer(..) => Err(usage_not_visible()),
             Self::Stack(_) => Err(forbidden("a stack token may only send usage")),
         }
     }
@@ -112,6 +112,24 @@ pub(crate) async fn check_registration(
         }
     }
     Ok(())
+}
+
+/// Who may read a registration's mappings: as [`check_registration`], and a customer whose
+/// token's partner owns the registration (it then sees its own tenant's mappings only).
+pub(crate) async fn check_mapping_reader(
+    store: &Store,
+    caller: &Caller,
+    name: &RegistrationName,
+) -> Result<(), ApiError> {
+    match caller {
+        Caller::Customer(partner, _) => {
+            if registration_partner(store, name).await?.as_ref() != Some(partner) {
+                return Err(registration_not_found(name));
+            }
+            Ok(())
+        }
+        _ => check_registration(store, caller, name).await,
+    }
 }
 
 /// Admins and the owning partner may see a subscription's data; to another partner it does

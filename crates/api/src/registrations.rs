@@ -10,7 +10,9 @@ use stackbill_core::rules::RegistrationPut;
 use stackbill_core::{BillingModel, Registration, RegistrationName, SubscriptionId, TenantId};
 use stackbill_store::Written;
 
-use crate::access::{Caller, check_registration, registration_not_found, subscription_partner};
+use crate::access::{
+    Caller, check_mapping_reader, check_registration, registration_not_found, subscription_partner,
+};
 use crate::dto::{
     CustomerSubscriptionBody, CustomerSubscriptionDto, HistoryItemDto, ListDto, RegistrationBody,
     RegistrationDto,
@@ -240,9 +242,7 @@ pub(crate) async fn get_customer_subscription(
     let subscription: SubscriptionId = param(&subscription_id, "subscriptionId")?;
     let at = query.instant("asOf")?;
     let own_tenant = customer_tenant(&caller);
-    if own_tenant.is_none() {
-        check_registration(&state.store, &caller, &name).await?;
-    }
+    check_mapping_reader(&state.store, &caller, &name).await?;
     let mapping = state
         .store
         .customer_subscription(name.clone(), subscription, at)
@@ -289,9 +289,7 @@ pub(crate) async fn list_customer_subscriptions(
     let name: RegistrationName = param(&name, "name")?;
     let at = query.instant("asOf")?;
     let own_tenant = customer_tenant(&caller);
-    if own_tenant.is_none() {
-        check_registration(&state.store, &caller, &name).await?;
-    }
+    check_mapping_reader(&state.store, &caller, &name).await?;
     let mut mappings = state.store.customer_subscriptions(name, at).await?;
     if let Some(tenant) = own_tenant {
         mappings.retain(|m| m.tenant_id == tenant);

@@ -28,7 +28,7 @@ pub(crate) type ApiResult<T = Response> = Result<T, ApiError>;
 /// The tenant of a customer token: it sees that tenant's mappings and nothing else.
 pub(crate) fn customer_tenant(caller: &Caller) -> Option<TenantId> {
     match caller {
-        Caller::Customer(tenant) => Some(*tenant),
+        Caller::Customer(_, tenant) => Some(*tenant),
         _ => None,
     }
 }

@@ -12,7 +12,7 @@ use crate::access::{Caller, cloud_partner, forbidden};
 use crate::auth::{hash_secret, new_secret, new_token_id};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonBody, QueryParams, field};
+use crate::extract::{JsonBody, QueryParams, field, param};
 use crate::state::AppState;
 
 /// Body of `POST /v1/tokens`.
@@ -81,13 +81,18 @@ where
 }
 
 /// The partner a customer tenant belongs to: the one its CSP subscriptions roll up to.
-async fn tenant_partner(store: &Store, tenant: TenantId) -> Result<Option<PartnerId>, ApiError> {
-    Ok(store
+/// The partners with a subscription whose customer is `tenant`.
+async fn tenant_partners(store: &Store, tenant: TenantId) -> Result<Vec<PartnerId>, ApiError> {
+    let mut partners: Vec<PartnerId> = store
         .subscriptions(None)
         .await?
         .into_iter()
-        .find(|s| s.customer_tenant_id == Some(tenant))
-        .and_then(|s| s.partner_id))
+        .filter(|s| s.customer_tenant_id == Some(tenant))
+        .filter_map(|s| s.partner_id)
+        .collect();
+    partners.sort();
+    partners.dedup();
+    Ok(partners)
 }
 
 /// Create a token; the secret is in this answer only
@@ -156,16 +161,37 @@ pub async fn issue_token(
             (owner, Some(cloud), None)
         }
         Role::Customer => {
+            // A customer token is scoped to (partner, tenant): the tenant must be a customer
+            // of that partner, the caller's own or the one an admin names.
             let tenant: TenantId = required(body.tenant_id.as_deref(), "tenantId", "customer")?;
-            let owner = tenant_partner(store, tenant).await?;
-            if scope.is_some() && owner != scope {
+            let partners = tenant_partners(store, tenant).await?;
+            let asked: Option<PartnerId> = match (&scope, body.partner_id.as_deref()) {
+                (Some(own), _) => Some(own.clone()),
+                (None, Some(text)) => Some(param(text, "partnerId")?),
+                (None, None) => None,
+            };
+            let owner = match asked {
+                Some(partner) => partners.into_iter().find(|p| *p == partner),
+                None if partners.len() > 1 => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidRequestContent,
+                        format!(
+                            "tenant {tenant} is a customer of several partners; \
+                             give partnerId"
+                        ),
+                    )
+                    .with_target("partnerId"));
+                }
+                None => partners.into_iter().next(),
+            };
+            let Some(owner) = owner else {
                 return Err(ApiError::new(
                     ErrorCode::SubscriptionNotFound,
                     format!("no subscription of tenant {tenant} was found"),
                 )
                 .with_target("tenantId"));
-            }
-            (owner, None, Some(tenant))
+            };
+            (Some(owner), None, Some(tenant))
         }
     };
     let secret = new_secret().map_err(|err| ApiError::new(ErrorCode::InternalServerError, err))?;

@@ -128,7 +128,7 @@ pub(crate) async fn post_usage(
     let only_cloud = match caller {
         Caller::Admin => None,
         Caller::Stack(cloud) => Some(cloud),
-        Caller::Partner(_) | Caller::Customer(_) => {
+        Caller::Partner(_) | Caller::Customer(..) => {
             return Err(forbidden(
                 "usage is sent with a stack token (or an admin token)",
             ));

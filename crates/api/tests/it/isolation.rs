@@ -100,3 +100,65 @@ async fn a_rate_card_belongs_to_its_partner() {
     let b_reads = as_token(&app, &b, Method::GET, "/v1/ratecards/cardA", None).await;
     assert_eq!(b_reads.body["meters"][0]["rates"]["0"], "9");
 }
+
+#[tokio::test]
+async fn a_customer_token_is_scoped_to_its_partner() {
+    let app = seeded().await;
+    let mapped = app
+        .put(
+            &format!("/v1/registrations/stack1/customerSubscriptions/{CUSTOMER_1}"),
+            json!({"tenantId": TENANT_1}),
+        )
+        .await;
+    assert_eq!(mapped.status, 200, "{mapped:?}");
+    let a = partner_token(&app, "p1").await;
+    let b = partner_token(&app, "p2").await;
+    // B makes a subscription for A's customer's tenant and mints a customer token for it.
+    let sub = as_token(
+        &app,
+        &b,
+        Method::PUT,
+        &format!("/v1/subscriptions/{P2_SUBSCRIPTION}"),
+        Some(json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": TENANT_1})),
+    )
+    .await;
+    assert_eq!(sub.status, 201, "{sub:?}");
+    let mint = |token: String| {
+        let app = &app;
+        async move {
+            as_token(
+                app,
+                &token,
+                Method::POST,
+                "/v1/tokens",
+                Some(json!({"role": "customer", "tenantId": TENANT_1})),
+            )
+            .await
+        }
+    };
+    let b_customer = mint(b.clone()).await;
+    assert_eq!(b_customer.status, 201, "{b_customer:?}");
+    let b_customer = b_customer.body["token"].as_str().unwrap().to_owned();
+    let path = "/v1/registrations/stack1/customerSubscriptions";
+    let seen = as_token(&app, &b_customer, Method::GET, path, None).await;
+    assert_eq!(seen.error(), (404, "RegistrationNotFound"), "{seen:?}");
+    // A can still mint its customer's token, which sees A's mapping.
+    let a_customer = mint(a.clone()).await;
+    assert_eq!(a_customer.status, 201, "{a_customer:?}");
+    let a_customer = a_customer.body["token"].as_str().unwrap().to_owned();
+    let seen = as_token(&app, &a_customer, Method::GET, path, None).await;
+    assert_eq!(seen.status, 200, "{seen:?}");
+    assert_eq!(seen.body["value"][0]["subscriptionId"], CUSTOMER_1);
+    // An admin names the partner when the tenant is a customer of several.
+    let ambiguous = app
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"role": "customer", "tenantId": TENANT_1})),
+        )
+        .await;
+    assert_eq!(
+        ambiguous.error_at(),
+        (400, "InvalidRequestContent", "partnerId")
+    );
+}
