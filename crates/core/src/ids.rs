@@ -140,11 +140,21 @@ macro_rules! name_id {
                 let ok_chars = value
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-                if value.is_empty() || value.len() > $max || !ok_chars {
+                // ARM's resource-name rules: no name of dots only ("." or ".."), none that
+                // ends with a dot.
+                let ok_ends = value
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !value.ends_with('.');
+                if value.is_empty() || value.len() > $max || !ok_chars || !ok_ends {
                     return Err(IdError::BadName {
                         kind: $kind,
                         value: quoted(value),
-                        rule: concat!("1 to ", $max, " characters of A-Z, a-z, 0-9, '.', '_' or '-'"),
+                        rule: concat!(
+                            "1 to ", $max, " characters of A-Z, a-z, 0-9, '.', '_' or '-', ",
+                            "starting with a letter, a digit or '_' and not ending with '.'"
+                        ),
                     });
                 }
                 Ok(Self(value.to_owned()))
@@ -226,6 +236,10 @@ mod tests {
         assert!("x".repeat(65).parse::<PartnerId>().is_err());
         assert!("x".repeat(90).parse::<RegistrationName>().is_ok());
         assert!("x".repeat(91).parse::<RegistrationName>().is_err());
+        for bad in [".", "..", "-x", "x.", ".hidden"] {
+            assert!(bad.parse::<RegistrationName>().is_err(), "{bad}");
+        }
+        assert!("hub_1.west-2".parse::<RegistrationName>().is_ok());
         let err = "bad/name".parse::<PartnerId>().unwrap_err();
         assert!(err.to_string().contains("partnerId"), "{err}");
     }

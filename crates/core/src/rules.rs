@@ -24,12 +24,13 @@ pub enum RegistryError {
     },
     /// Another registration already holds the stack.
     #[error(
-        "Cloud identifier {cloud_id} is already registered by registration '{registration}'. Reusing cloud identifiers is not allowed."
+        "Cloud identifier {cloud_id} is already registered. Reusing cloud identifiers is not allowed."
     )]
     CloudIdAlreadyRegistered {
         /// The stack.
         cloud_id: CloudId,
-        /// The registration holding it.
+        /// The registration holding it (kept out of the message, which another partner may
+        /// read).
         registration: RegistrationName,
     },
     /// The default subscription is fixed for the registration's life.

@@ -268,6 +268,9 @@ async fn owned_registration(
     caller: &Caller,
     scope: &Scope,
 ) -> Result<(Registration, AzureRegistration), ApiError> {
+    // A role that may not use these routes is refused before anything is looked up, so the
+    // answer is the same whether the registration exists or not.
+    caller.partner_scope()?;
     let found = state.store.azure_registration(scope.name.clone()).await?;
     let matches = |(registration, azure): &(Registration, AzureRegistration)| {
         registration.default_subscription == scope.subscription

@@ -162,3 +162,49 @@ async fn a_customer_token_is_scoped_to_its_partner() {
         (400, "InvalidRequestContent", "partnerId")
     );
 }
+
+#[tokio::test]
+async fn names_follow_arm_resource_name_rules_and_refusals_name_no_one() {
+    let app = seeded().await;
+    for bad in ["%2e%2e", "%2e", "stack.", "-stack"] {
+        let answer = app
+            .put(
+                &format!("/v1/registrations/{bad}"),
+                json!({"cloudId": "ca000000-0000-0000-0000-0000000000c1", "subscriptionId": CSPSS_DEFAULT}),
+            )
+            .await;
+        assert_eq!(
+            answer.error_at(),
+            (400, "InvalidParameter", "name"),
+            "{bad}: {answer:?}"
+        );
+    }
+    // Another partner's stack: refused without naming the registration that holds it.
+    let b = partner_token(&app, "p2").await;
+    let sub = app
+        .put(
+            "/v1/subscriptions/d0000000-0000-0000-0000-000000000003",
+            json!({"offerType": "CSPSS", "partnerId": "p2"}),
+        )
+        .await;
+    assert_eq!(sub.status, 201);
+    let taken = as_token(
+        &app,
+        &b,
+        Method::PUT,
+        "/v1/registrations/mine",
+        Some(json!({"cloudId": CLOUD_1, "subscriptionId": "d0000000-0000-0000-0000-000000000003"})),
+    )
+    .await;
+    assert_eq!(
+        taken.error(),
+        (409, "CloudIdAlreadyRegistered"),
+        "{taken:?}"
+    );
+    assert!(
+        !taken.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stack1")
+    );
+}
