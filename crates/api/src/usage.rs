@@ -36,7 +36,7 @@ pub struct RejectionDto {
     index: u64,
     id: Option<String>,
     code: &'static str,
-    target: &'static str,
+    target: String,
     message: String,
 }
 
@@ -46,7 +46,7 @@ impl From<Rejection> for RejectionDto {
             index: rejection.index,
             id: rejection.id,
             code: rejection.error.code.as_str(),
-            target: rejection.error.target,
+            target: rejection.error.target.into_owned(),
             message: rejection.error.message,
         }
     }

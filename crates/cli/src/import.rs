@@ -82,7 +82,7 @@ impl Errors {
                     index: rejection.index,
                     id: rejection.id.as_deref(),
                     code: rejection.error.code.as_str(),
-                    target: rejection.error.target,
+                    target: &rejection.error.target,
                     message: &rejection.error.message,
                 },
             )?;
@@ -288,6 +288,7 @@ pub(crate) async fn import_source(
         Ok(()) => Ok(()),
         Err(ReadError::Io(err)) => Err(err).with_context(|| format!("cannot read {name}")),
         Err(ReadError::Sink(why)) => bail!("import of {name} stopped: {why}"),
+        Err(ReadError::Input(why)) => bail!("cannot import {name}: {why}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Usage records (SPEC §3): exact quantities, the hourly window, validation codes, and the
 //! content comparison that tells a duplicate from a conflict.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
@@ -30,8 +31,14 @@ pub enum UsageErrorCode {
     UnknownStack,
     /// The meter is not in the catalog.
     UnknownMeter,
-    /// A stack token sent usage of another stack.
+    /// A stack token sent usage of another stack, or of hours a previous registration of
+    /// its stack covered.
     ForbiddenStack,
+    /// The record has a field stackbill does not know (a misspelling, say); the target names
+    /// it.
+    UnknownField,
+    /// `reportedTime` is outside the accepted range.
+    InvalidReportedTime,
     /// A record with the same id and other content is stored; the stored record stands.
     Conflict,
 }
@@ -50,6 +57,8 @@ impl UsageErrorCode {
             Self::UnknownStack => "UnknownStack",
             Self::UnknownMeter => "UnknownMeter",
             Self::ForbiddenStack => "ForbiddenStack",
+            Self::UnknownField => "UnknownField",
+            Self::InvalidReportedTime => "InvalidReportedTime",
             Self::Conflict => "Conflict",
         }
     }
@@ -67,18 +76,22 @@ impl fmt::Display for UsageErrorCode {
 pub struct UsageError {
     /// The code.
     pub code: UsageErrorCode,
-    /// The field.
-    pub target: &'static str,
+    /// The field (a record's own name for an unknown one).
+    pub target: Cow<'static, str>,
     /// A sentence for people.
     pub message: String,
 }
 
 impl UsageError {
     /// A rejection of `target` with `code`.
-    pub fn new(code: UsageErrorCode, target: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        code: UsageErrorCode,
+        target: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             code,
-            target,
+            target: target.into(),
             message: message.into(),
         }
     }

@@ -17,6 +17,7 @@ use stackbill_core::usage::RawUsage;
 use stackbill_core::{UsageError, UsageErrorCode};
 
 use crate::canonical;
+use crate::lines::{Line, Lines, skip_bom};
 
 /// The longest NDJSON line (one record) accepted.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -77,6 +78,8 @@ pub struct Item {
 pub enum ReadError<E> {
     /// The input could not be read.
     Io(std::io::Error),
+    /// The input as a whole is refused (a CSV header with an unknown column, say).
+    Input(String),
     /// The sink refused an item.
     Sink(E),
 }
@@ -85,6 +88,7 @@ impl<E: fmt::Display> fmt::Display for ReadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Io(err) => write!(f, "cannot read the input: {err}"),
+            Self::Input(why) => f.write_str(why),
             Self::Sink(err) => err.fmt(f),
         }
     }
@@ -92,22 +96,9 @@ impl<E: fmt::Display> fmt::Display for ReadError<E> {
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for ReadError<E> {}
 
-/// Reads every record of `reader` in `format`, handing each to `sink` in order.
-pub fn read_usage<R, E, F>(reader: R, format: Format, sink: &mut F) -> Result<(), ReadError<E>>
-where
-    R: BufRead,
-    F: FnMut(Item) -> Result<(), E>,
-{
-    match format {
-        Format::Ndjson => read_ndjson(reader, sink),
-        Format::Json => read_json(reader, sink),
-        Format::Csv => read_csv(reader, sink),
-    }
-}
-
-/// A record's fields as they appear in JSON; unknown fields are ignored.
+/// A record's fields as they appear in JSON; an unknown field rejects the record.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WireRecord<'a> {
     #[serde(borrow)]
     id: Option<Cow<'a, str>>,
@@ -199,8 +190,8 @@ impl WireRecord<'_> {
     }
 }
 
-/// The field names of a record, for error targets.
-const FIELDS: &[&str] = &[
+/// The field names of a record, for error targets and CSV columns.
+pub(crate) const FIELDS: &[&str] = &[
     "id",
     "cloudId",
     "tenantId",
@@ -220,6 +211,12 @@ fn static_target(path: &str) -> &'static str {
         .copied()
         .find(|field| *field == first)
         .unwrap_or("")
+}
+
+/// The field serde names in an "unknown field `x`, expected ..." error.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
 }
 
 /// Best effort: the `id` of a record whose other fields are broken.
@@ -261,25 +258,35 @@ fn parse_record(index: u64, text: &str, memo: &mut CanonicalMemo) -> Item {
         Err(err) => {
             let target = static_target(&err.path().to_string());
             let inner = err.into_inner();
-            let error = match inner.classify() {
-                serde_json::error::Category::Data if !target.is_empty() => {
-                    let code = if target == "quantity" {
-                        UsageErrorCode::InvalidQuantity
-                    } else {
-                        UsageErrorCode::InvalidField
-                    };
-                    UsageError::new(code, target, format!("{target}: {inner}"))
-                }
-                serde_json::error::Category::Data => UsageError::new(
-                    UsageErrorCode::InvalidJson,
-                    "",
-                    format!("a record must be a JSON object: {inner}"),
+            let error = match (unknown_field(&inner.to_string()), inner.classify()) {
+                (Some(field), _) => UsageError::new(
+                    UsageErrorCode::UnknownField,
+                    field.clone(),
+                    format!(
+                        "{field} is not a field of a usage record; the fields are {}",
+                        FIELDS.join(", ")
+                    ),
                 ),
-                _ => UsageError::new(
-                    UsageErrorCode::InvalidJson,
-                    "",
-                    format!("not valid JSON: {inner}"),
-                ),
+                (None, category) => match category {
+                    serde_json::error::Category::Data if !target.is_empty() => {
+                        let code = if target == "quantity" {
+                            UsageErrorCode::InvalidQuantity
+                        } else {
+                            UsageErrorCode::InvalidField
+                        };
+                        UsageError::new(code, target, format!("{target}: {inner}"))
+                    }
+                    serde_json::error::Category::Data => UsageError::new(
+                        UsageErrorCode::InvalidJson,
+                        "",
+                        format!("a record must be a JSON object: {inner}"),
+                    ),
+                    _ => UsageError::new(
+                        UsageErrorCode::InvalidJson,
+                        "",
+                        format!("not valid JSON: {inner}"),
+                    ),
+                },
             };
             Item {
                 index,
@@ -290,48 +297,34 @@ fn parse_record(index: u64, text: &str, memo: &mut CanonicalMemo) -> Item {
     }
 }
 
-fn read_ndjson<R, E, F>(mut reader: R, sink: &mut F) -> Result<(), ReadError<E>>
+pub(crate) fn read_ndjson<R, E, F>(reader: R, sink: &mut F) -> Result<(), ReadError<E>>
 where
     R: BufRead,
     F: FnMut(Item) -> Result<(), E>,
 {
-    let mut line = Vec::with_capacity(1024);
+    let mut lines = Lines::new(reader, MAX_LINE_BYTES);
     let mut index = 0u64;
     let mut memo = CanonicalMemo::default();
     loop {
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line).map_err(ReadError::Io)?;
-        if read == 0 {
-            return Ok(());
-        }
-        let item = if line.len() > MAX_LINE_BYTES {
-            Some(Item {
-                index,
-                id: None,
-                fields: Err(UsageError::new(
-                    UsageErrorCode::InvalidJson,
-                    "",
-                    format!("the line is longer than {MAX_LINE_BYTES} bytes"),
-                )),
-            })
-        } else {
-            match std::str::from_utf8(&line) {
+        let rejection = |message: String| Item {
+            index,
+            id: None,
+            fields: Err(UsageError::new(UsageErrorCode::InvalidJson, "", message)),
+        };
+        let item = match lines.next().map_err(ReadError::Io)? {
+            Line::End => return Ok(()),
+            Line::TooLong => Some(rejection(format!(
+                "the line is longer than {MAX_LINE_BYTES} bytes"
+            ))),
+            Line::Text => match std::str::from_utf8(lines.text()) {
                 Ok(text) if text.trim().is_empty() => None,
                 Ok(text) => Some(parse_record(
                     index,
                     text.trim_end_matches(['\n', '\r']),
                     &mut memo,
                 )),
-                Err(_) => Some(Item {
-                    index,
-                    id: None,
-                    fields: Err(UsageError::new(
-                        UsageErrorCode::InvalidJson,
-                        "",
-                        "the line is not UTF-8",
-                    )),
-                }),
-            }
+                Err(_) => Some(rejection("the line is not UTF-8".to_owned())),
+            },
         };
         if let Some(item) = item {
             sink(item).map_err(ReadError::Sink)?;
@@ -417,11 +410,12 @@ where
     }
 }
 
-fn read_json<R, E, F>(reader: R, sink: &mut F) -> Result<(), ReadError<E>>
+pub(crate) fn read_json<R, E, F>(mut reader: R, sink: &mut F) -> Result<(), ReadError<E>>
 where
     R: BufRead,
     F: FnMut(Item) -> Result<(), E>,
 {
+    skip_bom(&mut reader).map_err(ReadError::Io)?;
     let mut sink_error = None;
     let mut next_index = 0u64;
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
@@ -454,77 +448,4 @@ where
         })
         .map_err(ReadError::Sink),
     }
-}
-
-fn read_csv<R, E, F>(reader: R, sink: &mut F) -> Result<(), ReadError<E>>
-where
-    R: BufRead,
-    F: FnMut(Item) -> Result<(), E>,
-{
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-    let headers = match csv.headers() {
-        Ok(headers) => headers.clone(),
-        Err(err) => return csv_error(err, 0, sink),
-    };
-    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let columns: Vec<Option<usize>> = FIELDS.iter().map(|field| column(field)).collect();
-    let mut record = csv::StringRecord::new();
-    let mut index = 0u64;
-    loop {
-        match csv.read_record(&mut record) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {}
-            Err(err) => {
-                csv_error(err, index, sink)?;
-                index += 1;
-                continue;
-            }
-        }
-        let get = |i: usize| {
-            columns[i]
-                .and_then(|c| record.get(c))
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        let id = get(0);
-        let fields = match columns[9]
-            .and_then(|c| record.get(c))
-            .map(canonical::instance_data_text)
-        {
-            Some(Err(err)) => Err(err),
-            instance => Ok(RawUsage {
-                id: id.clone(),
-                cloud_id: get(1),
-                tenant_id: get(2),
-                subscription_id: get(3),
-                meter_id: get(4),
-                quantity: get(5),
-                usage_start_time: get(6),
-                usage_end_time: get(7),
-                reported_time: get(8),
-                instance_data: instance.and_then(Result::ok).flatten(),
-            }),
-        };
-        sink(Item { index, id, fields }).map_err(ReadError::Sink)?;
-        index += 1;
-    }
-}
-
-fn csv_error<E, F>(err: csv::Error, index: u64, sink: &mut F) -> Result<(), ReadError<E>>
-where
-    F: FnMut(Item) -> Result<(), E>,
-{
-    let message = err.to_string();
-    if let csv::ErrorKind::Io(_) = err.kind()
-        && let csv::ErrorKind::Io(io) = err.into_kind()
-    {
-        return Err(ReadError::Io(io));
-    }
-    sink(Item {
-        index,
-        id: None,
-        fields: Err(UsageError::new(UsageErrorCode::InvalidCsv, "", message)),
-    })
-    .map_err(ReadError::Sink)
 }

@@ -56,7 +56,10 @@ fn rejected(edit: impl FnOnce(&mut RawUsage)) -> (UsageErrorCode, &'static str) 
         .validate(now())
         .and_then(|valid| check_references(&valid, &known()))
         .unwrap_err();
-    (err.code, err.target)
+    match err.target {
+        std::borrow::Cow::Borrowed(target) => (err.code, target),
+        std::borrow::Cow::Owned(target) => panic!("a field of the record, not {target}"),
+    }
 }
 
 #[test]

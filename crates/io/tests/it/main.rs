@@ -24,7 +24,7 @@ fn fields(item: &Item) -> &RawUsage {
 
 fn rejection(item: &Item) -> (u64, Option<&str>, UsageErrorCode, &str) {
     let err = item.fields.as_ref().unwrap_err();
-    (item.index, item.id.as_deref(), err.code, err.target)
+    (item.index, item.id.as_deref(), err.code, &err.target)
 }
 
 #[test]
@@ -173,4 +173,104 @@ fn generated_usage_parses() {
         .map(|i| (fields(i).cloud_id.clone(), i.id.clone()))
         .collect();
     assert_eq!(ids.len(), 3_000, "ids are unique per stack");
+}
+
+const CSV_HEADER: &str = "id,cloudId,tenantId,subscriptionId,meterId,quantity,usageStartTime,usageEndTime,instanceData\n";
+
+fn csv_row(n: usize, instance: &str) -> String {
+    format!(
+        "r{n},ca000000-0000-0000-0000-000000000001,70000000-0000-0000-0000-000000000001,\
+         50000000-0000-0000-0000-000000000001,b4438d5d-453b-4ee1-b42a-dc72e377f1e4,1,\
+         2025-06-01T08:00:00Z,2025-06-01T09:00:00Z,{instance}\n"
+    )
+}
+
+/// One malformed row costs that row only: reading goes on at the next line.
+#[test]
+fn csv_accounts_for_every_line() {
+    let mut text = CSV_HEADER.to_owned();
+    for n in 0..1001 {
+        let instance = if n == 10 {
+            "\"{\"\"resourceUri\"\":\"\"/x\"\"}"
+        } else {
+            ""
+        };
+        text.push_str(&csv_row(n, instance));
+    }
+    let items = read(&text, Format::Csv);
+    assert_eq!(
+        items.len(),
+        1001,
+        "every data row is a record or a rejection"
+    );
+    let rejected: Vec<_> = items.iter().filter(|i| i.fields.is_err()).collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejection(rejected[0]).0, 10);
+    assert_eq!(rejection(rejected[0]).2, UsageErrorCode::InvalidCsv);
+    // A stray quote in an extra column: the row has a field too many, and a stray quote.
+    let text = format!(
+        "{CSV_HEADER}{}{}",
+        csv_row(1, "").replace('\n', ",x\"y\n"),
+        csv_row(2, "")
+    );
+    let items = read(&text, Format::Csv);
+    assert_eq!(items.len(), 2);
+    assert_eq!(rejection(&items[0]).2, UsageErrorCode::InvalidCsv);
+    assert!(items[1].fields.is_ok());
+    let text = format!("{CSV_HEADER}{}", csv_row(1, "").replace('\n', ",extra\n"));
+    let items = read(&text, Format::Csv);
+    assert_eq!(
+        rejection(&items[0]),
+        (0, Some("r1"), UsageErrorCode::InvalidCsv, "")
+    );
+}
+
+/// A header with an unknown or repeated column fails the whole input before any row.
+#[test]
+fn csv_headers_name_known_columns_once() {
+    for header in ["id,cloudID\n", "id,id\n", "id,\"cloudId\n"] {
+        let text = format!("{header}{}", csv_row(1, ""));
+        let mut rows = 0;
+        let result = read_usage(text.as_bytes(), Format::Csv, &mut |_| {
+            rows += 1;
+            Ok::<(), ()>(())
+        });
+        assert!(
+            matches!(result, Err(stackbill_io::ReadError::Input(_))),
+            "{header}"
+        );
+        assert_eq!(rows, 0);
+    }
+}
+
+/// A misspelt field rejects its record and names the field.
+#[test]
+fn unknown_fields_are_refused() {
+    let misspelt = RECORD.replace("\"instanceData\"", "\"instancedata\"");
+    for format in [Format::Ndjson, Format::Json] {
+        let text = match format {
+            Format::Json => format!("[{misspelt}]"),
+            _ => format!("{misspelt}\n"),
+        };
+        let items = read(&text, format);
+        assert_eq!(
+            rejection(&items[0]),
+            (0, Some("a"), UsageErrorCode::UnknownField, "instancedata")
+        );
+    }
+}
+
+/// A UTF-8 byte-order mark at the start costs nothing.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let bom = "\u{feff}";
+    for (text, format) in [
+        (format!("{bom}{RECORD}\n"), Format::Ndjson),
+        (format!("{bom}[{RECORD}]"), Format::Json),
+        (format!("{bom}{CSV_HEADER}{}", csv_row(1, "")), Format::Csv),
+    ] {
+        let items = read(&text, format);
+        assert_eq!(items.len(), 1, "{format:?}");
+        assert!(items[0].fields.is_ok(), "{format:?}: {:?}", items[0].fields);
+    }
 }
