@@ -463,14 +463,42 @@ where
         })
 }
 
-fn instant(value: &str, target: &'static str) -> Result<Timestamp, UsageError> {
-    value.parse().map_err(|err| {
+/// The earliest instant a usage hour or a report may have: 2000-01-01T00:00:00Z.
+pub const EARLIEST_INSTANT_SECOND: i64 = 946_684_800;
+
+/// How far past now a stack's clock may put a `reportedTime`.
+pub const REPORTED_TIME_SLACK: SignedDuration = SignedDuration::from_hours(24);
+
+/// Reads an instant; one written well but outside `[2000-01-01, latest]` is `range_code`.
+fn instant(
+    value: &str,
+    target: &'static str,
+    latest: Timestamp,
+    range_code: UsageErrorCode,
+) -> Result<Timestamp, UsageError> {
+    let out_of_range = || {
         UsageError::new(
+            range_code,
+            target,
+            format!(
+                "{target}: {value} lies outside the accepted range, from \
+                 2000-01-01T00:00:00Z to {latest}"
+            ),
+        )
+    };
+    match value.parse::<Timestamp>() {
+        Ok(at) if at.as_second() < EARLIEST_INSTANT_SECOND || at > latest => Err(out_of_range()),
+        Ok(at) => Ok(at),
+        // Well formed, but beyond what an instant can be (year 9999, say).
+        Err(_) if jiff::fmt::temporal::Pieces::parse(value).is_ok_and(|p| p.offset().is_some()) => {
+            Err(out_of_range())
+        }
+        Err(err) => Err(UsageError::new(
             UsageErrorCode::InvalidField,
             target,
             format!("{target}: '{value}' is not an RFC 3339 instant with an offset: {err}"),
-        )
-    })
+        )),
+    }
 }
 
 impl RawUsage {
@@ -484,18 +512,28 @@ impl RawUsage {
         let subscription_id = guid(self.subscription_id.as_deref(), "subscriptionId")?;
         let meter_id: MeterId = guid(self.meter_id.as_deref(), "meterId")?;
         let quantity = Quantity::parse(required(self.quantity.as_deref(), "quantity")?)?;
+        // Usage hours lie between 2000 and the end of the hour now; a hour that has not
+        // ended yet is `UsageInFuture`, decided by the window check below.
+        let latest = now + SignedDuration::from_hours(2);
         let start = instant(
             required(self.usage_start_time.as_deref(), "usageStartTime")?,
             "usageStartTime",
+            latest,
+            UsageErrorCode::InvalidTimeWindow,
         )?;
         let end = instant(
             required(self.usage_end_time.as_deref(), "usageEndTime")?,
             "usageEndTime",
+            latest,
+            UsageErrorCode::InvalidTimeWindow,
         )?;
         let reported_time = match self.reported_time.as_deref() {
-            Some(text) if !text.is_empty() => {
-                Some(crate::clock::to_micros(instant(text, "reportedTime")?))
-            }
+            Some(text) if !text.is_empty() => Some(crate::clock::to_micros(instant(
+                text,
+                "reportedTime",
+                now + REPORTED_TIME_SLACK,
+                UsageErrorCode::InvalidReportedTime,
+            )?)),
             _ => None,
         };
         check_window(start, end, now)?;

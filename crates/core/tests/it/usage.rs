@@ -154,3 +154,48 @@ fn every_code_names_its_field() {
         (UnknownMeter, "meterId")
     );
 }
+
+/// Usage hours and reported times lie between 2000 and (about) now.
+#[test]
+fn instants_outside_the_accepted_range_are_refused() {
+    use UsageErrorCode::{InvalidReportedTime, InvalidTimeWindow};
+    for start in [
+        "0001-01-01T00:00:00Z",
+        "1969-12-31T23:00:00Z",
+        "1999-12-31T23:00:00Z",
+    ] {
+        let end = start.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_hours(1);
+        assert_eq!(
+            rejected(|r| {
+                r.usage_start_time = Some(start.into());
+                r.usage_end_time = Some(end.to_string());
+            }),
+            (InvalidTimeWindow, "usageStartTime"),
+            "{start}"
+        );
+    }
+    assert_eq!(
+        rejected(|r| {
+            r.usage_start_time = Some("9999-12-31T22:00:00Z".into());
+            r.usage_end_time = Some("9999-12-31T23:00Z".into());
+        }),
+        (InvalidTimeWindow, "usageStartTime")
+    );
+    for reported in [
+        "2099-01-01T00:00:00Z",
+        "1999-01-01T00:00:00Z",
+        "9999-12-31T23:00Z",
+    ] {
+        assert_eq!(
+            rejected(|r| r.reported_time = Some(reported.into())),
+            (InvalidReportedTime, "reportedTime"),
+            "{reported}"
+        );
+    }
+    // A stack's clock a few hours ahead is tolerated.
+    let ahead = RawUsage {
+        reported_time: Some("2025-06-15T15:00:00Z".into()),
+        ..raw()
+    };
+    assert!(ahead.validate(now()).is_ok());
+}
