@@ -109,8 +109,45 @@ pub fn router(state: AppState) -> Router {
                 ))
             },
         ))
+        .layer(axum::middleware::from_fn(request_limits))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::map_response(request_id))
+}
+
+/// The longest request URI read, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses an over-long URI (414) or over-large headers (431) in the ARM envelope, before any
+/// route sees the request. (Beyond the HTTP server's own buffer, far larger, it answers.)
+async fn request_limits(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return ApiError::new(
+            ErrorCode::RequestUriTooLong,
+            format!("the request URI has {uri} bytes; at most {MAX_URI_BYTES} are read"),
+        )
+        .into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        return ApiError::new(
+            ErrorCode::RequestHeadersTooLarge,
+            format!(
+                "the request headers have {headers} bytes; at most {MAX_HEADER_BYTES} are read"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /metrics`: Prometheus text format, no token needed (bind it to a private address).

@@ -29,6 +29,8 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidRateCard => StatusCode::BAD_REQUEST,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RequestUriTooLong => StatusCode::URI_TOO_LONG,
+        ErrorCode::RequestHeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorCode::InvalidAuthenticationToken => StatusCode::UNAUTHORIZED,
         ErrorCode::AuthorizationFailed
         | ErrorCode::UsageNotVisible

@@ -22,7 +22,7 @@ pub mod tokens;
 pub mod usage;
 
 pub use access::Caller;
-pub use app::router;
+pub use app::{MAX_HEADER_BYTES, MAX_URI_BYTES, router};
 pub use auth::hash_secret;
 pub use error::{ApiError, ErrorCode};
 pub use state::{AppState, AuthConfig};

@@ -329,6 +329,12 @@ pub(crate) struct ServeArgs {
     /// absolute nextLinks of the Azure-compatible API; default: from each request's Host
     #[arg(long, env = "STACKBILL_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
+    /// Seconds a client may take to send a request's headers, or its first request on a
+    /// connection, or to send the next one on a kept-alive connection, before it is
+    /// disconnected
+    #[arg(long, env = "STACKBILL_HEADER_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) header_timeout: u64,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }

@@ -258,6 +258,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         address: args.listen,
         tls: None,
         public_url: None,
+        header_timeout: serve::HEADER_TIMEOUT,
     };
     serve::serve(store, auth, listen, |base| {
         // The banner is for a person; with nobody reading it, the demo serves all the same.

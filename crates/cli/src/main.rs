@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 address: args.listen,
                 tls: args.tls_cert.zip(args.tls_key),
                 public_url: args.public_url,
+                header_timeout: std::time::Duration::from_secs(args.header_timeout),
             };
             serve::serve(store, auth, listen, |url| {
                 eprintln!("stackbill listening on {url}");

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use stackbill_api::auth::{new_secret, new_token_id};
@@ -47,7 +48,7 @@ pub(crate) async fn auth_config(store: &Store) -> Result<AuthConfig> {
 }
 
 /// How long requests in flight may take to finish after a shutdown signal.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to listen.
 pub(crate) struct Listen {
@@ -57,7 +58,13 @@ pub(crate) struct Listen {
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     /// The externally visible base URL, for absolute links.
     pub(crate) public_url: Option<String>,
+    /// How long a client may take to send a request's headers, and to send its first request
+    /// on a new connection: a slow or silent client is disconnected after it.
+    pub(crate) header_timeout: Duration,
 }
+
+/// The default of [`Listen::header_timeout`].
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
 pub(crate) async fn serve(
@@ -75,16 +82,24 @@ pub(crate) async fn serve(
         public_url: listen.public_url.clone(),
         https: listen.tls.is_some(),
     });
+    let listener = std::net::TcpListener::bind(listen.address)
+        .with_context(|| format!("cannot listen on {}", listen.address))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
+    });
     let Some((cert, key)) = listen.tls else {
-        let listener = tokio::net::TcpListener::bind(listen.address)
-            .await
-            .with_context(|| format!("cannot listen on {}", listen.address))?;
-        let address = listener.local_addr()?;
         tracing::info!(%address, db = %store.location(), "serving http");
         ready(format!("http://{address}"));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let mut server = axum_server::from_tcp(listener)?
+            .handle(handle)
+            .first_request_timeout(listen.header_timeout);
+        limit_slow_clients(&mut server, listen.header_timeout);
+        server.serve(app.into_make_service()).await?;
         tracing::info!("stopped");
         return Ok(());
     };
@@ -97,25 +112,35 @@ pub(crate) async fn serve(
                 key.display()
             )
         })?;
-    let listener = std::net::TcpListener::bind(listen.address)
-        .with_context(|| format!("cannot listen on {}", listen.address))?;
-    listener.set_nonblocking(true)?;
-    let address = listener.local_addr()?;
     tracing::info!(%address, db = %store.location(), "serving https");
     ready(format!("https://{address}"));
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
-    });
-    axum_server::from_tcp_rustls(listener, config)?
+    let mut server = axum_server::from_tcp_rustls(listener, config)?
         .handle(handle)
-        .serve(app.into_make_service())
-        .await?;
+        .first_request_timeout(listen.header_timeout);
+    limit_slow_clients(&mut server, listen.header_timeout);
+    server.serve(app.into_make_service()).await?;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Bounds how long a client may take over a request's headers, and keep an idle connection:
+/// the header timer also runs while a kept-alive connection waits for its next request.
+fn limit_slow_clients<A: axum_server::Address, B>(
+    server: &mut axum_server::Server<A, B>,
+    header_timeout: Duration,
+) {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout)
+        .max_buf_size(HTTP_BUFFER_BYTES);
+}
+
+/// The HTTP server's read buffer: room for the largest URI and headers the API reads
+/// (`stackbill_api::MAX_URI_BYTES`, `MAX_HEADER_BYTES`), so that it answers an over-long one
+/// itself, in the ARM envelope.
+const HTTP_BUFFER_BYTES: usize =
+    4 * (stackbill_api::MAX_URI_BYTES + stackbill_api::MAX_HEADER_BYTES);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

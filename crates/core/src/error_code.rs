@@ -39,6 +39,10 @@ error_codes! {
     UnsupportedMediaType = "UnsupportedMediaType",
     /// The body is larger than the route accepts.
     RequestTooLarge = "RequestTooLarge",
+    /// The request's URI is longer than the server reads.
+    RequestUriTooLong = "RequestUriTooLong",
+    /// The request's headers are larger than the server reads.
+    RequestHeadersTooLarge = "RequestHeadersTooLarge",
     /// No valid bearer token.
     InvalidAuthenticationToken = "InvalidAuthenticationToken",
     /// The caller's role may not do this.

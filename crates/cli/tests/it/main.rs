@@ -8,6 +8,7 @@ mod import;
 mod invoice;
 mod nodes;
 mod output;
+mod slow;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
