@@ -52,6 +52,10 @@ pub struct SubscriptionBody {
     /// Markup in percent, a decimal string or number (default 0).
     #[schema(value_type = Option<String>)]
     pub markup_percent: Option<serde_json::Value>,
+    /// The first period (`YYYY-MM`) a change of `rateCard` or `markupPercent` applies to;
+    /// default: the current period. Final invoices never change: re-pricing a final period
+    /// is a `Repricing` adjustment on the next open one.
+    pub pricing_from: Option<String>,
 }
 
 /// A billing subscription.

@@ -228,7 +228,14 @@ pub(crate) async fn put_subscription(
             None => rust_decimal::Decimal::ZERO,
         },
     };
-    let outcome = state.store.put_subscription(subscription.clone()).await?;
+    let pricing_from = body
+        .pricing_from
+        .as_deref()
+        .map(|p| field(p, "pricingFrom"))
+        .transpose()?;
+    let outcome = (state.store)
+        .put_subscription_from(subscription.clone(), pricing_from)
+        .await?;
     Ok(written(outcome, SubscriptionDto::from(subscription)))
 }
 

@@ -124,6 +124,7 @@ pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
             display_name,
             rate_card,
             markup_percent,
+            pricing_from,
             db,
             output,
         } => {
@@ -136,7 +137,9 @@ pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
                 rate_card,
                 markup_percent,
             };
-            let written = open(&db)?.put_subscription(subscription.clone()).await?;
+            let written = open(&db)?
+                .put_subscription_from(subscription.clone(), pricing_from)
+                .await?;
             if !output.json {
                 eprintln!("subscription {} {}", subscription.id, verb(written));
             }

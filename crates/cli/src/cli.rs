@@ -420,6 +420,10 @@ pub(crate) enum SubscriptionCommand {
         /// Markup on the rate card in percent (may be negative)
         #[arg(long, default_value = "0", allow_hyphen_values = true)]
         markup_percent: Decimal,
+        /// The first month (YYYY-MM) a change of the rate card or markup applies to; default:
+        /// the current month. Re-pricing a final month becomes a Repricing adjustment
+        #[arg(long, value_name = "YYYY-MM")]
+        pricing_from: Option<Period>,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 
 use crate::error_code::ErrorCode;
-use crate::ids::{CloudId, MeterId, PartnerId};
+use crate::ids::{CloudId, MeterId, PartnerId, RateCardName};
 use crate::invoice::InvoiceLine;
 use crate::period::Period;
 use crate::rating::RatingError;
@@ -47,6 +47,28 @@ impl BillingError {
             Self::Rating(rating) => rating.target(),
         }
     }
+}
+
+/// One recorded change of a subscription's pricing (SPEC §5): from `from` on (`None`: from
+/// the beginning), its usage is rated with `rate_card` and `markup_percent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricingVersion {
+    /// The first period it applies to; `None`: every period.
+    pub from: Option<Period>,
+    /// The rate card's name.
+    pub rate_card: RateCardName,
+    /// The markup, in percent.
+    pub markup_percent: Decimal,
+}
+
+/// The pricing of `period` among a subscription's versions in the order they were recorded:
+/// the last one recorded that applies from `period` or earlier. A later change from an
+/// earlier period thus overrides an earlier change from a later one.
+pub fn pricing_in(versions: &[PricingVersion], period: Period) -> Option<&PricingVersion> {
+    versions
+        .iter()
+        .rev()
+        .find(|v| v.from.is_none_or(|from| from <= period))
 }
 
 /// A period can be finalized once it has ended.
@@ -414,5 +436,31 @@ mod tests {
         })
         .unwrap();
         assert!(unchanged.is_empty(), "nothing changed: no meter listed");
+    }
+
+    #[test]
+    fn the_last_recorded_pricing_that_applies_wins() {
+        let version = |from: Option<&str>, markup: &str| PricingVersion {
+            from: from.map(|f| f.parse().unwrap()),
+            rate_card: RateCardName::default_card(),
+            markup_percent: markup.parse().unwrap(),
+        };
+        let versions = [
+            version(None, "10"),
+            version(Some("2025-06"), "20"),
+            version(Some("2025-05"), "15"),
+        ];
+        let markup = |p: &str| pricing_in(&versions, p.parse().unwrap()).map(|v| v.markup_percent);
+        assert_eq!(markup("2025-04"), Some("10".parse().unwrap()));
+        assert_eq!(markup("2025-05"), Some("15".parse().unwrap()));
+        assert_eq!(
+            markup("2025-06"),
+            Some("15".parse().unwrap()),
+            "a later change from May"
+        );
+        assert_eq!(
+            pricing_in(&versions[1..2], "2025-05".parse().unwrap()),
+            None
+        );
     }
 }

@@ -70,6 +70,9 @@ pub enum AdjustmentReason {
     LateUsage,
     /// Usage re-routed by a registration change recorded after the period was finalized.
     Reassignment,
+    /// The period re-priced after it was finalized: a rate card or a subscription's pricing
+    /// recorded later, for it.
+    Repricing,
 }
 
 impl AdjustmentReason {
@@ -78,6 +81,7 @@ impl AdjustmentReason {
         match self {
             Self::LateUsage => "LateUsage",
             Self::Reassignment => "Reassignment",
+            Self::Repricing => "Repricing",
         }
     }
 }
@@ -107,21 +111,38 @@ pub struct Billed {
     pub amount: Decimal,
 }
 
-/// The adjustments that bring a final period's billing in line with today's data. Three
-/// ratings of the period are compared per meter: what was billed; the usage known at
-/// finalization routed by today's registrations (`rerouted`); and all of today's usage
-/// (`today`). The first difference is a reassignment, the second late usage, so that
-/// billed + adjustments = today, to the cent.
+/// The ratings of a final period that its adjustments compare, per meter.
+#[derive(Debug, Clone, Copy)]
+pub struct PeriodRatings<'a> {
+    /// What was billed: final lines plus the adjustments already frozen.
+    pub billed: &'a BTreeMap<MeterId, Billed>,
+    /// The usage known at finalization, routed by today's registrations, priced as the
+    /// pricing stood at finalization.
+    pub rerouted: &'a BTreeMap<MeterId, InvoiceLine>,
+    /// The same usage priced as the pricing stands today.
+    pub repriced: &'a BTreeMap<MeterId, InvoiceLine>,
+    /// All of today's usage, priced today.
+    pub today: &'a BTreeMap<MeterId, InvoiceLine>,
+}
+
+/// The adjustments that bring a final period's billing in line with today's data: per
+/// meter, billed → rerouted is a reassignment, rerouted → repriced a repricing, repriced →
+/// today late usage, so that billed + adjustments = today, to the cent.
 pub fn adjustments(
     period: Period,
     currency: Currency,
-    billed: &BTreeMap<MeterId, Billed>,
-    rerouted: &BTreeMap<MeterId, InvoiceLine>,
-    today: &BTreeMap<MeterId, InvoiceLine>,
+    ratings: PeriodRatings<'_>,
 ) -> Result<Vec<Adjustment>, RatingError> {
+    let PeriodRatings {
+        billed,
+        rerouted,
+        repriced,
+        today,
+    } = ratings;
     let mut meters: Vec<MeterId> = billed
         .keys()
         .chain(rerouted.keys())
+        .chain(repriced.keys())
         .chain(today.keys())
         .copied()
         .collect();
@@ -136,10 +157,11 @@ pub fn adjustments(
                 amount: l.amount,
             })
         };
-        let (middle, after) = (at(rerouted), at(today));
+        let (rerouted, repriced, today) = (at(rerouted), at(repriced), at(today));
         for (from, to, reason) in [
-            (before, middle, AdjustmentReason::Reassignment),
-            (middle, after, AdjustmentReason::LateUsage),
+            (before, rerouted, AdjustmentReason::Reassignment),
+            (rerouted, repriced, AdjustmentReason::Repricing),
+            (repriced, today, AdjustmentReason::LateUsage),
         ] {
             let overflow = || RatingError::Overflow {
                 meter_id,
@@ -252,7 +274,13 @@ mod tests {
         )]);
         let rerouted = BTreeMap::from([line(1, "8", "0.80")]);
         let today = BTreeMap::from([line(1, "9", "0.90"), line(2, "1", "0.33")]);
-        let adjustments = adjustments(period, Currency::USD, &billed, &rerouted, &today).unwrap();
+        let ratings = PeriodRatings {
+            billed: &billed,
+            rerouted: &rerouted,
+            repriced: &rerouted,
+            today: &today,
+        };
+        let adjustments = adjustments(period, Currency::USD, ratings).unwrap();
         let summary: Vec<(MeterId, &str, Decimal, Decimal)> = adjustments
             .iter()
             .map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount))
@@ -275,9 +303,12 @@ mod tests {
             super::adjustments(
                 period,
                 Currency::USD,
-                &billed,
-                &BTreeMap::from([line(1, "10", "1.00")]),
-                &BTreeMap::from([line(1, "10", "1.00")])
+                PeriodRatings {
+                    billed: &billed,
+                    rerouted: &BTreeMap::from([line(1, "10", "1.00")]),
+                    repriced: &BTreeMap::from([line(1, "10", "1.00")]),
+                    today: &BTreeMap::from([line(1, "10", "1.00")]),
+                }
             )
             .unwrap()
             .is_empty()

@@ -45,6 +45,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "rate_card_owners",
         "../migrations/sqlite/0007_rate_card_owners.sql"
     ),
+    migration!(
+        8,
+        "subscription_pricing",
+        "../migrations/sqlite/0008_subscription_pricing.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -54,6 +59,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         2,
         "rate_card_owners",
         "../migrations/postgres/0002_rate_card_owners.sql"
+    ),
+    migration!(
+        3,
+        "subscription_pricing",
+        "../migrations/postgres/0003_subscription_pricing.sql"
     ),
 ];
 

@@ -46,7 +46,7 @@ pub(crate) async fn priced() -> TestApp {
         .await;
     assert_eq!(card.status, 201, "{card:?}");
     let markup = app
-        .put(&format!("/v1/subscriptions/{CUSTOMER_1}"), json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": TENANT_1, "markupPercent": "10"}))
+        .put(&format!("/v1/subscriptions/{CUSTOMER_1}"), json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": TENANT_1, "markupPercent": "10", "pricingFrom": "2025-01"}))
         .await;
     assert_eq!(markup.status, 200);
     let mapped = app
@@ -466,4 +466,68 @@ async fn a_rate_card_price_that_overflows_with_the_markup_is_refused() {
         ))
         .await;
     assert_eq!(answer.error(), (422, "AmountOverflow"), "{answer:?}");
+}
+
+/// SPEC §5: pricing is effective-dated; re-pricing a final period is a `Repricing`
+/// adjustment, and as-of reads use the pricing recorded by then.
+#[tokio::test]
+async fn pricing_changes_apply_from_a_period_and_never_rewrite_history() {
+    let app = finalized_may().await;
+    let june_usage = record("june", TENANT_1, METER, "2025-06-02T10:00:00Z", "11");
+    post_usage(&app, june_usage).await;
+    let put_markup = |markup: &str, from: Option<&str>| {
+        let mut body = json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": TENANT_1, "markupPercent": markup});
+        if let Some(from) = from {
+            body["pricingFrom"] = json!(from);
+        }
+        let app = &app;
+        async move {
+            let answer = app
+                .put(&format!("/v1/subscriptions/{CUSTOMER_1}"), body)
+                .await;
+            assert_eq!(answer.status, 200, "{answer:?}");
+        }
+    };
+    let june = || {
+        let app = &app;
+        async move { app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-06")).await }
+    };
+    // 11 units in June, one included: 10 at 0.5 = 5.00 before the markup.
+    assert_eq!(june().await.body["total"], "5.50", "10 % markup");
+    app.db.clock.set("2025-06-16T00:00:00Z");
+    let before_change = "2025-06-15T23:00:00Z";
+    // A change without pricingFrom applies from the current period: June, not final May.
+    put_markup("20", None).await;
+    let now = june().await;
+    assert_eq!(now.body["total"], "6.00", "{now:?}");
+    assert_eq!(now.body["adjustments"], json!([]));
+    let then = app
+        .get(&format!(
+            "/v1/invoices/{CUSTOMER_1}/2025-06?asOf={before_change}"
+        ))
+        .await;
+    assert_eq!(
+        then.body["total"], "5.50",
+        "as of before the change: {then:?}"
+    );
+    // From May on: final May is re-priced on June's invoice.
+    app.db.clock.set("2025-06-17T00:00:00Z");
+    put_markup("30", Some("2025-05")).await;
+    let now = june().await;
+    let adjustments: Vec<(Value, Value)> = now.body["adjustments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a.clone()["reason"].clone(), a["amount"].clone()))
+        .collect();
+    // May: 6.00 before markup; billed 6.60 (10 %), now 7.80 (30 %).
+    assert_eq!(
+        adjustments,
+        [(json!("Repricing"), json!("1.20"))],
+        "{now:?}"
+    );
+    // The later change from May governs June too.
+    assert_eq!(now.body["lines"][0]["amount"], "6.50");
+    let may = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(may.body["total"], "6.60", "a final invoice never changes");
 }

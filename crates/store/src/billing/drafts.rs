@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
-use stackbill_core::invoice::{Adjustment, InvoiceLine, adjustments, total};
-use stackbill_core::{BillingError, Currency, MeterId, PartnerId, Period, SubscriptionId};
+use stackbill_core::invoice::{Adjustment, InvoiceLine, PeriodRatings, adjustments, total};
+use stackbill_core::{BillingError, MeterId, PartnerId, Period, SubscriptionId};
 
-use super::facts::{Facts, billed_for, load_final_invoice};
+use super::facts::{Facts, PriceList, billed_for, load_final_invoice};
 use super::tally::{PeriodTally, routed_period_usage};
 use super::{Invoice, InvoiceStatus};
 use crate::db::{Conn, micros, params, parse};
@@ -53,6 +53,7 @@ pub(super) fn draft_invoices(
         subscriptions.extend(billed.keys().copied());
         let mut rerouted_cache: HashMap<i64, BTreeMap<SubscriptionId, BTreeMap<MeterId, Decimal>>> =
             HashMap::new();
+        let mut prices_cache: HashMap<i64, PriceList> = HashMap::new();
         for sub in subscriptions {
             let owner = facts.partner_of(sub);
             let Some(finalized_at) = facts.finalized.owes(final_period, period, owner) else {
@@ -79,28 +80,36 @@ pub(super) fn draft_invoices(
                 }
             };
             let empty = BTreeMap::new();
-            let rerouted = facts
-                .rate(
-                    sub,
-                    final_period,
-                    rerouted_usage.get(&sub).unwrap_or(&empty),
-                )
-                .map_err(billing)?;
+            let known = rerouted_usage.get(&sub).unwrap_or(&empty);
+            // The prices as they stood when the period was finalized.
+            let then = match prices_cache.entry(finalized_at) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(PriceList::load(conn, Some(finalized_at))?)
+                }
+            };
+            let then = &*then;
+            let subscription = facts.subscriptions.get(&sub);
+            let repriced = facts.rate(sub, final_period, known).map_err(billing)?;
+            // A subscription made after the finalization had no pricing then: nothing of its
+            // pricing changed since.
+            let rerouted = if then.prices(sub) {
+                (then.rate(subscription, final_period, known)).map_err(billing)?
+            } else {
+                repriced.clone()
+            };
             let now = facts
                 .rate(sub, final_period, today.get(&sub).unwrap_or(&empty))
                 .map_err(billing)?;
-            let currency = facts
-                .subscriptions
-                .get(&sub)
-                .map_or(Currency::USD, |s| facts.pricing(s).currency());
-            let found = adjustments(
-                final_period,
-                currency,
-                billed.get(&sub).unwrap_or(&BTreeMap::new()),
-                &rerouted,
-                &now,
-            )
-            .map_err(|error| billing(error.into()))?;
+            let nothing_billed = BTreeMap::new();
+            let ratings = PeriodRatings {
+                billed: billed.get(&sub).unwrap_or(&nothing_billed),
+                rerouted: &rerouted,
+                repriced: &repriced,
+                today: &now,
+            };
+            let found = adjustments(final_period, facts.currency(sub, final_period), ratings)
+                .map_err(|error| billing(error.into()))?;
             if !found.is_empty() {
                 drafts.entry(sub).or_default().1.extend(found);
             }
@@ -110,7 +119,7 @@ pub(super) fn draft_invoices(
         .into_iter()
         .map(|(sub, (lines, adjustments))| {
             let subscription = facts.subscriptions.get(&sub);
-            let currency = subscription.map_or(Currency::USD, |s| facts.pricing(s).currency());
+            let currency = facts.currency(sub, period);
             Ok(Invoice {
                 subscription_id: sub,
                 partner_id: subscription.and_then(|s| s.partner_id.clone()),

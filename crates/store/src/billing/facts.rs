@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use stackbill_core::billing::{Finalizations, PartnerScope};
+use stackbill_core::billing::{Finalizations, PartnerScope, PricingVersion, pricing_in};
 use stackbill_core::invoice::{
     Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, rate_lines,
 };
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::{
-    BillingError, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription, SubscriptionId,
+    BillingError, Currency, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription,
+    SubscriptionId,
 };
 
 use super::{Invoice, InvoiceStatus};
@@ -216,11 +217,104 @@ pub(super) fn billed_for(
     Ok(billed)
 }
 
+/// Every subscription's pricing versions recorded by `as_of` (`None`: all), in the order
+/// they were recorded.
+fn load_pricing(
+    conn: &Conn<'_>,
+    as_of: Option<i64>,
+) -> Result<HashMap<SubscriptionId, Vec<PricingVersion>>> {
+    let mut versions: HashMap<SubscriptionId, Vec<PricingVersion>> = HashMap::new();
+    conn.query_each(
+        "SELECT subscription_id, from_period, rate_card, markup_percent
+         FROM subscription_pricing
+         WHERE CAST(?1 AS BIGINT) IS NULL OR recorded_at <= ?1
+         ORDER BY version_id",
+        params![as_of],
+        |row| {
+            let from: String = row.get(1)?;
+            versions
+                .entry(parse(&row.get::<String>(0)?)?)
+                .or_default()
+                .push(PricingVersion {
+                    from: (!from.is_empty()).then(|| parse(&from)).transpose()?,
+                    rate_card: parse(&row.get::<String>(2)?)?,
+                    markup_percent: row.get(3)?,
+                });
+            Ok(())
+        },
+    )?;
+    Ok(versions)
+}
+
+/// The prices as recorded by an instant: the rate cards and every subscription's pricing
+/// versions (SPEC §5).
+pub(super) struct PriceList {
+    cards: HashMap<(CardOwner, RateCardName), RateCard>,
+    versions: HashMap<SubscriptionId, Vec<PricingVersion>>,
+}
+
+impl PriceList {
+    pub(super) fn load(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Self> {
+        Ok(Self {
+            cards: load_rate_cards(conn, as_of, None)?,
+            versions: load_pricing(conn, as_of)?,
+        })
+    }
+
+    /// Whether `subscription` had pricing by then.
+    pub(super) fn prices(&self, subscription: SubscriptionId) -> bool {
+        self.versions.contains_key(&subscription)
+    }
+
+    /// How `subscription`'s usage of `period` is priced: the version that applies to the
+    /// period, else (for a subscription made after the instant) none.
+    pub(super) fn pricing(&self, subscription: &Subscription, period: Period) -> Pricing<'_> {
+        let versions = self
+            .versions
+            .get(&subscription.id)
+            .map_or(&[][..], Vec::as_slice);
+        match pricing_in(versions, period) {
+            Some(version) => Pricing {
+                card: card_for(
+                    &self.cards,
+                    subscription.partner_id.as_ref(),
+                    &version.rate_card,
+                ),
+                markup_percent: version.markup_percent,
+            },
+            None => Pricing {
+                card: None,
+                markup_percent: Decimal::ZERO,
+            },
+        }
+    }
+
+    /// Rates a subscription's quantities of `period`.
+    pub(super) fn rate(
+        &self,
+        subscription: Option<&Subscription>,
+        period: Period,
+        quantities: &BTreeMap<MeterId, Decimal>,
+    ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
+        let pricing = match subscription {
+            Some(s) => self.pricing(s, period),
+            None => Pricing {
+                card: None,
+                markup_percent: Decimal::ZERO,
+            },
+        };
+        Ok(rate_lines(period, quantities, pricing)?
+            .into_iter()
+            .map(|l| (l.meter_id, l))
+            .collect())
+    }
+}
+
 /// The data an invoice computation reads, as of an instant (`None`: as it is now).
 pub(super) struct Facts {
     pub(super) as_of: Option<i64>,
     pub(super) subscriptions: HashMap<SubscriptionId, Subscription>,
-    cards: HashMap<(CardOwner, RateCardName), RateCard>,
+    pub(super) prices: PriceList,
     pub(super) routing: RoutingTable,
     pub(super) finalized: Finalizations,
 }
@@ -234,21 +328,17 @@ impl Facts {
                 .into_iter()
                 .map(|s| (s.id, s))
                 .collect(),
-            cards: load_rate_cards(conn, as_of, None)?,
+            prices: PriceList::load(conn, as_of)?,
             routing: load_routing(conn, as_of_instant)?,
             finalized: load_finalized(conn, as_of)?,
         })
     }
 
-    pub(super) fn pricing(&self, subscription: &Subscription) -> Pricing<'_> {
-        Pricing {
-            card: card_for(
-                &self.cards,
-                subscription.partner_id.as_ref(),
-                &subscription.rate_card,
-            ),
-            markup_percent: subscription.markup_percent,
-        }
+    /// The currency `subscription` is billed in for `period`.
+    pub(super) fn currency(&self, subscription: SubscriptionId, period: Period) -> Currency {
+        self.subscriptions
+            .get(&subscription)
+            .map_or(Currency::USD, |s| self.prices.pricing(s, period).currency())
     }
 
     pub(super) fn partner_of(&self, subscription: SubscriptionId) -> Option<&PartnerId> {
@@ -263,17 +353,7 @@ impl Facts {
         period: Period,
         quantities: &BTreeMap<MeterId, Decimal>,
     ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
-        let pricing = match self.subscriptions.get(&subscription) {
-            Some(s) => self.pricing(s),
-            None => Pricing {
-                card: None,
-                markup_percent: Decimal::ZERO,
-            },
-        };
-        Ok(rate_lines(period, quantities, pricing)?
-            .into_iter()
-            .map(|l| (l.meter_id, l))
-            .collect())
+        (self.prices).rate(self.subscriptions.get(&subscription), period, quantities)
     }
 }
 

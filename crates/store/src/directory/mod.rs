@@ -9,7 +9,8 @@ mod registry;
 use jiff::Timestamp;
 use stackbill_core::meters::{builtin_catalog, builtin_meter};
 use stackbill_core::{
-    Meter, MeterId, Partner, PartnerId, RegistrationName, Subscription, SubscriptionId, TenantId,
+    Meter, MeterId, Partner, PartnerId, Period, RegistrationName, Subscription, SubscriptionId,
+    TenantId,
 };
 
 use crate::db::{Num, micros, params, parse};
@@ -114,8 +115,21 @@ impl Store {
         .await
     }
 
-    /// Creates or replaces a billing subscription.
+    /// Creates or replaces a billing subscription; a change of its rate card or markup
+    /// applies from the current period (see [`Store::put_subscription_from`]).
     pub async fn put_subscription(&self, subscription: Subscription) -> Result<Written> {
+        self.put_subscription_from(subscription, None).await
+    }
+
+    /// Creates or replaces a billing subscription. Its pricing (rate card and markup) is
+    /// effective-dated (SPEC §5): a new subscription's applies to every period, a change
+    /// from `pricing_from` on (default: the current period); final invoices never change,
+    /// and re-pricing a final period shows as a `Repricing` adjustment.
+    pub async fn put_subscription_from(
+        &self,
+        subscription: Subscription,
+        pricing_from: Option<Period>,
+    ) -> Result<Written> {
         subscription.validate()?;
         self.write(move |tx, now| {
             if let Some(partner) = &subscription.partner_id {
@@ -127,7 +141,20 @@ impl Store {
                     return Err(StoreError::UnknownPartner(partner.clone()));
                 }
             }
-            let existed = load_subscription(tx, subscription.id)?.is_some();
+            let before = load_subscription(tx, subscription.id)?;
+            let existed = before.is_some();
+            let from = match &before {
+                None => pricing_from,
+                Some(old)
+                    if old.rate_card != subscription.rate_card
+                        || old.markup_percent != subscription.markup_percent =>
+                {
+                    Some(pricing_from.unwrap_or_else(|| Period::containing(now)))
+                }
+                // The pricing is unchanged: no new version.
+                Some(_) => None,
+            };
+            let new_version = before.is_none() || from.is_some();
             tx.execute(
                 "INSERT INTO subscriptions (subscription_id, offer_type, partner_id,
                     customer_tenant_id, display_name, rate_card, markup_percent, created_at,
@@ -149,6 +176,20 @@ impl Store {
                     micros(now),
                 ],
             )?;
+            if new_version {
+                tx.execute(
+                    "INSERT INTO subscription_pricing (subscription_id, from_period, rate_card,
+                        markup_percent, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        subscription.id.to_string(),
+                        from.map(|p| p.to_string()).unwrap_or_default(),
+                        subscription.rate_card.as_str(),
+                        Num(subscription.markup_percent.normalize()),
+                        micros(now),
+                    ],
+                )?;
+            }
             Ok(Written::from_existed(existed))
         })
         .await
