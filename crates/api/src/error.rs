@@ -51,7 +51,9 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::CustomerSubscriptionsNotAllowed
         | ErrorCode::PeriodNotEnded => StatusCode::CONFLICT,
         ErrorCode::AmountOverflow => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::ServiceUnavailable | ErrorCode::StorageFull | ErrorCode::DatabaseReadOnly => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -100,6 +102,18 @@ impl From<StoreError> for ApiError {
                 Some(target) => answer.with_target(target),
                 None => answer,
             };
+        }
+        if let Some(fault) = error.storage_fault() {
+            tracing::error!(error = %error, "the database cannot be written");
+            let message = match fault {
+                stackbill_store::StorageFault::Full => {
+                    "the database's disk is full; nothing can be written until space is freed"
+                }
+                stackbill_store::StorageFault::ReadOnly => {
+                    "the database cannot be written (read-only file, mount or server)"
+                }
+            };
+            return Self::new(fault.code(), message);
         }
         match error {
             ref unavailable if unavailable.is_unavailable() => {

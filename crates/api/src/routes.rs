@@ -67,15 +67,21 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
             .into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
-            (
+            let database = err.storage_fault().map_or("unavailable", |f| f.as_str());
+            let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({
                     "status": "unavailable",
-                    "database": "unavailable",
+                    "database": database,
                     "backend": backend,
                 })),
             )
-                .into_response()
+                .into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            response
         }
     }
 }

@@ -197,6 +197,13 @@ pub(crate) enum DatabaseCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Check the database's integrity (exit 1 when a problem is found)
+    Check {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

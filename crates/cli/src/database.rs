@@ -1,4 +1,5 @@
-//! `stackbill database copy`: the embedded database's data into PostgreSQL.
+//! `stackbill database copy`: the embedded database's data into PostgreSQL; `stackbill
+//! database check`: its integrity.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -17,7 +18,30 @@ use crate::output::outln;
 pub(crate) async fn run(command: DatabaseCommand) -> Result<()> {
     match command {
         DatabaseCommand::Copy { db, to, output } => copy(&db, &to, output.json).await,
+        DatabaseCommand::Check { db, output } => check(&db, output.json).await,
     }
+}
+
+async fn check(db: &crate::cli::DbArgs, json: bool) -> Result<()> {
+    let store = crate::admin::open(db)?;
+    let problems = store.check().await?;
+    if json {
+        output::json(&json!({
+            "database": store.location(),
+            "ok": problems.is_empty(),
+            "problems": problems,
+        }))?;
+    } else if problems.is_empty() {
+        outln!("{}: ok", store.location())?;
+    } else {
+        for problem in &problems {
+            outln!("{problem}")?;
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{} problems found in {}", problems.len(), store.location());
+    }
+    Ok(())
 }
 
 async fn copy(file: &Path, url: &str, json: bool) -> Result<()> {

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // A closed standard error (a supervisor gone, a pipe nobody reads) must not turn a
+        // log line into a panic of the request being logged.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,6 +68,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let store = admin::open(&args.db)?;
+            // Refuse a database that cannot be written rather than answer 503 to every write.
+            if let Err(err) = store.health().await
+                && err.storage_fault() == Some(stackbill_store::StorageFault::ReadOnly)
+            {
+                anyhow::bail!(
+                    "cannot serve {}: the database cannot be written ({err})",
+                    store.location()
+                );
+            }
             let auth = serve::auth_config(&store).await?;
             let listen = serve::Listen {
                 address: args.listen,

@@ -111,6 +111,10 @@ error_codes! {
     AmountOverflow = "AmountOverflow",
     /// The database is not answering; try again.
     ServiceUnavailable = "ServiceUnavailable",
+    /// The database's disk is full: nothing can be written until space is freed.
+    StorageFull = "StorageFull",
+    /// The database cannot be written (permissions, a read-only mount or server).
+    DatabaseReadOnly = "DatabaseReadOnly",
     /// A fault of ours; the details are in the server log.
     InternalServerError = "InternalServerError",
 }

@@ -73,6 +73,24 @@ impl StoreError {
         }
     }
 
+    /// A storage fault behind the failure, if it is one: the disk is full or the database
+    /// cannot be written. Both may pass (space freed, the file made writable again).
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Self::Database(error) => match error.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => Some(StorageFault::Full),
+                Some(rusqlite::ErrorCode::ReadOnly) => Some(StorageFault::ReadOnly),
+                _ => None,
+            },
+            Self::Postgres(error) => match error.code().map(|code| code.code()) {
+                Some("53100") => Some(StorageFault::Full),
+                Some("25006") => Some(StorageFault::ReadOnly),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the failure is passing (the database is busy or unreachable), so that the
     /// same call may succeed if retried.
     pub fn is_unavailable(&self) -> bool {
@@ -102,6 +120,33 @@ impl StoreError {
 
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
+    }
+}
+
+/// Why the database cannot take a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The disk (or the server's storage) is full.
+    Full,
+    /// The database is read-only (file permissions, a read-only mount, a standby server).
+    ReadOnly,
+}
+
+impl StorageFault {
+    /// The error code.
+    pub const fn code(self) -> ErrorCode {
+        match self {
+            Self::Full => ErrorCode::StorageFull,
+            Self::ReadOnly => ErrorCode::DatabaseReadOnly,
+        }
+    }
+
+    /// What `/healthz` says of the database.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read-only",
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod backend;
 mod billing;
+mod check;
 mod clock;
 mod copy;
 mod db;
@@ -26,7 +27,7 @@ pub use billing::{Invoice, InvoiceDiff, InvoiceStatus};
 pub use clock::SystemClock;
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
-pub use error::StoreError;
+pub use error::{StorageFault, StoreError};
 pub use stackbill_core::BillingError;
 pub use store::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};

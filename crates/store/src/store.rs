@@ -155,7 +155,7 @@ impl Store {
         .await
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database answers and takes writes.
     pub async fn health(&self) -> Result<()> {
         self.read(|conn| {
             conn.query_one("SELECT count(*) FROM schema_migrations", params![], |row| {
@@ -163,7 +163,10 @@ impl Store {
             })?;
             Ok(())
         })
-        .await
+        .await?;
+        // A write transaction moves the write clock: it fails when the database cannot be
+        // written (a full disk, a read-only file or server), which a read would not show.
+        self.write(|_, _| Ok(())).await
     }
 }
 

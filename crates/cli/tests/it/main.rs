@@ -9,6 +9,7 @@ mod invoice;
 mod nodes;
 mod output;
 mod slow;
+mod storage;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

@@ -66,7 +66,8 @@ impl Sqlite {
                 Err(err) if err.is_unavailable() && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                opened => break opened?,
+                Err(err) => return Err(explain_open_failure(&path, err)),
+                Ok(writer) => break writer,
             }
         };
         Ok(Self {
@@ -154,4 +155,19 @@ fn migrate_sqlite(conn: &mut Connection, now_micros: i64) -> Result<()> {
         "BEGIN IMMEDIATE",
         now_micros,
     )
+}
+
+/// SQLite's "unable to open database file" says nothing of why; a database that exists but
+/// cannot be written (a read-only file or mount) is the common cause, and is said so.
+fn explain_open_failure(path: &std::path::Path, err: StoreError) -> StoreError {
+    if !path.is_file() || err.is_unavailable() {
+        return err;
+    }
+    match std::fs::OpenOptions::new().append(true).open(path) {
+        Err(io) => StoreError::Config(format!(
+            "the database {} cannot be written: {io}",
+            path.display()
+        )),
+        Ok(_) => err,
+    }
 }
