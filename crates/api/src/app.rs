@@ -51,7 +51,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/usage",
-            post(usage::post_usage).layer(DefaultBodyLimit::max(usage::MAX_USAGE_BODY_BYTES)),
+            post(usage::post_usage)
+                .layer(DefaultBodyLimit::max(usage::MAX_USAGE_BODY_BYTES))
+                .layer(axum::middleware::from_fn(usage::usage_body_budget)),
         )
         .route("/usage/aggregates", get(usage::get_aggregates))
         .route(

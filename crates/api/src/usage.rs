@@ -23,6 +23,61 @@ use crate::state::AppState;
 /// The largest usage body accepted: about 50,000 records.
 pub const MAX_USAGE_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Usage bodies held in memory at once, across every request: two of the largest. A request
+/// waits for its share (its `Content-Length`, or the largest body when it does not say)
+/// before its body is read, so concurrent uploads cannot take the server's memory.
+pub const USAGE_BODY_BUDGET_BYTES: usize = 2 * MAX_USAGE_BODY_BYTES;
+
+/// Shares of [`USAGE_BODY_BUDGET_BYTES`], in KiB.
+pub(crate) struct BodyBudget {
+    kib: tokio::sync::Semaphore,
+    most_kib: u32,
+}
+
+impl BodyBudget {
+    pub(crate) fn new(budget_bytes: usize, most_bytes: usize) -> Self {
+        Self {
+            kib: tokio::sync::Semaphore::new(budget_bytes / 1024),
+            most_kib: u32::try_from(most_bytes.min(budget_bytes) / 1024).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Waits until a body of `length` bytes (`None`: unknown, the largest) fits.
+    pub(crate) async fn admit(
+        &self,
+        length: Option<u64>,
+    ) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let kib = length.map_or(self.most_kib, |bytes| {
+            u32::try_from(bytes.div_ceil(1024))
+                .map_or(self.most_kib, |kib| kib.clamp(1, self.most_kib))
+        });
+        self.kib.acquire_many(kib).await.ok()
+    }
+}
+
+static USAGE_BODIES: std::sync::LazyLock<BodyBudget> =
+    std::sync::LazyLock::new(|| BodyBudget::new(USAGE_BODY_BUDGET_BYTES, MAX_USAGE_BODY_BYTES));
+
+/// Holds a request to `POST /v1/usage` until its body fits in the budget, and keeps its share
+/// until the answer is made.
+pub(crate) async fn usage_body_budget(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let length = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(_share) = USAGE_BODIES.admit(length).await else {
+        return axum::response::IntoResponse::into_response(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "the server is shutting down; try again",
+        ));
+    };
+    next.run(request).await
+}
+
 /// A conflicting record: same key, other content; the stored record stands.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConflictDto {
@@ -386,4 +441,28 @@ pub(crate) async fn get_aggregates(
         )
         .collect();
     crate::page::page(items, &query, &uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bodies_wait_for_their_share_of_the_budget() {
+        let budget = BodyBudget::new(64 * 1024, 48 * 1024);
+        let first = budget.admit(Some(40 * 1024)).await.unwrap();
+        // 40 KiB are out: another 40 KiB body waits, a small one goes ahead.
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), budget.admit(Some(40 * 1024)));
+        assert!(waiting.await.is_err(), "the second body waits");
+        let small = budget.admit(Some(10)).await.unwrap();
+        drop((first, small));
+        let second = tokio::time::timeout(Duration::from_millis(50), budget.admit(Some(40 * 1024)));
+        assert!(second.await.is_ok(), "and goes once the first is done");
+        // A body that does not say its size takes the largest share.
+        let unknown = budget.admit(None).await.unwrap();
+        assert_eq!(unknown.num_permits(), 48);
+    }
 }
