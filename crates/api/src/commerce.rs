@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use serde_json::{Number, Value, json};
 use stackbill_core::period::{hour_number, hour_start};
+use stackbill_core::sum::exact_add;
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::access::{Caller, check_subscription};
@@ -240,7 +241,7 @@ pub(crate) async fn usage_aggregates(
         let sum = lines
             .entry((bucket, record.meter_id, instance))
             .or_insert(Decimal::ZERO);
-        *sum = (sum.checked_add(record.quantity.value()))
+        *sum = exact_add(*sum, record.quantity.value())
             .ok_or_else(|| overflow(&format!("the usage of meter {}", record.meter_id)))?;
     }
     let meters = state.store.meters_by_id().await?;

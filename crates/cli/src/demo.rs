@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
 use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::sum::exact_add;
 use stackbill_core::{
     BillingModel, OfferType, Partner, PartnerId, RateCardName, Registration, RegistrationName,
     Subscription, SubscriptionId, TenantId,
@@ -358,7 +359,7 @@ async fn demo_billing(store: &Store, records: u64) -> Result<(import::Summary, B
     let usage = import_demo_usage(store, records, last, 1).await?;
     let finals = store.finalize_period(last_month, None).await?;
     let finalized_total = (finals.iter())
-        .try_fold(Decimal::ZERO, |sum, invoice| sum.checked_add(invoice.total))
+        .try_fold(Decimal::ZERO, |sum, invoice| exact_add(sum, invoice.total))
         .context("the demo's total overflows")?;
     let this = this_month.start().to_zoned(TimeZone::UTC).date();
     import_demo_usage(store, records / 2, this, 2).await?;

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
 use stackbill_api::diff::invoice_diff_dto;
+use stackbill_core::sum::exact_add;
 use stackbill_core::{ErrorCode, Meter, MeterId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Store};
 
@@ -180,7 +181,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
             for invoice in &invoices {
                 let sum = totals.entry(invoice.currency.to_string()).or_default();
-                *sum = (sum.checked_add(invoice.total))
+                *sum = exact_add(*sum, invoice.total)
                     .with_context(|| format!("the total of {period} overflows"))?;
             }
             let totals: Vec<String> = totals.iter().map(|(c, t)| format!("{t} {c}")).collect();

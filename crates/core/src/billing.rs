@@ -13,6 +13,7 @@ use crate::ids::{CloudId, MeterId, PartnerId, RateCardName};
 use crate::invoice::InvoiceLine;
 use crate::period::Period;
 use crate::rating::RatingError;
+use crate::sum::exact_add;
 use crate::usage::{RecordId, UsageRecord};
 
 /// Why billing refused a call.
@@ -239,14 +240,10 @@ fn only_in(
     for (key, quantity) in a {
         if !b.contains_key(key) {
             count.records += 1;
-            count.quantity =
-                count
-                    .quantity
-                    .checked_add(*quantity)
-                    .ok_or(RatingError::Overflow {
-                        meter_id,
-                        what: "the quantity of the records explaining a change",
-                    })?;
+            count.quantity = exact_add(count.quantity, *quantity).ok_or(RatingError::Overflow {
+                meter_id,
+                what: "the quantity of the records explaining a change",
+            })?;
         }
     }
     Ok(count)

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use crate::ids::MeterId;
 use crate::period::Period;
 use crate::rating::{Currency, RateCard, RatingError, rate};
+use crate::sum::{exact_add, exact_sub};
 
 /// How a subscription's usage is priced.
 #[derive(Debug, Clone, Copy)]
@@ -167,10 +168,10 @@ pub fn adjustments(
                 meter_id,
                 what: "adjustment",
             };
-            let quantity = (to.quantity.checked_sub(from.quantity)).ok_or_else(overflow)?;
+            let quantity = exact_sub(to.quantity, from.quantity).ok_or_else(overflow)?;
             // Both sides are amounts in minor units, so the difference is exact; give it the
             // currency's scale even when one side is an absent (scale-less) zero.
-            let mut amount = (to.amount.checked_sub(from.amount)).ok_or_else(overflow)?;
+            let mut amount = exact_sub(to.amount, from.amount).ok_or_else(overflow)?;
             amount.rescale(currency.minor_units());
             if !quantity.is_zero() || !amount.is_zero() {
                 out.push(Adjustment {
@@ -191,7 +192,7 @@ pub fn total(lines: &[InvoiceLine], adjustments: &[Adjustment]) -> Result<Decima
     let amounts = lines.iter().map(|l| l.amount);
     amounts
         .chain(adjustments.iter().map(|a| a.amount))
-        .try_fold(Decimal::ZERO, Decimal::checked_add)
+        .try_fold(Decimal::ZERO, exact_add)
         .ok_or(RatingError::SumOverflow {
             what: "the invoice total",
         })

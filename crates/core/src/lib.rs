@@ -18,6 +18,7 @@ pub mod period;
 pub mod rating;
 pub mod routing;
 pub mod rules;
+pub mod sum;
 pub mod timeline;
 pub mod usage;
 

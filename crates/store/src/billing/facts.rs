@@ -11,6 +11,7 @@ use stackbill_core::invoice::{
 };
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
+use stackbill_core::sum::exact_add;
 use stackbill_core::{
     BillingError, Currency, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription,
     SubscriptionId,
@@ -190,11 +191,8 @@ pub(super) fn billed_for(
             .entry(parse(&row.get::<String>(1)?)?)
             .or_default();
         let overflow = || StoreError::Overflow("the billed total of a meter".to_owned());
-        entry.quantity = entry
-            .quantity
-            .checked_add(row.get(2)?)
-            .ok_or_else(overflow)?;
-        entry.amount = entry.amount.checked_add(row.get(3)?).ok_or_else(overflow)?;
+        entry.quantity = exact_add(entry.quantity, row.get(2)?).ok_or_else(overflow)?;
+        entry.amount = exact_add(entry.amount, row.get(3)?).ok_or_else(overflow)?;
         Ok(())
     };
     // What the final invoices of `period` billed, then what later invoices adjusted of it.

@@ -4,6 +4,7 @@
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
+use stackbill_core::sum::exact_add;
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::db::{Conn, params};
@@ -42,10 +43,7 @@ impl PeriodTally {
             .entry(refs.meter(meter_ref)?)
             .or_insert((Decimal::ZERO, 0));
         let change = if records < 0 { -quantity } else { quantity };
-        entry.0 = entry
-            .0
-            .checked_add(change)
-            .ok_or_else(StoreError::usage_sum_overflow)?;
+        entry.0 = exact_add(entry.0, change).ok_or_else(StoreError::usage_sum_overflow)?;
         entry.1 += records;
         Ok(())
     }

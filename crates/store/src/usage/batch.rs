@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::meters::builtin_meter;
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::routing::Coverage;
+use stackbill_core::sum::exact_add;
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, UsageError, UsageRecord};
 
@@ -93,10 +94,8 @@ pub(crate) struct Sum {
 impl Sum {
     /// Adds `other`; a quantity beyond 28 digits is an overflow, never a rounded sum.
     pub(crate) fn add(&mut self, other: Self) -> Result<()> {
-        self.quantity = self
-            .quantity
-            .checked_add(other.quantity)
-            .ok_or_else(StoreError::usage_sum_overflow)?;
+        self.quantity =
+            exact_add(self.quantity, other.quantity).ok_or_else(StoreError::usage_sum_overflow)?;
         self.records += other.records;
         Ok(())
     }

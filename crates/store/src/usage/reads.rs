@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::period::hour_start;
 use stackbill_core::routing::Span;
+use stackbill_core::sum::exact_add;
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageRecord};
 
 use crate::db::{Conn, params};
@@ -93,9 +94,7 @@ impl Store {
                     let quantity: Decimal = row.get(4)?;
                     let bucket = hour - hour.rem_euclid(hours_per_bucket);
                     let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
-                    *sum = sum
-                        .checked_add(quantity)
-                        .ok_or_else(StoreError::usage_sum_overflow)?;
+                    *sum = exact_add(*sum, quantity).ok_or_else(StoreError::usage_sum_overflow)?;
                     Ok(())
                 },
             )?;
