@@ -6,7 +6,11 @@ use rust_decimal::Decimal;
 
 /// `a + b`, exactly, or `None`.
 pub fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
-    let sum = a.checked_add(b)?;
+    let mut sum = a.checked_add(b)?;
+    if sum.is_zero() {
+        // Never a "-0" (0 - 0 keeps the sign of the negated zero).
+        sum.set_sign_positive(true);
+    }
     // A rounded sum differs from the exact one, so taking `a` back off does not give `b`.
     (sum.checked_sub(a)? == b && sum.checked_sub(b)? == a).then_some(sum)
 }
@@ -42,5 +46,6 @@ mod tests {
         );
         assert_eq!(exact_add(Decimal::MAX, Decimal::ONE), None);
         assert_eq!(exact_sub(d("7.80"), d("6.60")), Some(d("1.20")));
+        assert_eq!(exact_sub(d("0.00"), d("0.00")).unwrap().to_string(), "0.00");
     }
 }
