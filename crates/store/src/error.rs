@@ -58,6 +58,7 @@ impl StoreError {
             Self::InvalidSubscription(invalid) => Some(invalid.code()),
             Self::Billing(billing) => Some(billing.code()),
             Self::UnknownPartner(_) => Some(ErrorCode::UnknownPartner),
+            Self::Overflow(_) => Some(ErrorCode::AmountOverflow),
             _ => None,
         }
     }

@@ -331,3 +331,30 @@ async fn metrics_count_requests_and_usage_outcomes_with_bounded_labels() {
         "ids never become labels"
     );
 }
+
+/// A sum that would not stay exact is refused as such, never rounded, never a 500.
+#[tokio::test]
+async fn a_sum_beyond_28_digits_is_an_amount_overflow() {
+    let app = crate::billing::priced().await;
+    let record = |id: &str, quantity: &str| {
+        crate::billing::record(
+            id,
+            TENANT_1,
+            crate::billing::METER,
+            "2025-05-05T10:00:00Z",
+            quantity,
+        )
+    };
+    let big = crate::billing::post_usage(&app, record("big", "9999999999999999999999999999")).await;
+    assert_eq!(big.body["accepted"], 1, "{big:?}");
+    let more = app
+        .raw(
+            axum::http::Method::POST,
+            "/v1/usage",
+            Some(stackbill_test_support::ADMIN_TOKEN),
+            Some(record("more", "0.5")),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(more.error(), (422, "AmountOverflow"), "{more:?}");
+}

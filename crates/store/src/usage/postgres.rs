@@ -250,12 +250,19 @@ fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &SumMap) -> Result<()> {
          $5::numeric[], $6::bigint[])
          ON CONFLICT (cloud_ref, tenant_ref, meter_ref, {period}) DO UPDATE
          SET quantity = {table}.quantity + excluded.quantity,
-             records = {table}.records + excluded.records"
+             records = {table}.records + excluded.records
+         RETURNING quantity::text"
     );
     let [clouds, tenants, meters, periods, counts] = &columns;
-    pg.execute(
+    let totals = pg.query(
         &sql,
         &[clouds, tenants, meters, periods, &quantities, counts],
     )?;
+    // NUMERIC adds without limit; a total the store could not read back exactly is refused
+    // here, as the SQLite writer refuses it, and the batch is rolled back.
+    for row in totals {
+        let text: String = row.try_get(0)?;
+        Decimal::from_str_exact(&text).map_err(|_| StoreError::usage_sum_overflow())?;
+    }
     Ok(())
 }
