@@ -12,7 +12,7 @@ mod slow;
 mod storage;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 use stackbill_test_support::TestDb;
@@ -461,4 +461,42 @@ fn serve_refuses_an_unreadable_certificate() {
         .output()
         .unwrap();
     assert_eq!(half.status.code(), Some(2), "--tls-cert needs --tls-key");
+}
+
+/// A `stackbill serve` process, killed when dropped.
+pub(crate) struct Node {
+    pub(crate) child: Child,
+    /// `http://host:port`.
+    pub(crate) address: String,
+}
+
+impl Node {
+    /// Starts `serve` on a free port with the admin token `secret-admin`, and `extra`.
+    pub(crate) fn start(db: &(impl Location + ?Sized), extra: &[&str]) -> Self {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = command(db, &args)
+            .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
+            .env("RUST_LOG", "error")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let address = loop {
+            let line = lines.next().expect("serve prints its address").unwrap();
+            if let Some(rest) = line.strip_prefix("stackbill listening on ") {
+                break rest.to_owned();
+            }
+        };
+        // Keep reading so that the node never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

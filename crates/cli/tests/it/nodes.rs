@@ -4,9 +4,7 @@
 //! acknowledged; and a database reached over TLS only. Run when
 //! `STACKBILL_TEST_POSTGRES` names a server.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,9 +15,9 @@ use stackbill_test_support::{
 };
 
 use crate::import::demo_with_usage;
-use crate::{Location, command, ok_json, stackbill, stored};
+use crate::{Location, Node, ok_json, stackbill, stored};
 
-const ADMIN: &str = "nodes-admin-token";
+const ADMIN: &str = "secret-admin";
 
 /// Whether these tests can run (they need PostgreSQL); says so when they cannot.
 fn postgres_available() -> bool {
@@ -28,40 +26,6 @@ fn postgres_available() -> bool {
         eprintln!("skipped: STACKBILL_TEST_POSTGRES is not set");
     }
     available
-}
-
-/// A `stackbill serve` process, killed when dropped.
-struct Node {
-    child: Child,
-    address: String,
-}
-
-impl Node {
-    fn start(db: &(impl Location + ?Sized)) -> Self {
-        let mut child = command(db, &["serve", "--listen", "127.0.0.1:0"])
-            .env("STACKBILL_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "error")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let address = loop {
-            let line = lines.next().expect("serve prints its address").unwrap();
-            if let Some(rest) = line.strip_prefix("stackbill listening on ") {
-                break rest.to_owned();
-            }
-        };
-        // Keep reading so that the node never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, address }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn agent() -> ureq::Agent {
@@ -143,7 +107,7 @@ fn nodes_on_one_database_accept_every_record_exactly_once() {
     // The demo stores a record of its own (this month's draft).
     let before = stored(&db.location).len() as u64;
     let lines = Arc::new(lines(&file));
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db)).collect();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db, &[])).collect();
     let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
     let accepted = Arc::new(AtomicU64::new(0));
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -260,7 +224,7 @@ fn a_database_crash_mid_ingest_loses_nothing_acknowledged() {
     demo(&db[..]);
     let (_clean, file, expected) = clean_import(3_000);
     let lines = Arc::new(lines(&file));
-    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&db[..])).collect();
+    let nodes: Vec<Node> = (0..2).map(|_| Node::start(&db[..], &[])).collect();
     let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
     let acknowledged = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -416,7 +380,7 @@ fn a_frozen_node_gives_up_the_write_lock() {
     let before = stored(&db.location).len();
     let url = format!("{}?idle_in_transaction_session_timeout=2", db.location);
     let args = ["--database-url".to_owned(), url];
-    let (frozen, other) = (Node::start(&args[..]), Node::start(&args[..]));
+    let (frozen, other) = (Node::start(&args[..], &[]), Node::start(&args[..], &[]));
 
     // Node one's write waits for the write lock, held by another session; node one is
     // frozen, and then the lock is let go: node one's transaction has it, and never goes on.
@@ -431,6 +395,7 @@ fn a_frozen_node_gives_up_the_write_lock() {
             "--database-url".to_owned(),
             format!("{}?lock_timeout=1", db.location),
         ][..],
+        &[],
     );
     let (status, retry_after, body) = post(&agent(), &impatient.address, first).unwrap();
     assert_eq!(status, 503, "{body}");
@@ -505,7 +470,7 @@ fn racing_finalizations_and_registrations_leave_one_history() {
         .as_str()
         .unwrap()
         .to_owned();
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db)).collect();
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db, &[])).collect();
     let addresses: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.address.clone()).collect());
 
     // Eight callers finalize May at once through three nodes, while eight others race to

@@ -2,45 +2,18 @@
 //! connections are closed after `--header-timeout`; an over-long URI or oversized headers
 //! are answered in the ARM envelope.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use stackbill_test_support::TestDb;
 
-use crate::command;
+use crate::Node;
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(db: &TestDb) -> Server {
-    let mut child = command(
-        db,
-        &["serve", "--listen", "127.0.0.1:0", "--header-timeout", "1"],
-    )
-    .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
-    .env("RUST_LOG", "warn")
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("stackbill listening on http://") {
-            break rest.to_owned();
-        }
-    };
-    Server { child, address }
+fn serve(db: &TestDb) -> (Node, String) {
+    let node = Node::start(db, &["--header-timeout", "1"]);
+    let address = node.address.trim_start_matches("http://").to_owned();
+    (node, address)
 }
 
 /// Reads until the server closes the connection; how long that took.
@@ -93,8 +66,8 @@ fn exchange(stream: &mut TcpStream, request: &str) -> String {
 #[test]
 fn slow_silent_and_idle_clients_are_disconnected() {
     let db = TestDb::new();
-    let server = serve(&db);
-    let silent = || TcpStream::connect(&server.address).unwrap();
+    let (_node, address) = serve(&db);
+    let silent = || TcpStream::connect(&address).unwrap();
 
     let mut quiet = silent();
     assert!(
@@ -122,9 +95,9 @@ fn slow_silent_and_idle_clients_are_disconnected() {
 #[test]
 fn oversized_requests_are_answered_in_the_arm_envelope() {
     let db = TestDb::new();
-    let server = serve(&db);
+    let (_node, address) = serve(&db);
     let long = format!("/v1/meters?x={}", "a".repeat(10_000));
-    let mut stream = TcpStream::connect(&server.address).unwrap();
+    let mut stream = TcpStream::connect(&address).unwrap();
     let answer = exchange(
         &mut stream,
         &format!("GET {long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
@@ -136,7 +109,7 @@ fn oversized_requests_are_answered_in_the_arm_envelope() {
     );
     assert!(answer.contains(r#""code":"RequestUriTooLong""#), "{answer}");
 
-    let mut stream = TcpStream::connect(&server.address).unwrap();
+    let mut stream = TcpStream::connect(&address).unwrap();
     let big = "b".repeat(40_000);
     let answer = exchange(
         &mut stream,

@@ -3,14 +3,14 @@
 //! cannot write; `database check` finds a damaged file. The fault tests need to mount a
 //! small tmpfs (root in a container that allows it) and say so when they cannot.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::Value;
 use stackbill_test_support::TestDb;
 
-use crate::{command, ok_json, stackbill};
+use crate::{Node, command, ok_json, stackbill};
 
 /// A small tmpfs, unmounted when dropped.
 struct Mount(PathBuf);
@@ -46,32 +46,6 @@ impl Drop for Mount {
     }
 }
 
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(db: &Path) -> Server {
-    let mut child = command(db, &["serve", "--listen", "127.0.0.1:0"])
-        .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("stackbill listening on ") {
-            break rest.to_owned();
-        }
-    };
-    Server(child, address)
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -89,7 +63,7 @@ fn a_full_disk_answers_storage_full_until_space_is_freed() {
         &db,
         &["partner", "add", "p1", "--name", "Contoso", "--json"],
     );
-    let server = serve(&db);
+    let server = Node::start(&db, &[]);
     // Fill the disk.
     let filler = mount.0.join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
@@ -98,7 +72,7 @@ fn a_full_disk_answers_storage_full_until_space_is_freed() {
     drop(file);
     let agent = agent();
     let mut answer = agent
-        .put(&format!("{}/v1/partners/p2", server.1))
+        .put(&format!("{}/v1/partners/p2", server.address))
         .header("Authorization", "Bearer secret-admin")
         .send_json(serde_json::json!({"name": "Fabrikam"}))
         .unwrap();
@@ -106,13 +80,19 @@ fn a_full_disk_answers_storage_full_until_space_is_freed() {
     assert!(answer.headers().get("retry-after").is_some());
     let body: Value = answer.body_mut().read_json().unwrap();
     assert_eq!(body["error"]["code"], "StorageFull", "{body}");
-    let mut health = agent.get(&format!("{}/healthz", server.1)).call().unwrap();
+    let mut health = agent
+        .get(&format!("{}/healthz", server.address))
+        .call()
+        .unwrap();
     assert_eq!(health.status().as_u16(), 503);
     let body: Value = health.body_mut().read_json().unwrap();
     assert_eq!(body["database"], "full", "{body}");
     // Space comes back: so does the service.
     std::fs::remove_file(&filler).unwrap();
-    let health = agent.get(&format!("{}/healthz", server.1)).call().unwrap();
+    let health = agent
+        .get(&format!("{}/healthz", server.address))
+        .call()
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
 
