@@ -13,7 +13,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
-use crate::{billing, diff, registrations, routes, tokens, usage};
+use crate::{billing, diff, ratecards, registrations, routes, tokens, usage};
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
@@ -58,7 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/usage/aggregates", get(usage::get_aggregates))
         .route(
             "/ratecards/{name}",
-            get(billing::get_rate_card).put(billing::put_rate_card),
+            get(ratecards::get_rate_card).put(ratecards::put_rate_card),
         )
         .route("/invoices", get(billing::list_invoices))
         .route(

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod page;
+pub mod ratecards;
 mod registrations;
 mod routes;
 mod state;

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
-use crate::{billing, diff, registrations, routes, tokens, usage};
+use crate::{billing, diff, ratecards, registrations, routes, tokens, usage};
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -48,8 +48,8 @@ impl Modify for BearerAuth {
         routes::list_meters,
         usage::post_usage,
         usage::get_aggregates,
-        billing::put_rate_card,
-        billing::get_rate_card,
+        ratecards::put_rate_card,
+        ratecards::get_rate_card,
         billing::list_invoices,
         billing::get_invoice,
         billing::invoice_records,
