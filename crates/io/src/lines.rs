@@ -59,7 +59,7 @@ impl<R: BufRead> Lines<R> {
                 });
             }
             any = true;
-            let end = available.iter().position(|&b| b == b'\n');
+            let end = memchr::memchr(b'\n', available);
             let chunk = end.map_or(available, |at| &available[..=at]);
             let len = chunk.len();
             if !too_long {
