@@ -20,6 +20,7 @@ pub mod routing;
 pub mod rules;
 pub mod sum;
 pub mod timeline;
+pub mod total;
 pub mod usage;
 
 pub use billing::BillingError;
