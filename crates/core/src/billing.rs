@@ -13,7 +13,7 @@ use crate::ids::{CloudId, MeterId, PartnerId, RateCardName};
 use crate::invoice::InvoiceLine;
 use crate::period::Period;
 use crate::rating::RatingError;
-use crate::sum::exact_add;
+use crate::total::Total;
 use crate::usage::{RecordId, UsageRecord};
 
 /// Why billing refused a call.
@@ -179,7 +179,7 @@ pub struct RecordCount {
     /// How many records.
     pub records: usize,
     /// Their quantities added up.
-    pub quantity: Decimal,
+    pub quantity: Total,
 }
 
 /// One meter's change on an invoice between two instants, and what explains it.
@@ -188,7 +188,7 @@ pub struct MeterChange {
     /// The meter.
     pub meter_id: MeterId,
     /// The line's quantity at the first instant, and at the second.
-    pub quantity: (Decimal, Decimal),
+    pub quantity: (Total, Total),
     /// The line's amount at the first instant, and at the second.
     pub amount: (Decimal, Decimal),
     /// Records accepted between the two instants.
@@ -240,10 +240,14 @@ fn only_in(
     for (key, quantity) in a {
         if !b.contains_key(key) {
             count.records += 1;
-            count.quantity = exact_add(count.quantity, *quantity).ok_or(RatingError::Overflow {
-                meter_id,
-                what: "the quantity of the records explaining a change",
-            })?;
+            let quantity = Total::from_decimal(*quantity);
+            count.quantity = count
+                .quantity
+                .checked_add(quantity)
+                .ok_or(RatingError::Overflow {
+                    meter_id,
+                    what: "the quantity of the records explaining a change",
+                })?;
         }
     }
     Ok(count)
@@ -262,7 +266,7 @@ pub fn explain_change(facts: DiffFacts<'_>) -> Result<Vec<MeterChange>, RatingEr
         lines
             .iter()
             .find(|l| l.meter_id == meter)
-            .map_or((Decimal::ZERO, Decimal::ZERO), |l| (l.quantity, l.amount))
+            .map_or((Total::ZERO, Decimal::ZERO), |l| (l.quantity, l.amount))
     };
     let mut meters: BTreeSet<MeterId> = from.keys().chain(to.keys()).copied().collect();
     meters.extend(facts.lines_from.iter().map(|l| l.meter_id));

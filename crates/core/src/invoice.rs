@@ -9,6 +9,7 @@ use crate::ids::MeterId;
 use crate::period::Period;
 use crate::rating::{Currency, RateCard, RatingError, rate};
 use crate::sum::{exact_add, exact_sub};
+use crate::total::Total;
 
 /// How a subscription's usage is priced.
 #[derive(Debug, Clone, Copy)]
@@ -32,7 +33,7 @@ pub struct InvoiceLine {
     /// The meter.
     pub meter_id: MeterId,
     /// The period's routed quantity.
-    pub quantity: Decimal,
+    pub quantity: Total,
     /// The rated amount.
     pub amount: Decimal,
     /// No price was found.
@@ -43,7 +44,7 @@ pub struct InvoiceLine {
 /// still gets its line), by meter.
 pub fn rate_lines(
     period: Period,
-    quantities: &BTreeMap<MeterId, Decimal>,
+    quantities: &BTreeMap<MeterId, Total>,
     pricing: Pricing<'_>,
 ) -> Result<Vec<InvoiceLine>, RatingError> {
     let currency = pricing.currency();
@@ -56,7 +57,7 @@ pub fn rate_lines(
             let rated = rate(meter_id, quantity, price, pricing.markup_percent, currency)?;
             Ok(InvoiceLine {
                 meter_id,
-                quantity: quantity.normalize(),
+                quantity,
                 amount: rated.amount,
                 unpriced: rated.unpriced,
             })
@@ -95,7 +96,7 @@ pub struct Adjustment {
     /// The meter.
     pub meter_id: MeterId,
     /// The quantity difference.
-    pub quantity: Decimal,
+    pub quantity: Total,
     /// The amount difference.
     pub amount: Decimal,
     /// Why.
@@ -107,7 +108,7 @@ pub struct Adjustment {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Billed {
     /// Quantity billed.
-    pub quantity: Decimal,
+    pub quantity: Total,
     /// Amount billed.
     pub amount: Decimal,
 }
@@ -168,7 +169,7 @@ pub fn adjustments(
                 meter_id,
                 what: "adjustment",
             };
-            let quantity = exact_sub(to.quantity, from.quantity).ok_or_else(overflow)?;
+            let quantity = (to.quantity.checked_sub(from.quantity)).ok_or_else(overflow)?;
             // Both sides are amounts in minor units, so the difference is exact; give it the
             // currency's scale even when one side is an absent (scale-less) zero.
             let mut amount = exact_sub(to.amount, from.amount).ok_or_else(overflow)?;
@@ -177,7 +178,7 @@ pub fn adjustments(
                 out.push(Adjustment {
                     period,
                     meter_id,
-                    quantity: quantity.normalize(),
+                    quantity,
                     amount,
                     reason,
                 });
@@ -208,6 +209,10 @@ mod tests {
         format!("{n:032x}").parse().unwrap()
     }
 
+    fn q(text: &str) -> Total {
+        text.parse().unwrap()
+    }
+
     fn d(text: &str) -> Decimal {
         text.parse().unwrap()
     }
@@ -217,7 +222,7 @@ mod tests {
             meter(n),
             InvoiceLine {
                 meter_id: meter(n),
-                quantity: d(quantity),
+                quantity: q(quantity),
                 amount: d(amount),
                 unpriced: false,
             },
@@ -244,9 +249,9 @@ mod tests {
             ],
         };
         let quantities = BTreeMap::from([
-            (meter(1), d("10.50")),
-            (meter(2), d("3")),
-            (meter(3), d("0")),
+            (meter(1), q("10.50")),
+            (meter(2), q("3")),
+            (meter(3), q("0")),
         ]);
         let pricing = Pricing {
             card: Some(&card),
@@ -256,7 +261,7 @@ mod tests {
         assert_eq!(lines.len(), 3, "a zero quantity still gets a line");
         assert_eq!(
             (lines[0].quantity, lines[0].amount, lines[0].unpriced),
-            (d("10.5"), d("2.89"), false)
+            (q("10.5"), d("2.89"), false)
         );
         assert_eq!((lines[1].amount, lines[1].unpriced), (d("0.00"), true));
         assert_eq!(pricing.currency().code(), "EUR");
@@ -269,7 +274,7 @@ mod tests {
         let billed = BTreeMap::from([(
             meter(1),
             Billed {
-                quantity: d("10"),
+                quantity: q("10"),
                 amount: d("1.00"),
             },
         )]);
@@ -282,16 +287,16 @@ mod tests {
             today: &today,
         };
         let adjustments = adjustments(period, Currency::USD, ratings).unwrap();
-        let summary: Vec<(MeterId, &str, Decimal, Decimal)> = adjustments
+        let summary: Vec<(MeterId, &str, Total, Decimal)> = adjustments
             .iter()
             .map(|a| (a.meter_id, a.reason.as_str(), a.quantity, a.amount))
             .collect();
         assert_eq!(
             summary,
             [
-                (meter(1), "Reassignment", d("-2"), d("-0.20")),
-                (meter(1), "LateUsage", d("1"), d("0.10")),
-                (meter(2), "LateUsage", d("1"), d("0.33")),
+                (meter(1), "Reassignment", q("-2"), d("-0.20")),
+                (meter(1), "LateUsage", q("1"), d("0.10")),
+                (meter(2), "LateUsage", q("1"), d("0.33")),
             ]
         );
         let adjusted: Decimal = adjustments.iter().map(|a| a.amount).sum();

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 pub use crate::currency::{Currency, UnknownCurrency};
 use crate::error_code::ErrorCode;
 use crate::ids::{MeterId, PartnerId, RateCardName};
+use crate::total::{TOTAL_SCALE, Total};
 
 /// Why a price cannot be computed or a rate card is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,6 +226,20 @@ impl Exact {
         }
     }
 
+    /// A total, with its insignificant fraction zeros dropped (smaller products follow).
+    fn from_total(value: Total) -> Self {
+        let ten = I256::from(10u8);
+        let mut exact = Self {
+            mantissa: value.units(),
+            scale: TOTAL_SCALE,
+        };
+        while exact.scale > 0 && exact.mantissa % ten == I256::ZERO {
+            exact.mantissa /= ten;
+            exact.scale -= 1;
+        }
+        exact
+    }
+
     fn rescaled(self, scale: u32) -> Option<Self> {
         if scale < self.scale || scale > MAX_EXACT_SCALE {
             return None;
@@ -287,7 +302,7 @@ pub struct Rated {
 /// currency's minor unit, half away from zero.
 pub fn rate(
     meter_id: MeterId,
-    quantity: Decimal,
+    quantity: Total,
     rate: Option<&MeterRate>,
     markup_percent: Decimal,
     currency: Currency,
@@ -299,17 +314,23 @@ pub fn rate(
             unpriced: true,
         });
     };
-    let billable = (quantity - rate.included_quantity).max(Decimal::ZERO);
+    let billable = quantity
+        .checked_sub(Total::from_decimal(rate.included_quantity))
+        .ok_or_else(|| overflow("billable quantity"))?
+        .max(Total::ZERO);
     let mut cost = Exact::ZERO;
     for (index, tier) in rate.tiers.iter().enumerate() {
-        if billable <= tier.from_quantity {
+        let from = Total::from_decimal(tier.from_quantity);
+        if billable <= from {
             break;
         }
-        let upper = rate
-            .tiers
-            .get(index + 1)
-            .map_or(billable, |next| next.from_quantity.min(billable));
-        let part = Exact::from_decimal(upper - tier.from_quantity);
+        let upper = rate.tiers.get(index + 1).map_or(billable, |next| {
+            Total::from_decimal(next.from_quantity).min(billable)
+        });
+        let part = upper
+            .checked_sub(from)
+            .map(Exact::from_total)
+            .ok_or_else(|| overflow("tier quantity"))?;
         let tier_cost = part
             .checked_mul(Exact::from_decimal(tier.unit_price))
             .ok_or_else(|| overflow("tier cost"))?;
@@ -368,7 +389,7 @@ mod tests {
     fn amount(quantity: &str, rate: &MeterRate, markup: &str, currency: &str) -> String {
         super::rate(
             meter(),
-            d(quantity),
+            Total::from_decimal(d(quantity)),
             Some(rate),
             d(markup),
             currency.parse().unwrap(),
@@ -457,8 +478,14 @@ mod tests {
             amount(&big, &half, "0", "JPY"),
             format!("5{}", "0".repeat(27))
         );
-        let err =
-            super::rate(meter(), d(&big), Some(&half), Decimal::ZERO, Currency::USD).unwrap_err();
+        let err = super::rate(
+            meter(),
+            Total::from_decimal(d(&big)),
+            Some(&half),
+            Decimal::ZERO,
+            Currency::USD,
+        )
+        .unwrap_err();
         assert!(
             matches!(err, RatingError::Overflow { what: "amount", .. }),
             "{err}"
@@ -466,7 +493,7 @@ mod tests {
         let costly = card(&[("0", &"9".repeat(28))], "0");
         let err = super::rate(
             meter(),
-            d(&big),
+            Total::from_decimal(d(&big)),
             Some(&costly),
             Decimal::ZERO,
             Currency::USD,
@@ -477,7 +504,14 @@ mod tests {
 
     #[test]
     fn no_price_is_an_unpriced_zero() {
-        let rated = super::rate(meter(), d("5"), None, Decimal::ZERO, Currency::USD).unwrap();
+        let rated = super::rate(
+            meter(),
+            Total::from_decimal(d("5")),
+            None,
+            Decimal::ZERO,
+            Currency::USD,
+        )
+        .unwrap();
         assert_eq!(
             rated,
             Rated {

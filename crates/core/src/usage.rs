@@ -100,10 +100,11 @@ impl UsageError {
 /// The most significant digits a quantity may have.
 pub const MAX_QUANTITY_SIGNIFICANT_DIGITS: usize = 28;
 /// The most fraction digits a quantity may have.
-pub const MAX_QUANTITY_FRACTION_DIGITS: u32 = 10;
+pub const MAX_QUANTITY_FRACTION_DIGITS: u32 = 28;
 
 /// A usage quantity: a non-negative exact decimal with at most 28 significant digits and at
-/// most 10 fraction digits (trailing zeros do not count: `1.50` and `1.5` are one value).
+/// most 28 fraction digits, as real stacks send them (`8.3819031715393066E-08`); trailing
+/// zeros do not count: `1.50` and `1.5` are one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Quantity(Decimal);
 
@@ -317,8 +318,15 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        assert_eq!(q("0.12345678901"), Err(UsageErrorCode::InvalidQuantity));
-        assert_eq!(q("1e-11"), Err(UsageErrorCode::InvalidQuantity));
+        // SPEC §3: up to 28 fraction digits, as stacks print doubles.
+        assert_eq!(q("0.12345678901"), Ok("0.12345678901".to_owned()));
+        assert_eq!(
+            q("8.3819031715393066E-08"),
+            Ok("0.000000083819031715393066".to_owned())
+        );
+        assert_eq!(q("1.52587890625E-05"), Ok("0.0000152587890625".to_owned()));
+        assert_eq!(q("1e-28"), Ok(format!("0.{}1", "0".repeat(27))));
+        assert_eq!(q("1e-29"), Err(UsageErrorCode::InvalidQuantity));
         let max = "9".repeat(28);
         assert_eq!(q(&max), Ok(max.clone()));
         assert_eq!(

@@ -18,6 +18,7 @@ mod db;
 mod directory;
 mod error;
 mod migrate;
+mod numeric;
 mod store;
 mod tokens;
 mod usage;

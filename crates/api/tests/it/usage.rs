@@ -332,14 +332,14 @@ async fn metrics_count_requests_and_usage_outcomes_with_bounded_labels() {
     );
 }
 
-/// A sum that would not stay exact is refused as such, never rounded, never a 500.
+/// Sums of quantities stay exact beyond a 96-bit decimal's 28 digits (SPEC §3).
 #[tokio::test]
-async fn a_sum_beyond_28_digits_is_an_amount_overflow() {
+async fn a_sum_beyond_28_digits_stays_exact() {
     let app = crate::billing::priced().await;
     let record = |id: &str, quantity: &str| {
         crate::billing::record(
             id,
-            TENANT_1,
+            TENANT_2,
             crate::billing::METER,
             "2025-05-05T10:00:00Z",
             quantity,
@@ -347,14 +347,18 @@ async fn a_sum_beyond_28_digits_is_an_amount_overflow() {
     };
     let big = crate::billing::post_usage(&app, record("big", "9999999999999999999999999999")).await;
     assert_eq!(big.body["accepted"], 1, "{big:?}");
-    let more = app
-        .raw(
-            axum::http::Method::POST,
-            "/v1/usage",
-            Some(stackbill_test_support::ADMIN_TOKEN),
-            Some(record("more", "0.5")),
-            "application/x-ndjson",
-        )
+    let fine =
+        crate::billing::post_usage(&app, record("fine", "0.0000000000000000000000000001")).await;
+    assert_eq!(fine.body["accepted"], 1, "{fine:?}");
+    let sums = app
+        .get(&format!(
+            "/v1/usage/aggregates?tenantId={TENANT_2}&from=2025-05-05T00:00:00Z\
+             &to=2025-05-06T00:00:00Z&granularity=Daily"
+        ))
         .await;
-    assert_eq!(more.error(), (422, "AmountOverflow"), "{more:?}");
+    assert_eq!(sums.status, 200, "{sums:?}");
+    assert_eq!(
+        sums.body["value"][0]["quantity"],
+        "9999999999999999999999999999.0000000000000000000000000001"
+    );
 }

@@ -105,7 +105,7 @@ fn every_code_names_its_field() {
         (InvalidQuantity, "quantity")
     );
     assert_eq!(
-        rejected(|r| r.quantity = Some("0.00000000001".into())),
+        rejected(|r| r.quantity = Some("0.00000000000000000000000000001".into())),
         (InvalidQuantity, "quantity")
     );
     assert_eq!(

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rust_decimal::Decimal;
 use stackbill_core::invoice::{Adjustment, InvoiceLine, PeriodRatings, adjustments, total};
+use stackbill_core::total::Total;
 use stackbill_core::{BillingError, MeterId, PartnerId, Period, SubscriptionId};
 
 use super::facts::{Facts, PriceList, billed_for, load_final_invoice};
@@ -51,7 +51,7 @@ pub(super) fn draft_invoices(
         let billed = billed_for(conn, final_period, facts.as_of)?;
         let mut subscriptions: BTreeSet<SubscriptionId> = today.keys().copied().collect();
         subscriptions.extend(billed.keys().copied());
-        let mut rerouted_cache: HashMap<i64, BTreeMap<SubscriptionId, BTreeMap<MeterId, Decimal>>> =
+        let mut rerouted_cache: HashMap<i64, BTreeMap<SubscriptionId, BTreeMap<MeterId, Total>>> =
             HashMap::new();
         let mut prices_cache: HashMap<i64, PriceList> = HashMap::new();
         for sub in subscriptions {

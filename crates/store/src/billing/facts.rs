@@ -12,6 +12,7 @@ use stackbill_core::invoice::{
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::sum::exact_add;
+use stackbill_core::total::Total;
 use stackbill_core::{
     BillingError, Currency, MeterId, PartnerId, Period, RateCard, RateCardName, Subscription,
     SubscriptionId,
@@ -21,6 +22,7 @@ use super::{Invoice, InvoiceStatus};
 use crate::db::{Conn, Num, Row, instant, micros, params, parse};
 use crate::directory::{load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
+use crate::numeric::TotalParam;
 
 /// The stored text of a card's owner: the partner id, or '' for a shared card.
 pub(super) fn owner_text(owner: &CardOwner) -> &str {
@@ -191,7 +193,7 @@ pub(super) fn billed_for(
             .entry(parse(&row.get::<String>(1)?)?)
             .or_default();
         let overflow = || StoreError::Overflow("the billed total of a meter".to_owned());
-        entry.quantity = exact_add(entry.quantity, row.get(2)?).ok_or_else(overflow)?;
+        entry.quantity = (entry.quantity.checked_add(row.get(2)?)).ok_or_else(overflow)?;
         entry.amount = exact_add(entry.amount, row.get(3)?).ok_or_else(overflow)?;
         Ok(())
     };
@@ -292,7 +294,7 @@ impl PriceList {
         &self,
         subscription: Option<&Subscription>,
         period: Period,
-        quantities: &BTreeMap<MeterId, Decimal>,
+        quantities: &BTreeMap<MeterId, Total>,
     ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
         let pricing = match subscription {
             Some(s) => self.pricing(s, period),
@@ -349,7 +351,7 @@ impl Facts {
         &self,
         subscription: SubscriptionId,
         period: Period,
-        quantities: &BTreeMap<MeterId, Decimal>,
+        quantities: &BTreeMap<MeterId, Total>,
     ) -> Result<BTreeMap<MeterId, InvoiceLine>, BillingError> {
         (self.prices).rate(self.subscriptions.get(&subscription), period, quantities)
     }
@@ -381,7 +383,7 @@ pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) ->
                 sub,
                 period,
                 l.meter_id.to_string(),
-                Num(l.quantity),
+                TotalParam(l.quantity),
                 Num(l.amount),
                 i64::from(l.unpriced)
             ],
@@ -397,7 +399,7 @@ pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) ->
                 period,
                 a.period.to_string(),
                 a.meter_id.to_string(),
-                Num(a.quantity),
+                TotalParam(a.quantity),
                 Num(a.amount),
                 a.reason.as_str()
             ],

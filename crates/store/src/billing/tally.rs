@@ -2,9 +2,8 @@
 //! for tenants whose routing holds all month, the hourly one for the others, and the records
 //! accepted after an instant taken off one by one.
 
-use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
-use stackbill_core::sum::exact_add;
+use stackbill_core::total::Total;
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::db::{Conn, params};
@@ -14,7 +13,7 @@ use crate::values::Refs;
 
 /// Quantities routed to each subscription, per meter.
 pub(crate) type PeriodUsage =
-    std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Decimal>>;
+    std::collections::BTreeMap<SubscriptionId, std::collections::BTreeMap<MeterId, Total>>;
 
 /// One month's usage routed by one routing table: quantity and record count per subscription
 /// and meter (the count tells a line of zero quantity from no line at all).
@@ -23,7 +22,7 @@ pub(crate) struct PeriodTally {
     period: stackbill_core::Period,
     sums: std::collections::BTreeMap<
         SubscriptionId,
-        std::collections::BTreeMap<MeterId, (Decimal, i64)>,
+        std::collections::BTreeMap<MeterId, (Total, i64)>,
     >,
 }
 
@@ -33,7 +32,7 @@ impl PeriodTally {
         refs: &Refs,
         subscription: SubscriptionId,
         meter_ref: i64,
-        quantity: Decimal,
+        quantity: Total,
         records: i64,
     ) -> Result<()> {
         let entry = self
@@ -41,9 +40,13 @@ impl PeriodTally {
             .entry(subscription)
             .or_default()
             .entry(refs.meter(meter_ref)?)
-            .or_insert((Decimal::ZERO, 0));
-        let change = if records < 0 { -quantity } else { quantity };
-        entry.0 = exact_add(entry.0, change).ok_or_else(StoreError::usage_sum_overflow)?;
+            .or_insert((Total::ZERO, 0));
+        let sum = if records < 0 {
+            entry.0.checked_sub(quantity)
+        } else {
+            entry.0.checked_add(quantity)
+        };
+        entry.0 = sum.ok_or_else(StoreError::usage_sum_overflow)?;
         entry.1 += records;
         Ok(())
     }
@@ -162,10 +165,10 @@ impl PeriodTally {
         self.sums
             .iter()
             .map(|(subscription, meters)| {
-                let meters: std::collections::BTreeMap<MeterId, Decimal> = meters
+                let meters: std::collections::BTreeMap<MeterId, Total> = meters
                     .iter()
                     .filter(|(_, (_, records))| *records > 0)
-                    .map(|(meter, (quantity, _))| (*meter, quantity.normalize()))
+                    .map(|(meter, (quantity, _))| (*meter, *quantity))
                     .collect();
                 (*subscription, meters)
             })

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::meters::builtin_meter;
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::routing::Coverage;
-use stackbill_core::sum::exact_add;
+use stackbill_core::total::Total;
 use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, UsageError, UsageRecord};
 
@@ -87,15 +87,15 @@ pub(crate) struct SumKey {
 /// The accepted quantity and record count under one key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Sum {
-    pub(crate) quantity: Decimal,
+    pub(crate) quantity: Total,
     pub(crate) records: i64,
 }
 
 impl Sum {
     /// Adds `other`; a quantity beyond 28 digits is an overflow, never a rounded sum.
     pub(crate) fn add(&mut self, other: Self) -> Result<()> {
-        self.quantity =
-            exact_add(self.quantity, other.quantity).ok_or_else(StoreError::usage_sum_overflow)?;
+        self.quantity = (self.quantity.checked_add(other.quantity))
+            .ok_or_else(StoreError::usage_sum_overflow)?;
         self.records += other.records;
         Ok(())
     }
@@ -250,7 +250,7 @@ impl<'c> Batch<'c> {
             at: record.hour,
         };
         self.sums.entry(key).or_default().add(Sum {
-            quantity: record.quantity,
+            quantity: Total::from_decimal(record.quantity),
             records: 1,
         })?;
         Ok(Disposition::Accepted)

@@ -13,7 +13,6 @@
 use std::collections::hash_map::Entry;
 use std::pin::pin;
 
-use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::UsageRecord;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -23,6 +22,7 @@ use super::batch::{Batch, Interned, SumMap, Sums};
 use super::{Disposition, UsageWriter};
 use crate::db::{Conn, PgConn, micros, params};
 use crate::error::{Result, StoreError};
+use crate::numeric::TotalParam;
 
 const COPY_RECORDS: &str = "COPY usage_records (cloud_ref, record_id, tenant_ref, \
     subscription_ref, meter_ref, quantity, usage_hour, instance_ref, reported_at, accepted_at) \
@@ -236,13 +236,13 @@ fn copy_records(
 fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &SumMap) -> Result<()> {
     let (table, period) = sums_of.table();
     let mut columns: [Vec<i64>; 5] = Default::default();
-    let mut quantities: Vec<Decimal> = Vec::with_capacity(sums.len());
+    let mut quantities: Vec<TotalParam> = Vec::with_capacity(sums.len());
     for (key, sum) in sums {
         let values = [key.cloud, key.tenant, key.meter, key.at, sum.records];
         for (column, value) in columns.iter_mut().zip(values) {
             column.push(value);
         }
-        quantities.push(sum.quantity);
+        quantities.push(TotalParam(sum.quantity));
     }
     let sql = format!(
         "INSERT INTO {table} (cloud_ref, tenant_ref, meter_ref, {period}, quantity, records)
@@ -250,19 +250,12 @@ fn add_sums(pg: &PgConn<'_>, sums_of: Sums, sums: &SumMap) -> Result<()> {
          $5::numeric[], $6::bigint[])
          ON CONFLICT (cloud_ref, tenant_ref, meter_ref, {period}) DO UPDATE
          SET quantity = {table}.quantity + excluded.quantity,
-             records = {table}.records + excluded.records
-         RETURNING quantity::text"
+             records = {table}.records + excluded.records"
     );
     let [clouds, tenants, meters, periods, counts] = &columns;
-    let totals = pg.query(
+    pg.execute(
         &sql,
         &[clouds, tenants, meters, periods, &quantities, counts],
     )?;
-    // NUMERIC adds without limit; a total the store could not read back exactly is refused
-    // here, as the SQLite writer refuses it, and the batch is rolled back.
-    for row in totals {
-        let text: String = row.try_get(0)?;
-        Decimal::from_str_exact(&text).map_err(|_| StoreError::usage_sum_overflow())?;
-    }
     Ok(())
 }

@@ -4,7 +4,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
 use stackbill_core::period::hour_start;
 use stackbill_core::routing::Span;
-use stackbill_core::sum::exact_add;
+use stackbill_core::total::Total;
 use stackbill_core::{CloudId, MeterId, SubscriptionId, TenantId, UsageRecord};
 
 use crate::db::{Conn, params};
@@ -45,7 +45,7 @@ pub struct UsageAggregate {
     /// The first hour of the bucket, in whole hours since the Unix epoch.
     pub start_hour: i64,
     /// The sum of accepted quantities.
-    pub quantity: Decimal,
+    pub quantity: Total,
 }
 
 impl Store {
@@ -64,7 +64,7 @@ impl Store {
         };
         self.read(move |conn| {
             let refs = Refs::load(conn)?;
-            let mut sums: std::collections::BTreeMap<(i64, MeterId), Decimal> =
+            let mut sums: std::collections::BTreeMap<(i64, MeterId), Total> =
                 std::collections::BTreeMap::new();
             conn.query_each(
                 "SELECT cloud_ref, tenant_ref, meter_ref, usage_hour, quantity FROM usage_hourly
@@ -91,10 +91,11 @@ impl Store {
                         return Ok(());
                     }
                     let meter = refs.meter(meter_ref)?;
-                    let quantity: Decimal = row.get(4)?;
+                    let quantity: Total = row.get(4)?;
                     let bucket = hour - hour.rem_euclid(hours_per_bucket);
-                    let sum = sums.entry((bucket, meter)).or_insert(Decimal::ZERO);
-                    *sum = exact_add(*sum, quantity).ok_or_else(StoreError::usage_sum_overflow)?;
+                    let sum = sums.entry((bucket, meter)).or_insert(Total::ZERO);
+                    *sum =
+                        (sum.checked_add(quantity)).ok_or_else(StoreError::usage_sum_overflow)?;
                     Ok(())
                 },
             )?;
@@ -103,7 +104,7 @@ impl Store {
                 .map(|((start_hour, meter_id), quantity)| UsageAggregate {
                     meter_id,
                     start_hour,
-                    quantity: quantity.normalize(),
+                    quantity,
                 })
                 .collect())
         })

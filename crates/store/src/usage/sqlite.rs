@@ -1,8 +1,8 @@
 //! The SQLite usage writer: record by record through the key index, in key order.
 
 use rusqlite::{Connection, OptionalExtension};
-use rust_decimal::Decimal;
 use stackbill_core::UsageRecord;
+use stackbill_core::total::Total;
 
 use super::batch::{Batch, Interned, SumMap, Sums};
 use super::{Disposition, UsageWriter};
@@ -129,7 +129,7 @@ impl UsageWriter for Connection {
             let mut total = *sum;
             if let Some((quantity, records)) = existing {
                 total.add(super::batch::Sum {
-                    quantity: parse::<Decimal>(&quantity)?,
+                    quantity: parse::<Total>(&quantity)?,
                     records,
                 })?;
             }
@@ -138,7 +138,7 @@ impl UsageWriter for Connection {
                 key.tenant,
                 key.meter,
                 key.at,
-                total.quantity.normalize().to_string(),
+                total.quantity.to_string(),
                 total.records
             ])?;
         }

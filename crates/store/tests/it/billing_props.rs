@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use stackbill_core::invoice::{Pricing, rate_lines};
 use stackbill_core::rating::{MeterRate, Tier};
+use stackbill_core::total::Total;
 use stackbill_core::{
     Currency, MeterId, Period, Quantity, RateCard, RateCardName, RecordId, SubscriptionId,
     UsageRecord,
@@ -130,6 +131,10 @@ async fn fresh_rating(store: &Store) -> BTreeMap<(SubscriptionId, Period, MeterI
                 .or_default() += r.quantity.value();
         }
         for (sub, meters) in quantities {
+            let meters = meters
+                .into_iter()
+                .map(|(meter, quantity)| (meter, Total::from_decimal(quantity)))
+                .collect();
             let pricing = Pricing {
                 card: Some(&card),
                 markup_percent: markups[&sub],
@@ -253,20 +258,20 @@ async fn finalization_racing_ingestion_splits_records_exactly() {
     let finals = store.finalize_period(march, None).await.unwrap();
     writer.await.unwrap();
 
-    let final_quantity: Decimal = finals
+    let final_quantity = finals
         .iter()
         .flat_map(|i| i.lines.iter())
-        .map(|l| l.quantity)
-        .sum();
+        .try_fold(Total::ZERO, |sum, l| sum.checked_add(l.quantity))
+        .unwrap();
     let april = store.invoices(period(1), None, None).await.unwrap();
-    let adjusted: Decimal = april
+    let adjusted = april
         .iter()
         .flat_map(|i| i.adjustments.iter())
-        .map(|a| a.quantity)
-        .sum();
+        .try_fold(Total::ZERO, |sum, a| sum.checked_add(a.quantity))
+        .unwrap();
     assert_eq!(
-        final_quantity + adjusted,
-        Decimal::new(1000 * 15, 1),
+        final_quantity.checked_add(adjusted),
+        Some(Total::from_decimal(Decimal::new(1000 * 15, 1))),
         "every record is billed once"
     );
     assert!(april.iter().all(|i| i.status == InvoiceStatus::Draft));
@@ -286,6 +291,6 @@ async fn finalization_racing_ingestion_splits_records_exactly() {
             .await
             .unwrap();
         let known: Decimal = known.iter().map(|r| r.quantity.value()).sum();
-        assert_eq!(known, final_quantity);
+        assert_eq!(Total::from_decimal(known), final_quantity);
     }
 }

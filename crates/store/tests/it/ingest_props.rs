@@ -113,7 +113,10 @@ async fn totals(store: &Store, scope: UsageScope) -> BTreeMap<(i64, String), Dec
         .await
         .unwrap()
         .into_iter()
-        .map(|a| ((a.start_hour, a.meter_id.to_string()), a.quantity))
+        .map(|a| {
+            let quantity = a.quantity.to_decimal().expect("small test totals");
+            ((a.start_hour, a.meter_id.to_string()), quantity)
+        })
         .collect()
 }
 
