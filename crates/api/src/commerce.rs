@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use serde_json::{Number, Value, json};
 use stackbill_core::period::{hour_number, hour_start};
-use stackbill_core::sum::exact_add;
+use stackbill_core::total::Total;
 use stackbill_core::{MeterId, SubscriptionId};
 
 use crate::access::{Caller, check_subscription};
@@ -63,15 +63,27 @@ fn parameter<'a>(query: &'a QueryParams, name: &str) -> Option<&'a str> {
 
 /// An exact decimal written as a JSON number with its digits as they are (no binary
 /// float on the way), trailing zeros removed.
-#[derive(Debug, Clone, Copy)]
-struct JsonDecimal(Decimal);
+#[derive(Debug, Clone)]
+struct JsonDecimal(String);
+
+impl From<Decimal> for JsonDecimal {
+    fn from(value: Decimal) -> Self {
+        Self(value.normalize().to_string())
+    }
+}
+
+impl From<Total> for JsonDecimal {
+    fn from(value: Total) -> Self {
+        Self(value.to_string())
+    }
+}
 
 impl Serialize for JsonDecimal {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = self.0.normalize().to_string();
+        let text = &self.0;
         match text.parse::<Number>() {
             Ok(number) => number.serialize(serializer),
-            Err(_) => serializer.serialize_str(&text),
+            Err(_) => serializer.serialize_str(text),
         }
     }
 }
@@ -233,15 +245,15 @@ pub(crate) async fn usage_aggregates(
         .store
         .records_reported_between(subscription, start, end)
         .await?;
-    let mut lines: BTreeMap<(i64, MeterId, Option<String>), Decimal> = BTreeMap::new();
+    let mut lines: BTreeMap<(i64, MeterId, Option<String>), Total> = BTreeMap::new();
     for record in records {
         let hour = hour_number(record.usage_start);
         let bucket = hour - hour.rem_euclid(bucket_hours);
         let instance = if details { record.instance_data } else { None };
         let sum = lines
             .entry((bucket, record.meter_id, instance))
-            .or_insert(Decimal::ZERO);
-        *sum = exact_add(*sum, record.quantity.value())
+            .or_insert(Total::ZERO);
+        *sum = (sum.checked_add(Total::from_decimal(record.quantity.value())))
             .ok_or_else(|| overflow(&format!("the usage of meter {}", record.meter_id)))?;
     }
     let meters = state.store.meters_by_id().await?;
@@ -276,7 +288,7 @@ pub(crate) async fn usage_aggregates(
                 meter_id: meter_id.to_string(),
                 meter_name: about(|m| &m.name),
                 meter_region: METER_REGION,
-                quantity: JsonDecimal(quantity),
+                quantity: quantity.into(),
                 subscription_id: subscription.to_string(),
                 unit: about(|m| &m.unit),
                 usage_end_time: to.to_string(),
@@ -359,14 +371,11 @@ pub(crate) async fn rate_card(
             for tier in rate.tiers() {
                 let price = (tier.unit_price.checked_mul(factor))
                     .ok_or_else(|| overflow(&format!("the price of meter {meter_id}")))?;
-                meter_rates.insert(
-                    tier.from_quantity.normalize().to_string(),
-                    JsonDecimal(price),
-                );
+                meter_rates.insert(tier.from_quantity.normalize().to_string(), price.into());
             }
             meters_out.push(RateCardMeterDto {
                 effective_date: rate.effective_date.to_string(),
-                included_quantity: JsonDecimal(rate.included_quantity),
+                included_quantity: rate.included_quantity.into(),
                 meter_category: about(|m| &m.category),
                 meter_id: meter_id.to_string(),
                 meter_name: about(|m| &m.name),
