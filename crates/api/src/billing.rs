@@ -118,7 +118,7 @@ async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiErr
         ("$top" = String, Query, description = "at most 1,000"),
         ("$skipToken" = String, Query, description = "from a nextLink"),
     ),
-    responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), crate::error::ArmError),
+    responses((status = 200, body = InvoicePageDto), crate::error::ArmError),
     security(("bearer" = []))
 )]
 pub(crate) async fn list_invoices(
@@ -126,7 +126,7 @@ pub(crate) async fn list_invoices(
     Extension(caller): Extension<Caller>,
     query: QueryParams,
     uri: OriginalUri,
-) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
+) -> Result<Json<InvoicePageDto>, ApiError> {
     let period: Period = query.parsed("period")?.ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
             .with_target("period")
@@ -134,20 +134,64 @@ pub(crate) async fn list_invoices(
     let mut partner = query.parsed::<PartnerId>("partnerId")?;
     if let Some(own) = caller.partner_scope()? {
         if partner.as_ref().is_some_and(|p| p != own) {
-            return crate::page::page(Vec::<InvoiceDto>::new(), &query, &uri);
+            let Json(page) = crate::page::page(Vec::<InvoiceDto>::new(), &query, &uri)?;
+            return Ok(Json(InvoicePageDto::new(page, Vec::new())));
         }
         partner = Some(own.clone());
     }
-    let invoices = state
+    let (invoices, failed) = state
         .store
-        .invoices(period, partner, query.instant("asOf")?)
+        .invoice_list(period, partner, query.instant("asOf")?)
         .await?;
     let meters = meter_names(&state).await?;
     let dtos: Vec<InvoiceDto> = invoices
         .into_iter()
         .map(|i| invoice_dto(i, &meters))
         .collect();
-    crate::page::page(dtos, &query, &uri)
+    let failed = failed
+        .into_iter()
+        .map(|(subscription, error)| {
+            let answer = ApiError::from(error);
+            FailedInvoiceDto {
+                subscription_id: subscription.to_string(),
+                code: answer.code.as_str(),
+                message: answer.message,
+            }
+        })
+        .collect();
+    let Json(page) = crate::page::page(dtos, &query, &uri)?;
+    Ok(Json(InvoicePageDto::new(page, failed)))
+}
+
+/// A page of a month's invoices, and the subscriptions whose invoice cannot be computed
+/// (an amount beyond what an invoice holds): one subscription never hides the others.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoicePageDto {
+    value: Vec<InvoiceDto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<FailedInvoiceDto>,
+}
+
+impl InvoicePageDto {
+    fn new(page: ListDto<InvoiceDto>, failed: Vec<FailedInvoiceDto>) -> Self {
+        Self {
+            value: page.value,
+            next_link: page.next_link,
+            failed,
+        }
+    }
+}
+
+/// A subscription whose invoice cannot be computed, and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedInvoiceDto {
+    subscription_id: String,
+    code: &'static str,
+    message: String,
 }
 
 fn csv_escape(field: &str) -> String {

@@ -11,7 +11,7 @@ use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
 use stackbill_api::diff::invoice_diff_dto;
 use stackbill_core::sum::exact_add;
 use stackbill_core::{ErrorCode, Meter, MeterId, Period, SubscriptionId};
-use stackbill_store::{Invoice, InvoiceStatus, Store};
+use stackbill_store::{Invoice, InvoiceStatus, Store, StoreError};
 
 use crate::admin::open;
 use crate::cli::{ExportFormat, InvoiceCommand};
@@ -40,6 +40,19 @@ fn status(invoice: &Invoice) -> &'static str {
     }
 }
 
+/// One subscription's invoice that cannot be computed never hides the others: they are
+/// listed, each failure is said on standard error, and the exit code is 1.
+fn report_failed(period: Period, failed: Vec<(SubscriptionId, StoreError)>) -> Result<()> {
+    let count = failed.len();
+    for (_, error) in failed {
+        eprintln!("{}", crate::refusal::describe(&anyhow::Error::from(error)));
+    }
+    if count > 0 {
+        anyhow::bail!("{count} invoices of {period} cannot be computed");
+    }
+    Ok(())
+}
+
 fn not_found(subscription: SubscriptionId, period: Period) -> anyhow::Error {
     refused(
         ErrorCode::InvoiceNotFound,
@@ -57,9 +70,10 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             output,
         } => {
             let store = open(&db)?;
-            let invoices = store.invoices(period, partner, as_of).await?;
+            let (invoices, failed) = store.invoice_list(period, partner, as_of).await?;
             if output.json {
-                return print_json(&store, invoices).await;
+                print_json(&store, invoices).await?;
+                return report_failed(period, failed);
             }
             let rows: Vec<Vec<String>> = invoices
                 .iter()
@@ -87,7 +101,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 ],
                 &rows,
             )?;
-            Ok(())
+            report_failed(period, failed)
         }
         InvoiceCommand::Show {
             subscription,

@@ -30,6 +30,14 @@ pub enum BillingError {
     /// Rating failed (overflow, or an invalid rate card).
     #[error(transparent)]
     Rating(#[from] RatingError),
+    /// One subscription's invoice cannot be computed.
+    #[error("subscription {subscription}: {error}")]
+    Subscription {
+        /// The subscription.
+        subscription: crate::ids::SubscriptionId,
+        /// Why.
+        error: Box<BillingError>,
+    },
 }
 
 impl BillingError {
@@ -38,6 +46,7 @@ impl BillingError {
         match self {
             Self::PeriodNotEnded { .. } => ErrorCode::PeriodNotEnded,
             Self::Rating(rating) => rating.code(),
+            Self::Subscription { error, .. } => error.code(),
         }
     }
 
@@ -46,6 +55,7 @@ impl BillingError {
         match self {
             Self::PeriodNotEnded { .. } => Some("period"),
             Self::Rating(rating) => rating.target(),
+            Self::Subscription { error, .. } => error.target(),
         }
     }
 }

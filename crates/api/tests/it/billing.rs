@@ -531,3 +531,53 @@ async fn pricing_changes_apply_from_a_period_and_never_rewrite_history() {
     let may = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
     assert_eq!(may.body["total"], "6.60", "a final invoice never changes");
 }
+
+/// One subscription whose amount cannot be held never hides another's invoice.
+#[tokio::test]
+async fn one_subscriptions_overflow_leaves_the_others_invoices_alone() {
+    let app = priced().await;
+    let huge = app
+        .put(
+            "/v1/ratecards/huge",
+            json!({"currency": "USD", "meters": [
+                {"meterId": METER, "rates": {"0": "79228162514264337593543950335"}, "effectiveDate": "2025-01-01T00:00:00Z"}
+            ]}),
+        )
+        .await;
+    assert_eq!(huge.status, 201, "{huge:?}");
+    let repriced = app
+        .put(
+            &format!("/v1/subscriptions/{CSPSS_DEFAULT}"),
+            json!({"offerType": "CSPSS", "partnerId": "p1", "rateCard": "huge", "pricingFrom": "2025-01"}),
+        )
+        .await;
+    assert_eq!(repriced.status, 200, "{repriced:?}");
+    post_usage(
+        &app,
+        record("big", TENANT_2, METER, "2025-05-21T10:00:00Z", "2"),
+    )
+    .await;
+    let list = app.get("/v1/invoices?period=2025-05").await;
+    assert_eq!(list.status, 200, "{list:?}");
+    let listed: Vec<&str> = list.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["subscriptionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [CUSTOMER_1]);
+    assert_eq!(list.body["failed"][0]["subscriptionId"], CSPSS_DEFAULT);
+    assert_eq!(list.body["failed"][0]["code"], "AmountOverflow");
+    let fine = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(fine.status, 200, "{fine:?}");
+    let failing = app
+        .get(&format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05"))
+        .await;
+    assert_eq!(failing.error(), (422, "AmountOverflow"), "{failing:?}");
+    assert!(
+        failing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(CSPSS_DEFAULT)
+    );
+}

@@ -14,6 +14,33 @@ use crate::db::{Conn, micros, params, parse};
 use crate::error::{Result, StoreError};
 use crate::values::Refs;
 
+/// The drafts of a period, and the subscriptions whose invoice cannot be computed (an
+/// amount beyond what an invoice holds): one subscription's failure never hides another's
+/// invoice.
+#[derive(Debug, Default)]
+pub(super) struct Drafts {
+    pub(super) invoices: Vec<Invoice>,
+    pub(super) failed: BTreeMap<SubscriptionId, BillingError>,
+}
+
+impl Drafts {
+    /// Every invoice, or the first failure (for finalization, which must freeze them all).
+    pub(super) fn all(self) -> Result<Vec<Invoice>> {
+        match self.failed.into_iter().next() {
+            Some((subscription, error)) => Err(failure(subscription, error)),
+            None => Ok(self.invoices),
+        }
+    }
+}
+
+/// A subscription's billing failure, naming it.
+pub(super) fn failure(subscription: SubscriptionId, error: BillingError) -> StoreError {
+    StoreError::Billing(BillingError::Subscription {
+        subscription,
+        error: Box::new(error),
+    })
+}
+
 /// Drafts of `period` for every subscription not final in it (optionally one partner's):
 /// today's lines plus adjustments of final periods whose next open period this is.
 pub(super) fn draft_invoices(
@@ -21,7 +48,8 @@ pub(super) fn draft_invoices(
     facts: &Facts,
     period: Period,
     partner: Option<&PartnerId>,
-) -> Result<Vec<Invoice>> {
+) -> Result<Drafts> {
+    let mut failed: BTreeMap<SubscriptionId, BillingError> = BTreeMap::new();
     let in_scope = |sub: SubscriptionId| {
         partner.is_none_or(|p| facts.partner_of(sub) == Some(p))
             && facts
@@ -33,8 +61,12 @@ pub(super) fn draft_invoices(
     let mut drafts: BTreeMap<SubscriptionId, (Vec<InvoiceLine>, Vec<Adjustment>)> = BTreeMap::new();
     for (sub, quantities) in &usage {
         if in_scope(*sub) {
-            let lines = facts.rate(*sub, period, quantities).map_err(billing)?;
-            drafts.entry(*sub).or_default().0 = lines.into_values().collect();
+            match facts.rate(*sub, period, quantities) {
+                Ok(lines) => drafts.entry(*sub).or_default().0 = lines.into_values().collect(),
+                Err(error) => {
+                    failed.entry(*sub).or_insert(error);
+                }
+            }
         }
     }
     let partners = facts.subscriptions.values().map(|s| s.partner_id.as_ref());
@@ -90,53 +122,68 @@ pub(super) fn draft_invoices(
             };
             let then = &*then;
             let subscription = facts.subscriptions.get(&sub);
-            let repriced = facts.rate(sub, final_period, known).map_err(billing)?;
-            // A subscription made after the finalization had no pricing then: nothing of its
-            // pricing changed since.
-            let rerouted = if then.prices(sub) {
-                (then.rate(subscription, final_period, known)).map_err(billing)?
-            } else {
-                repriced.clone()
+            let today_usage = today.get(&sub).unwrap_or(&empty);
+            let rated = (|| -> std::result::Result<Vec<Adjustment>, BillingError> {
+                let repriced = facts.rate(sub, final_period, known)?;
+                // A subscription made after the finalization had no pricing then: nothing of
+                // its pricing changed since.
+                let rerouted = if then.prices(sub) {
+                    then.rate(subscription, final_period, known)?
+                } else {
+                    repriced.clone()
+                };
+                let now = facts.rate(sub, final_period, today_usage)?;
+                let nothing_billed = BTreeMap::new();
+                let ratings = PeriodRatings {
+                    billed: billed.get(&sub).unwrap_or(&nothing_billed),
+                    rerouted: &rerouted,
+                    repriced: &repriced,
+                    today: &now,
+                };
+                Ok(adjustments(
+                    final_period,
+                    facts.currency(sub, final_period),
+                    ratings,
+                )?)
+            })();
+            let found = match rated {
+                Ok(found) => found,
+                Err(error) => {
+                    failed.entry(sub).or_insert(error);
+                    continue;
+                }
             };
-            let now = facts
-                .rate(sub, final_period, today.get(&sub).unwrap_or(&empty))
-                .map_err(billing)?;
-            let nothing_billed = BTreeMap::new();
-            let ratings = PeriodRatings {
-                billed: billed.get(&sub).unwrap_or(&nothing_billed),
-                rerouted: &rerouted,
-                repriced: &repriced,
-                today: &now,
-            };
-            let found = adjustments(final_period, facts.currency(sub, final_period), ratings)
-                .map_err(|error| billing(error.into()))?;
             if !found.is_empty() {
                 drafts.entry(sub).or_default().1.extend(found);
             }
         }
     }
-    drafts
-        .into_iter()
-        .map(|(sub, (lines, adjustments))| {
-            let subscription = facts.subscriptions.get(&sub);
-            let currency = facts.currency(sub, period);
-            Ok(Invoice {
-                subscription_id: sub,
-                partner_id: subscription.and_then(|s| s.partner_id.clone()),
-                period,
-                currency,
-                status: InvoiceStatus::Draft,
-                total: total(&lines, &adjustments).map_err(|error| billing(error.into()))?,
-                lines,
-                adjustments,
-                finalized_at: None,
-            })
-        })
-        .collect()
-}
-
-fn billing(error: BillingError) -> StoreError {
-    StoreError::Billing(error)
+    let mut invoices = Vec::new();
+    for (sub, (lines, adjustments)) in drafts {
+        if failed.contains_key(&sub) {
+            continue;
+        }
+        let total = match total(&lines, &adjustments) {
+            Ok(total) => total,
+            Err(error) => {
+                failed.insert(sub, error.into());
+                continue;
+            }
+        };
+        let subscription = facts.subscriptions.get(&sub);
+        invoices.push(Invoice {
+            subscription_id: sub,
+            partner_id: subscription.and_then(|s| s.partner_id.clone()),
+            period,
+            currency: facts.currency(sub, period),
+            status: InvoiceStatus::Draft,
+            total,
+            lines,
+            adjustments,
+            finalized_at: None,
+        });
+    }
+    Ok(Drafts { invoices, failed })
 }
 
 /// Every invoice of `period` (finals frozen, drafts computed), optionally one partner's.
@@ -145,9 +192,12 @@ pub(super) fn invoices_of(
     period: Period,
     partner: Option<&PartnerId>,
     as_of: Option<i64>,
-) -> Result<Vec<Invoice>> {
+) -> Result<Drafts> {
     let facts = Facts::load(conn, as_of)?;
-    let mut invoices = draft_invoices(conn, &facts, period, partner)?;
+    let Drafts {
+        mut invoices,
+        failed,
+    } = draft_invoices(conn, &facts, period, partner)?;
     let finals: Vec<String> = conn.query_map(
         "SELECT subscription_id FROM final_invoices WHERE period = ?1
            AND (CAST(?2 AS BIGINT) IS NULL OR finalized_at <= ?2)
@@ -165,5 +215,5 @@ pub(super) fn invoices_of(
         }
     }
     invoices.sort_by_key(|i| i.subscription_id);
-    Ok(invoices)
+    Ok(Drafts { invoices, failed })
 }

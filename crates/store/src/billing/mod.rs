@@ -31,7 +31,7 @@ use stackbill_core::{
 
 use crate::db::{Conn, Num, micros, params};
 use crate::directory::{Written, load_routing, load_subscription};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::store::Store;
 use crate::usage::{RecordFilter, load_records};
 use drafts::{draft_invoices, invoices_of};
@@ -162,8 +162,27 @@ impl Store {
         partner: Option<PartnerId>,
         as_of: Option<Timestamp>,
     ) -> Result<Vec<Invoice>> {
-        self.read(move |conn| invoices_of(conn, period, partner.as_ref(), as_of.map(micros)))
+        self.read(move |conn| invoices_of(conn, period, partner.as_ref(), as_of.map(micros))?.all())
             .await
+    }
+
+    /// Every invoice of a period that can be computed, optionally one partner's, now or as
+    /// of an instant, and the subscriptions whose invoice cannot (each with why): one
+    /// subscription's failure never hides the others' invoices.
+    pub async fn invoice_list(
+        &self,
+        period: Period,
+        partner: Option<PartnerId>,
+        as_of: Option<Timestamp>,
+    ) -> Result<(Vec<Invoice>, Vec<(SubscriptionId, StoreError)>)> {
+        self.read(move |conn| {
+            let drafts = invoices_of(conn, period, partner.as_ref(), as_of.map(micros))?;
+            let failed = (drafts.failed.into_iter())
+                .map(|(sub, error)| (sub, drafts::failure(sub, error)))
+                .collect();
+            Ok((drafts.invoices, failed))
+        })
+        .await
     }
 
     /// One subscription's invoice of a period, if it has one.
@@ -212,7 +231,7 @@ impl Store {
             )?;
             if !already {
                 let facts = Facts::load(tx, None)?;
-                for invoice in draft_invoices(tx, &facts, period, partner.as_ref())? {
+                for invoice in draft_invoices(tx, &facts, period, partner.as_ref())?.all()? {
                     write_final(tx, &invoice, now)?;
                 }
                 tx.execute(
@@ -222,7 +241,7 @@ impl Store {
                 )?;
             }
             invoices_of(tx, period, partner.as_ref(), None).map(|all| {
-                all.into_iter()
+                (all.invoices.into_iter())
                     .filter(|i| i.status == InvoiceStatus::Final)
                     .collect()
             })
@@ -309,7 +328,12 @@ fn invoice_in(
     }
     let facts = Facts::load(conn, as_of)?;
     let partner = facts.partner_of(subscription).cloned();
-    Ok(draft_invoices(conn, &facts, period, partner.as_ref())?
+    let mut drafts = draft_invoices(conn, &facts, period, partner.as_ref())?;
+    if let Some(error) = drafts.failed.remove(&subscription) {
+        return Err(drafts::failure(subscription, error));
+    }
+    Ok(drafts
+        .invoices
         .into_iter()
         .find(|i| i.subscription_id == subscription))
 }
