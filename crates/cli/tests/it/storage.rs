@@ -30,6 +30,17 @@ impl Mount {
         Some(Self(dir))
     }
 
+    /// A 4 MiB tmpfs holding a database with one partner.
+    fn with_database() -> Option<(Self, PathBuf)> {
+        let mount = Self::new("4m")?;
+        let db = mount.0.join("stackbill.db");
+        ok_json(
+            &db,
+            &["partner", "add", "p1", "--name", "Contoso", "--json"],
+        );
+        Some((mount, db))
+    }
+
     fn remount(&self, options: &str) {
         let status = Command::new("mount")
             .args(["-o", &format!("remount,{options}")])
@@ -55,14 +66,9 @@ fn agent() -> ureq::Agent {
 
 #[test]
 fn a_full_disk_answers_storage_full_until_space_is_freed() {
-    let Some(mount) = Mount::new("4m") else {
+    let Some((mount, db)) = Mount::with_database() else {
         return;
     };
-    let db = mount.0.join("stackbill.db");
-    ok_json(
-        &db,
-        &["partner", "add", "p1", "--name", "Contoso", "--json"],
-    );
     let server = Node::start(&db, &[]);
     // Fill the disk.
     let filler = mount.0.join("filler");
@@ -98,14 +104,9 @@ fn a_full_disk_answers_storage_full_until_space_is_freed() {
 
 #[test]
 fn serve_refuses_a_database_it_cannot_write() {
-    let Some(mount) = Mount::new("4m") else {
+    let Some((mount, db)) = Mount::with_database() else {
         return;
     };
-    let db = mount.0.join("stackbill.db");
-    ok_json(
-        &db,
-        &["partner", "add", "p1", "--name", "Contoso", "--json"],
-    );
     mount.remount("ro");
     let refused = command(&db, &["serve", "--listen", "127.0.0.1:0"])
         .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
