@@ -580,4 +580,26 @@ async fn one_subscriptions_overflow_leaves_the_others_invoices_alone() {
             .unwrap()
             .contains(CSPSS_DEFAULT)
     );
+    // Another partner finalizes its own month; a finalize that includes the failing
+    // subscription is refused, naming it, and freezes nothing.
+    let other = app
+        .call(
+            Method::POST,
+            "/v1/periods/2025-05/finalize?partnerId=p2",
+            None,
+        )
+        .await;
+    assert_eq!(other.status, 200, "{other:?}");
+    let all = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(all.error(), (422, "AmountOverflow"), "{all:?}");
+    assert!(
+        all.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(CSPSS_DEFAULT)
+    );
+    let still = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(still.body["status"], "draft");
 }
