@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 use stackbill_core::{Meter, MeterId, PartnerId, Period, SubscriptionId};
-use stackbill_store::{Invoice, InvoiceStatus};
+use stackbill_store::{Invoice, InvoiceStatus, StoreError};
 
 use crate::access::{Caller, check_subscription, forbidden};
 use crate::dto::ListDto;
@@ -148,19 +148,8 @@ pub(crate) async fn list_invoices(
         .into_iter()
         .map(|i| invoice_dto(i, &meters))
         .collect();
-    let failed = failed
-        .into_iter()
-        .map(|(subscription, error)| {
-            let answer = ApiError::from(error);
-            FailedInvoiceDto {
-                subscription_id: subscription.to_string(),
-                code: answer.code.as_str(),
-                message: answer.message,
-            }
-        })
-        .collect();
     let Json(page) = crate::page::page(dtos, &query, &uri)?;
-    Ok(Json(InvoicePageDto::new(page, failed)))
+    Ok(Json(InvoicePageDto::new(page, failed_dtos(failed))))
 }
 
 /// A page of a month's invoices, and the subscriptions whose invoice cannot be computed
@@ -303,7 +292,7 @@ pub(crate) async fn get_invoice(
         ("period" = String, Path, description = "YYYY-MM"),
         ("partnerId" = String, Query, description = "only this partner's"),
     ),
-    responses((status = 200, body = crate::dto::ListDto<InvoiceDto>), crate::error::ArmError),
+    responses((status = 200, body = InvoicePageDto), crate::error::ArmError),
     security(("bearer" = []))
 )]
 pub(crate) async fn finalize(
@@ -311,7 +300,7 @@ pub(crate) async fn finalize(
     Extension(caller): Extension<Caller>,
     Path(period): Path<String>,
     query: QueryParams,
-) -> Result<Json<ListDto<InvoiceDto>>, ApiError> {
+) -> Result<Json<InvoicePageDto>, ApiError> {
     let period: Period = param(&period, "period")?;
     let mut partner = query.parsed::<PartnerId>("partnerId")?;
     if let Some(own) = caller.partner_scope()? {
@@ -321,15 +310,34 @@ pub(crate) async fn finalize(
         }
         partner = Some(own.clone());
     }
-    let invoices = state.store.finalize_period(period, partner).await?;
+    let (invoices, failed) = state
+        .store
+        .finalize_period_reporting(period, partner)
+        .await?;
     let meters = meter_names(&state).await?;
-    Ok(Json(ListDto {
+    let page = ListDto {
         value: invoices
             .into_iter()
             .map(|i| invoice_dto(i, &meters))
             .collect(),
         next_link: None,
-    }))
+    };
+    Ok(Json(InvoicePageDto::new(page, failed_dtos(failed))))
+}
+
+/// The subscriptions whose invoice cannot be computed, as answered.
+fn failed_dtos(failed: Vec<(SubscriptionId, StoreError)>) -> Vec<FailedInvoiceDto> {
+    failed
+        .into_iter()
+        .map(|(subscription, error)| {
+            let answer = ApiError::from(error);
+            FailedInvoiceDto {
+                subscription_id: subscription.to_string(),
+                code: answer.code.as_str(),
+                message: answer.message,
+            }
+        })
+        .collect()
 }
 
 /// A stored usage record, as the drill-down answers it.

@@ -188,9 +188,12 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             output,
         } => {
             let store = open(&db)?;
-            let invoices = store.finalize_period(period, partner.clone()).await?;
+            let (invoices, failed) = store
+                .finalize_period_reporting(period, partner.clone())
+                .await?;
             if output.json {
-                return print_json(&store, invoices).await;
+                print_json(&store, invoices).await?;
+                return report_failed(period, failed);
             }
             let mut totals: BTreeMap<String, Decimal> = BTreeMap::new();
             for invoice in &invoices {
@@ -209,7 +212,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                     totals.join(", ")
                 }
             )?;
-            Ok(())
+            report_failed(period, failed)
         }
         InvoiceCommand::Diff {
             subscription,

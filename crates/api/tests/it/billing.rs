@@ -580,26 +580,35 @@ async fn one_subscriptions_overflow_leaves_the_others_invoices_alone() {
             .unwrap()
             .contains(CSPSS_DEFAULT)
     );
-    // Another partner finalizes its own month; a finalize that includes the failing
-    // subscription is refused, naming it, and freezes nothing.
-    let other = app
-        .call(
-            Method::POST,
-            "/v1/periods/2025-05/finalize?partnerId=p2",
-            None,
-        )
-        .await;
-    assert_eq!(other.status, 200, "{other:?}");
+    // Finalizing the month freezes the months of the partners with no failing subscription
+    // (none other has usage here) and reports the failing one; its partner's month stays a
+    // draft, whole, until it is fixed.
     let all = app
         .call(Method::POST, "/v1/periods/2025-05/finalize", None)
         .await;
-    assert_eq!(all.error(), (422, "AmountOverflow"), "{all:?}");
-    assert!(
-        all.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(CSPSS_DEFAULT)
+    assert_eq!(all.status, 200, "{all:?}");
+    assert_eq!(
+        all.body["failed"][0]["subscriptionId"], CSPSS_DEFAULT,
+        "{all:?}"
     );
     let still = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
-    assert_eq!(still.body["status"], "draft");
+    assert_eq!(
+        still.body["status"], "draft",
+        "p1's month is frozen whole or not at all"
+    );
+    // Fixed, the month finalizes the rest.
+    let fixed = app
+        .put(
+            &format!("/v1/subscriptions/{CSPSS_DEFAULT}"),
+            json!({"offerType": "CSPSS", "partnerId": "p1", "pricingFrom": "2025-01"}),
+        )
+        .await;
+    assert_eq!(fixed.status, 200, "{fixed:?}");
+    let again = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert!(again.body.get("failed").is_none(), "{again:?}");
+    let done = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
+    assert_eq!(done.body["status"], "final");
 }

@@ -17,6 +17,8 @@ mod drafts;
 mod facts;
 mod tally;
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::billing::{
@@ -215,36 +217,85 @@ impl Store {
     }
 
     /// Freezes the invoices of `period` (optionally one partner's). Repeating it changes
-    /// nothing; the answer is the final invoices.
+    /// nothing; the answer is the final invoices. When a subscription's invoice cannot be
+    /// computed, the answer is that error (see [`Store::finalize_period_reporting`] for what
+    /// was frozen meanwhile).
     pub async fn finalize_period(
         &self,
         period: Period,
         partner: Option<PartnerId>,
     ) -> Result<Vec<Invoice>> {
+        let (finals, failed) = self.finalize_period_reporting(period, partner).await?;
+        match failed.into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(finals),
+        }
+    }
+
+    /// Freezes the invoices of `period` (optionally one partner's), as
+    /// [`Store::finalize_period`], and answers the final invoices with the subscriptions
+    /// whose invoice cannot be computed. A partner's month is frozen whole or not at all: when
+    /// some subscription fails, the month of every other partner is frozen (as its own
+    /// finalization), the failing subscription's partner (and, for an all-partners
+    /// finalization, the subscriptions of no partner) stay drafts until it is fixed and the
+    /// month finalized again.
+    pub async fn finalize_period_reporting(
+        &self,
+        period: Period,
+        partner: Option<PartnerId>,
+    ) -> Result<(Vec<Invoice>, Vec<(SubscriptionId, StoreError)>)> {
         self.write(move |tx, now| {
             check_finalizable(period, now)?;
-            let scope = PartnerScope::of(partner.as_ref());
-            let scope = scope_text(&scope);
-            let already = tx.exists(
-                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
-                params![period.to_string(), scope],
-            )?;
-            if !already {
-                let facts = Facts::load(tx, None)?;
-                for invoice in draft_invoices(tx, &facts, period, partner.as_ref())?.all()? {
-                    write_final(tx, &invoice, now)?;
-                }
+            let record = |scope: &PartnerScope| -> Result<()> {
                 tx.execute(
                     "INSERT INTO finalized_periods (period, partner_id, finalized_at)
                      VALUES (?1, ?2, ?3)",
-                    params![period.to_string(), scope, micros(now)],
+                    params![period.to_string(), scope_text(scope), micros(now)],
                 )?;
+                Ok(())
+            };
+            let scope = PartnerScope::of(partner.as_ref());
+            let already = tx.exists(
+                "SELECT 1 FROM finalized_periods WHERE period = ?1 AND partner_id = ?2",
+                params![period.to_string(), scope_text(&scope)],
+            )?;
+            let mut failed = Vec::new();
+            if !already {
+                let facts = Facts::load(tx, None)?;
+                let drafts = draft_invoices(tx, &facts, period, partner.as_ref())?;
+                if drafts.failed.is_empty() {
+                    for invoice in &drafts.invoices {
+                        write_final(tx, invoice, now)?;
+                    }
+                    record(&scope)?;
+                } else {
+                    // Freeze every partner none of whose subscriptions failed, on its own.
+                    let failing: BTreeSet<Option<&PartnerId>> =
+                        drafts.failed.keys().map(|s| facts.partner_of(*s)).collect();
+                    let mut frozen: BTreeSet<&PartnerId> = BTreeSet::new();
+                    for invoice in &drafts.invoices {
+                        let owner = facts.partner_of(invoice.subscription_id);
+                        if let Some(owner) = owner
+                            && !failing.contains(&Some(owner))
+                        {
+                            write_final(tx, invoice, now)?;
+                            frozen.insert(owner);
+                        }
+                    }
+                    for owner in frozen {
+                        record(&PartnerScope::Partner(owner.clone()))?;
+                    }
+                    failed = (drafts.failed.into_iter())
+                        .map(|(sub, error)| (sub, drafts::failure(sub, error)))
+                        .collect();
+                }
             }
-            invoices_of(tx, period, partner.as_ref(), None).map(|all| {
+            let finals = invoices_of(tx, period, partner.as_ref(), None).map(|all| {
                 (all.invoices.into_iter())
                     .filter(|i| i.status == InvoiceStatus::Final)
                     .collect()
-            })
+            })?;
+            Ok((finals, failed))
         })
         .await
     }
