@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use rust_decimal::Decimal;
 use serde::{Serialize, Serializer};
 use serde_json::{Number, Value, json};
-use stackbill_core::period::{hour_number, hour_start};
+use stackbill_core::period::hour_start;
 use stackbill_core::total::Total;
 use stackbill_core::{MeterId, SubscriptionId};
 
@@ -241,21 +241,10 @@ pub(crate) async fn usage_aggregates(
         None => 0,
     };
 
-    let records = state
+    let lines = state
         .store
-        .records_reported_between(subscription, start, end)
+        .reported_usage(subscription, start, end, bucket_hours, details)
         .await?;
-    let mut lines: BTreeMap<(i64, MeterId, Option<String>), Total> = BTreeMap::new();
-    for record in records {
-        let hour = hour_number(record.usage_start);
-        let bucket = hour - hour.rem_euclid(bucket_hours);
-        let instance = if details { record.instance_data } else { None };
-        let sum = lines
-            .entry((bucket, record.meter_id, instance))
-            .or_insert(Total::ZERO);
-        *sum = (sum.checked_add(Total::from_decimal(record.quantity.value())))
-            .ok_or_else(|| overflow(&format!("the usage of meter {}", record.meter_id)))?;
-    }
     let meters = state.store.meters_by_id().await?;
     let total = lines.len();
     let mut value = Vec::new();

@@ -32,4 +32,4 @@ pub use error::{StorageFault, StoreError};
 pub use stackbill_core::BillingError;
 pub use store::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};
-pub use usage::{Disposition, UsageAggregate, UsageScope};
+pub use usage::{Disposition, ReportedUsage, UsageAggregate, UsageScope};

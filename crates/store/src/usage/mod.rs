@@ -25,7 +25,7 @@ use crate::values::{ValueCache, ValueIds};
 use batch::{Batch, SumMap, Sums};
 
 pub(crate) use reads::{RecordFilter, last_rowid_by, load_records};
-pub use reads::{UsageAggregate, UsageScope};
+pub use reads::{ReportedUsage, UsageAggregate, UsageScope};
 pub use stackbill_core::Disposition;
 
 /// What a backend writes for a batch of usage; every decision is [`Batch`]'s, so both

@@ -202,24 +202,58 @@ impl Store {
 }
 
 impl Store {
-    /// The records billed to `subscription` (routed by today's registrations) whose reported
-    /// time is in `[from, to)`. Reads every record: the Azure usage API selects by reported time,
-    /// which no index follows.
-    pub async fn records_reported_between(
+    /// The usage billed to `subscription` (routed by today's registrations) whose reported
+    /// time is in `[from, to)`, summed per usage bucket of `bucket_hours` (its first hour),
+    /// meter and, with `details`, instance data. The rows are summed as they are read, so
+    /// memory follows the number of sums, not of records; the Azure usage API selects by
+    /// reported time, which no index follows, so every record is read.
+    pub async fn reported_usage(
         &self,
         subscription: SubscriptionId,
         from: jiff::Timestamp,
         to: jiff::Timestamp,
-    ) -> Result<Vec<UsageRecord>> {
+        bucket_hours: i64,
+        details: bool,
+    ) -> Result<ReportedUsage> {
         self.read(move |conn| {
             let routing = crate::directory::load_routing(conn, None)?;
-            let filter = RecordFilter {
-                routed_to: Some((subscription, &routing)),
-                reported: Some((from.as_microsecond(), to.as_microsecond())),
-                ..RecordFilter::default()
-            };
-            load_records(conn, 0, i64::MAX, &filter)
+            let refs = Refs::load(conn)?;
+            let mut sums = ReportedUsage::new();
+            conn.query_each(
+                "SELECT r.cloud_ref, r.tenant_ref, r.meter_ref, r.quantity, r.usage_hour,
+                        CASE WHEN CAST(?3 AS BIGINT) = 1 THEN v.value END
+                 FROM usage_records r LEFT JOIN usage_values v ON v.value_id = r.instance_ref
+                 WHERE r.reported_at >= ?1 AND r.reported_at < ?2",
+                params![
+                    from.as_microsecond(),
+                    to.as_microsecond(),
+                    i64::from(details)
+                ],
+                |row| {
+                    let hour: i64 = row.get(4)?;
+                    let usage_start = hour_start(hour).map_err(StoreError::corrupt)?;
+                    let (cloud, tenant) = (refs.cloud(row.get(0)?)?, refs.tenant(row.get(1)?)?);
+                    if routing.route(cloud, tenant, usage_start) != Some(subscription) {
+                        return Ok(());
+                    }
+                    let bucket = hour - hour.rem_euclid(bucket_hours);
+                    let key = (
+                        bucket,
+                        refs.meter(row.get(2)?)?,
+                        row.get::<Option<String>>(5)?,
+                    );
+                    let quantity: Total = row.get(3)?;
+                    let sum = sums.entry(key).or_insert(Total::ZERO);
+                    *sum =
+                        (sum.checked_add(quantity)).ok_or_else(StoreError::usage_sum_overflow)?;
+                    Ok(())
+                },
+            )?;
+            Ok(sums)
         })
         .await
     }
 }
+
+/// Usage sums by (first hour of the bucket, meter, instance data when asked for).
+pub type ReportedUsage = std::collections::BTreeMap<(i64, MeterId, Option<String>), Total>;
