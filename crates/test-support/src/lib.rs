@@ -386,6 +386,35 @@ impl TestApp {
     pub async fn delete(&self, path: &str) -> Answer {
         self.call(Method::DELETE, path, None).await
     }
+
+    /// Sends a request with `token`; `body` is sent as JSON text when given.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.raw(
+            method,
+            path,
+            Some(token),
+            body.map(|b| b.to_string()),
+            "application/json",
+        )
+        .await
+    }
+
+    /// Creates a token with the admin token (`{"role", "partnerId"?, "cloudId"?, ...}`) and
+    /// answers its secret.
+    pub async fn token(&self, grant: Value) -> String {
+        let created = self.call(Method::POST, "/v1/tokens", Some(grant)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+        created.body["token"]
+            .as_str()
+            .expect("a token secret")
+            .to_owned()
+    }
 }
 
 impl Default for TestApp {

@@ -98,14 +98,6 @@ async fn deleting_and_recreating_a_registration_never_rebills_history() {
 
 const P2_DEFAULT: &str = "d0000000-0000-0000-0000-000000000003";
 
-async fn secret(app: &TestApp, body: Value) -> String {
-    let created = app
-        .call(axum::http::Method::POST, "/v1/tokens", Some(body))
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    created.body["token"].as_str().unwrap().to_owned()
-}
-
 async fn post_as(app: &TestApp, token: &str, body: String) -> Answer {
     app.raw(
         axum::http::Method::POST,
@@ -117,18 +109,19 @@ async fn post_as(app: &TestApp, token: &str, body: String) -> Answer {
     .await
 }
 
-async fn get_as(app: &TestApp, token: &str, path: &str) -> Answer {
-    app.raw(axum::http::Method::GET, path, Some(token), None, "")
-        .await
-}
-
 /// A cloud id that changes partners keeps its past with the partner that had it.
 #[tokio::test]
 async fn a_cloud_id_that_changes_hands_does_not_take_its_past_along() {
     let app = finalized_may().await;
-    let old_stack = secret(&app, json!({"role": "stack", "cloudId": CLOUD_1})).await;
-    let a = secret(&app, json!({"role": "partner", "partnerId": "p1"})).await;
-    let b = secret(&app, json!({"role": "partner", "partnerId": "p2"})).await;
+    let old_stack = app
+        .token(json!({"role": "stack", "cloudId": CLOUD_1}))
+        .await;
+    let a = app
+        .token(json!({"role": "partner", "partnerId": "p1"}))
+        .await;
+    let b = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
     let sub = app
         .put(
             &format!("/v1/subscriptions/{P2_DEFAULT}"),
@@ -158,7 +151,9 @@ async fn a_cloud_id_that_changes_hands_does_not_take_its_past_along() {
     .await;
     assert_eq!(old.status, 401, "{old:?}");
     // B's stack token forwards B's hours only.
-    let new_stack = secret(&app, json!({"role": "stack", "cloudId": CLOUD_1})).await;
+    let new_stack = app
+        .token(json!({"role": "stack", "cloudId": CLOUD_1}))
+        .await;
     let body = [
         record("mine", TENANT_1, METER, "2025-06-19T10:00:00Z", "1"),
         record("theirs", TENANT_1, METER, "2025-06-01T10:00:00Z", "1"),
@@ -170,7 +165,13 @@ async fn a_cloud_id_that_changes_hands_does_not_take_its_past_along() {
     assert_eq!(posted.body["rejected"][0]["target"], "usageStartTime");
 
     // B's drafts bill nothing of A's months, and B's view of the stack starts with B.
-    let june = get_as(&app, &b, "/v1/invoices?period=2025-06").await;
+    let june = (app.call_as(
+        &b,
+        axum::http::Method::GET,
+        "/v1/invoices?period=2025-06",
+        None,
+    ))
+    .await;
     let june: Vec<&Value> = june.body["value"].as_array().unwrap().iter().collect();
     assert_eq!(june.len(), 1, "{june:?}");
     assert_eq!(june[0]["subscriptionId"], P2_DEFAULT);
@@ -179,13 +180,14 @@ async fn a_cloud_id_that_changes_hands_does_not_take_its_past_along() {
     let aggregates = |token: String| {
         let app = &app;
         async move {
-            get_as(
-                app,
+            app.call_as(
                 &token,
+                axum::http::Method::GET,
                 &format!(
                     "/v1/usage/aggregates?cloudId={CLOUD_1}&from=2025-05-01T00:00:00Z\
                      &to=2025-07-01T00:00:00Z&granularity=Daily"
                 ),
+                None,
             )
             .await
         }
@@ -211,12 +213,14 @@ async fn a_cloud_id_that_changes_hands_does_not_take_its_past_along() {
         "{seen_by_a:?}"
     );
     assert!(!days.is_empty());
-    let drill = get_as(
-        &app,
-        &b,
-        &format!("/v1/invoices/{P2_DEFAULT}/2025-05/records"),
-    )
-    .await;
+    let drill = app
+        .call_as(
+            &b,
+            axum::http::Method::GET,
+            &format!("/v1/invoices/{P2_DEFAULT}/2025-05/records"),
+            None,
+        )
+        .await;
     assert_eq!(
         drill.body["value"],
         json!([]),

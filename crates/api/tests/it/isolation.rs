@@ -1,41 +1,17 @@
 //! SPEC §7: partners never see each other's objects, nor learn that they exist.
 
 use axum::http::Method;
-use serde_json::{Value, json};
-use stackbill_test_support::{Answer, TestApp};
+use serde_json::json;
+use stackbill_test_support::TestApp;
 
 use crate::billing::METER;
 use crate::*;
 
 const P2_SUBSCRIPTION: &str = "c0000000-0000-0000-0000-0000000000b2";
 
-async fn as_token(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Answer {
-    app.raw(
-        method,
-        path,
-        Some(token),
-        body.map(|b| b.to_string()),
-        "application/json",
-    )
-    .await
-}
-
 async fn partner_token(app: &TestApp, partner: &str) -> String {
-    let created = app
-        .call(
-            Method::POST,
-            "/v1/tokens",
-            Some(json!({"role": "partner", "partnerId": partner})),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{created:?}");
-    created.body["token"].as_str().unwrap().to_owned()
+    app.token(json!({"role": "partner", "partnerId": partner}))
+        .await
 }
 
 #[tokio::test]
@@ -48,56 +24,50 @@ async fn a_rate_card_belongs_to_its_partner() {
             {"meterId": METER, "rates": {"0": price}, "effectiveDate": "2025-01-01T00:00:00Z"}
         ]})
     };
-    let made = as_token(
-        &app,
-        &a,
-        Method::PUT,
-        "/v1/ratecards/cardA",
-        Some(prices("0.5")),
-    )
-    .await;
+    let made = app
+        .call_as(&a, Method::PUT, "/v1/ratecards/cardA", Some(prices("0.5")))
+        .await;
     assert_eq!(made.status, 201, "{made:?}");
     // B names A's card on its own subscription: it gets no price of A's.
-    let sub = as_token(
-        &app,
-        &b,
+    let sub = app.call_as(&b,
         Method::PUT,
         &format!("/v1/subscriptions/{P2_SUBSCRIPTION}"),
         Some(json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": TENANT_2, "rateCard": "cardA"})),
     )
     .await;
     assert_eq!(sub.status, 201, "{sub:?}");
-    let read = as_token(&app, &b, Method::GET, "/v1/ratecards/cardA", None).await;
+    let read = app
+        .call_as(&b, Method::GET, "/v1/ratecards/cardA", None)
+        .await;
     assert_eq!(read.error(), (404, "RateCardNotFound"), "{read:?}");
-    let commerce = as_token(
-        &app,
-        &b,
-        Method::GET,
-        &format!(
-            "/subscriptions/{P2_SUBSCRIPTION}/providers/Microsoft.Commerce/RateCard?\
+    let commerce = app
+        .call_as(
+            &b,
+            Method::GET,
+            &format!(
+                "/subscriptions/{P2_SUBSCRIPTION}/providers/Microsoft.Commerce/RateCard?\
              $filter=OfferDurableId%20eq%20%27MS-AZR-0145P%27%20and%20Currency%20eq%20%27USD%27\
              %20and%20Locale%20eq%20%27en-US%27%20and%20RegionInfo%20eq%20%27US%27\
              &api-version=2015-06-01-preview"
-        ),
-        None,
-    )
-    .await;
+            ),
+            None,
+        )
+        .await;
     assert_eq!(commerce.status, 200, "{commerce:?}");
     assert_eq!(commerce.body["Meters"], json!([]), "none of A's prices");
     // B may make a card of the same name: its own, beside A's.
-    let own = as_token(
-        &app,
-        &b,
-        Method::PUT,
-        "/v1/ratecards/cardA",
-        Some(prices("9")),
-    )
-    .await;
+    let own = app
+        .call_as(&b, Method::PUT, "/v1/ratecards/cardA", Some(prices("9")))
+        .await;
     assert_eq!(own.status, 201, "{own:?}");
-    let a_reads = as_token(&app, &a, Method::GET, "/v1/ratecards/cardA", None).await;
+    let a_reads = app
+        .call_as(&a, Method::GET, "/v1/ratecards/cardA", None)
+        .await;
     assert_eq!(a_reads.status, 200, "{a_reads:?}");
     assert_eq!(a_reads.body["meters"][0]["rates"]["0"], "0.5");
-    let b_reads = as_token(&app, &b, Method::GET, "/v1/ratecards/cardA", None).await;
+    let b_reads = app
+        .call_as(&b, Method::GET, "/v1/ratecards/cardA", None)
+        .await;
     assert_eq!(b_reads.body["meters"][0]["rates"]["0"], "9");
 }
 
@@ -114,20 +84,19 @@ async fn a_customer_token_is_scoped_to_its_partner() {
     let a = partner_token(&app, "p1").await;
     let b = partner_token(&app, "p2").await;
     // B makes a subscription for A's customer's tenant and mints a customer token for it.
-    let sub = as_token(
-        &app,
-        &b,
-        Method::PUT,
-        &format!("/v1/subscriptions/{P2_SUBSCRIPTION}"),
-        Some(json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": TENANT_1})),
-    )
-    .await;
+    let sub = app
+        .call_as(
+            &b,
+            Method::PUT,
+            &format!("/v1/subscriptions/{P2_SUBSCRIPTION}"),
+            Some(json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": TENANT_1})),
+        )
+        .await;
     assert_eq!(sub.status, 201, "{sub:?}");
     let mint = |token: String| {
         let app = &app;
         async move {
-            as_token(
-                app,
+            app.call_as(
                 &token,
                 Method::POST,
                 "/v1/tokens",
@@ -140,13 +109,13 @@ async fn a_customer_token_is_scoped_to_its_partner() {
     assert_eq!(b_customer.status, 201, "{b_customer:?}");
     let b_customer = b_customer.body["token"].as_str().unwrap().to_owned();
     let path = "/v1/registrations/stack1/customerSubscriptions";
-    let seen = as_token(&app, &b_customer, Method::GET, path, None).await;
+    let seen = app.call_as(&b_customer, Method::GET, path, None).await;
     assert_eq!(seen.error(), (404, "RegistrationNotFound"), "{seen:?}");
     // A can still mint its customer's token, which sees A's mapping.
     let a_customer = mint(a.clone()).await;
     assert_eq!(a_customer.status, 201, "{a_customer:?}");
     let a_customer = a_customer.body["token"].as_str().unwrap().to_owned();
-    let seen = as_token(&app, &a_customer, Method::GET, path, None).await;
+    let seen = app.call_as(&a_customer, Method::GET, path, None).await;
     assert_eq!(seen.status, 200, "{seen:?}");
     assert_eq!(seen.body["value"][0]["subscriptionId"], CUSTOMER_1);
     // An admin names the partner when the tenant is a customer of several.
@@ -188,9 +157,7 @@ async fn names_follow_arm_resource_name_rules_and_refusals_name_no_one() {
         )
         .await;
     assert_eq!(sub.status, 201);
-    let taken = as_token(
-        &app,
-        &b,
+    let taken = app.call_as(&b,
         Method::PUT,
         "/v1/registrations/mine",
         Some(json!({"cloudId": CLOUD_1, "subscriptionId": "d0000000-0000-0000-0000-000000000003"})),
