@@ -57,6 +57,11 @@ impl Total {
         self.0
     }
 
+    /// The total of `units` 10^-28 units.
+    pub const fn from_units(units: I256) -> Self {
+        Self(units)
+    }
+
     /// `self + other`, or `None` beyond 256 bits.
     pub fn checked_add(self, other: Self) -> Option<Self> {
         self.0.checked_add(other.0).map(Self)

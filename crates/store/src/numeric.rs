@@ -1,9 +1,11 @@
 //! [`Total`]s in and out of both databases: canonical text in SQLite, `NUMERIC` in
 //! PostgreSQL. `rust_decimal`'s PostgreSQL support stops at 96 bits, so the `NUMERIC`
 //! binary form (base-10000 digits with a weight, a sign and a display scale) is written and
-//! read here, for the 28 fraction digits and wide integer parts a total can have.
+//! read here, straight from and to a total's units (the ingestion path writes one per
+//! pre-aggregate row).
 
-use stackbill_core::total::Total;
+use ethnum::I256;
+use stackbill_core::total::{TOTAL_SCALE, Total};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use crate::db::Column;
@@ -26,45 +28,40 @@ impl rusqlite::ToSql for TotalParam {
     }
 }
 
-/// The `NUMERIC` binary form of canonical decimal text.
-fn encode(text: &str, out: &mut bytes::BytesMut) -> std::result::Result<(), BoxError> {
+/// Base-10000 groups of the fraction: a total's 28 fraction digits are exactly 7 of them.
+const FRACTION_GROUPS: i32 = (TOTAL_SCALE / 4) as i32;
+
+/// The `NUMERIC` binary form of a total: its units in base 10000, the last 7 groups after
+/// the point, with the weight of the first group, the sign and the display scale.
+fn encode(total: Total, out: &mut bytes::BytesMut) -> std::result::Result<(), BoxError> {
     use bytes::BufMut;
-    let (negative, magnitude) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (integer, fraction) = magnitude.split_once('.').unwrap_or((magnitude, ""));
-    let integer = integer.trim_start_matches('0');
-    let dscale = u16::try_from(fraction.len())?;
-    // Base-10000 groups aligned on the point: the integer part padded on the left, the
-    // fraction on the right.
-    let pad_left = (4 - integer.len() % 4) % 4;
-    let pad_right = (4 - fraction.len() % 4) % 4;
-    let digits = format!(
-        "{}{integer}{fraction}{}",
-        "0".repeat(pad_left),
-        "0".repeat(pad_right)
-    );
-    let integer_groups = (pad_left + integer.len()) / 4;
-    let mut groups: Vec<i16> = digits
-        .as_bytes()
-        .chunks(4)
-        .map(|chunk| std::str::from_utf8(chunk).map(|g| g.parse::<i16>()))
-        .collect::<std::result::Result<std::result::Result<_, _>, _>>()??;
-    let mut weight = i16::try_from(integer_groups)? - 1;
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
+    let ten = I256::from(10u8);
+    let base = I256::from(10_000u16);
+    let mut magnitude = total.units().abs();
+    let mut trailing_zeros = 0;
+    while magnitude != I256::ZERO && trailing_zeros < TOTAL_SCALE && magnitude % ten == I256::ZERO {
+        magnitude /= ten;
+        trailing_zeros += 1;
     }
+    let dscale = if magnitude == I256::ZERO {
+        0
+    } else {
+        u16::try_from(TOTAL_SCALE - trailing_zeros)?
+    };
+    let mut magnitude = total.units().abs();
+    let mut groups: Vec<i16> = Vec::new();
+    while magnitude != I256::ZERO {
+        groups.push(i16::try_from((magnitude % base).as_i32())?);
+        magnitude /= base;
+    }
+    let weight = i16::try_from(i32::try_from(groups.len())? - 1 - FRACTION_GROUPS)?;
+    groups.reverse();
     while groups.last() == Some(&0) {
         groups.pop();
     }
-    if groups.is_empty() {
-        weight = 0;
-    }
     out.put_i16(i16::try_from(groups.len())?);
-    out.put_i16(weight);
-    out.put_u16(if negative && !groups.is_empty() {
+    out.put_i16(if groups.is_empty() { 0 } else { weight });
+    out.put_u16(if total.units() < I256::ZERO {
         NEGATIVE
     } else {
         POSITIVE
@@ -76,8 +73,8 @@ fn encode(text: &str, out: &mut bytes::BytesMut) -> std::result::Result<(), BoxE
     Ok(())
 }
 
-/// Canonical decimal text of a `NUMERIC` binary value.
-fn decode(raw: &[u8]) -> std::result::Result<String, BoxError> {
+/// A total from the `NUMERIC` binary form; more than 28 fraction digits is an error.
+fn decode(raw: &[u8]) -> std::result::Result<Total, BoxError> {
     let word = |at: usize| -> std::result::Result<i16, BoxError> {
         let bytes = raw.get(at..at + 2).ok_or("a truncated NUMERIC")?;
         Ok(i16::from_be_bytes([bytes[0], bytes[1]]))
@@ -88,44 +85,29 @@ fn decode(raw: &[u8]) -> std::result::Result<String, BoxError> {
     if sign != POSITIVE && sign != NEGATIVE {
         return Err("a NUMERIC that is not a number (NaN or infinite)".into());
     }
-    let groups: Vec<i16> = (0..count)
-        .map(|i| word(8 + 2 * i))
-        .collect::<std::result::Result<_, _>>()?;
-    let group_at = |exponent: i32| {
-        usize::try_from(weight - exponent)
-            .ok()
-            .and_then(|i| groups.get(i))
-            .copied()
-            .unwrap_or(0)
-    };
-    let mut text = String::new();
-    if sign == NEGATIVE {
-        text.push('-');
+    let base = I256::from(10_000u16);
+    let mut units = I256::ZERO;
+    for i in 0..count {
+        let group = I256::from(word(8 + 2 * i)?);
+        // The group's place in 10^-28 units: base 10000 to the power of its exponent.
+        let power = weight - i32::try_from(i)? + FRACTION_GROUPS;
+        let power = u32::try_from(power).map_err(|_| "more than 28 fraction digits")?;
+        let place = base.checked_pow(power).ok_or("a NUMERIC beyond 256 bits")?;
+        units = group
+            .checked_mul(place)
+            .and_then(|value| units.checked_add(value))
+            .ok_or("a NUMERIC beyond 256 bits")?;
     }
-    if weight < 0 {
-        text.push('0');
+    Ok(Total::from_units(if sign == NEGATIVE {
+        -units
     } else {
-        for exponent in (0..=weight).rev() {
-            if exponent == weight {
-                text.push_str(&group_at(exponent).to_string());
-            } else {
-                text.push_str(&format!("{:04}", group_at(exponent)));
-            }
-        }
-    }
-    let last = weight - i32::try_from(count)? + 1;
-    if last < 0 {
-        text.push('.');
-        for exponent in (last..0).rev() {
-            text.push_str(&format!("{:04}", group_at(exponent)));
-        }
-    }
-    Ok(text)
+        units
+    }))
 }
 
 impl ToSql for TotalParam {
     fn to_sql(&self, _: &Type, out: &mut bytes::BytesMut) -> std::result::Result<IsNull, BoxError> {
-        encode(&self.0.to_string(), out)?;
+        encode(self.0, out)?;
         Ok(IsNull::No)
     }
 
@@ -141,7 +123,7 @@ struct PgTotal(Total);
 
 impl<'a> FromSql<'a> for PgTotal {
     fn from_sql(_: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxError> {
-        Ok(Self(decode(raw)?.parse()?))
+        Ok(Self(decode(raw)?))
     }
 
     fn accepts(ty: &Type) -> bool {
@@ -179,8 +161,8 @@ mod tests {
         ] {
             let total: Total = text.parse().unwrap();
             let mut out = bytes::BytesMut::new();
-            encode(&total.to_string(), &mut out).unwrap();
-            let back: Total = decode(&out).unwrap().parse().unwrap();
+            encode(total, &mut out).unwrap();
+            let back = decode(&out).unwrap();
             assert_eq!(back, total, "{text}");
         }
     }
