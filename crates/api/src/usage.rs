@@ -8,9 +8,8 @@ use axum::{Extension, Json};
 use jiff::Timestamp;
 use serde::Serialize;
 use stackbill_core::period::{hour_number, hour_start, is_whole_hour};
-use stackbill_core::{
-    CloudId, IngestTally, Rejection, SubscriptionId, TenantId, UsageError, UsageErrorCode,
-};
+use stackbill_core::routing::check_stack_record;
+use stackbill_core::{CloudId, IngestTally, Rejection, SubscriptionId, TenantId};
 use stackbill_io::{Format, Item, ReadRecords, read_usage};
 use stackbill_store::{UsageAggregate, UsageScope};
 
@@ -221,37 +220,10 @@ pub(crate) async fn post_usage(
         // A stack forwards its own registration's usage only: other stacks' records, and
         // hours its predecessors covered, are refused one by one.
         let history = state.store.cloud_history(cloud).await?;
-        let live = history.last().filter(|(_, span)| span.until.is_none());
-        let since = live.map(|(_, span)| span.from);
-        read.refuse(|record| {
-            if record.cloud_id != cloud {
-                return Some(UsageError::new(
-                    UsageErrorCode::ForbiddenStack,
-                    "cloudId",
-                    format!(
-                        "this token sends usage of cloud {cloud} only, not {}",
-                        record.cloud_id
-                    ),
-                ));
-            }
-            match since {
-                Some(from) if from.is_none_or(|from| from <= record.usage_start) => None,
-                Some(from) => Some(UsageError::new(
-                    UsageErrorCode::ForbiddenStack,
-                    "usageStartTime",
-                    format!(
-                        "this token's registration covers usage from {} on; earlier hours \
-                         belong to a previous registration of the stack",
-                        from.map(|f| f.to_string()).unwrap_or_default()
-                    ),
-                )),
-                None => Some(UsageError::new(
-                    UsageErrorCode::ForbiddenStack,
-                    "cloudId",
-                    format!("cloud {cloud} has no registration"),
-                )),
-            }
-        });
+        let live = (history.last())
+            .map(|(_, span)| *span)
+            .filter(|span| span.until.is_none());
+        read.refuse(|record| check_stack_record(record, cloud, live).err());
     }
     let ReadRecords {
         positions,

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use crate::directory::Registration;
 use crate::ids::{CloudId, SubscriptionId, TenantId};
 use crate::timeline::Timeline;
+use crate::usage::{UsageError, UsageErrorCode, UsageRecord};
 
 /// Routes usage of `tenant` starting at `usage_start` on the stack of `registration`: the
 /// customer subscription mapped to the tenant then, else the default subscription.
@@ -66,6 +67,44 @@ pub fn spans(registrations: &[(CloudId, Option<Timestamp>)]) -> Vec<Span> {
             }
         })
         .collect()
+}
+
+/// Whether a stack token of `cloud` may forward `record` (SPEC §7): a record of its stack,
+/// for an hour its live registration covers (`live`: that registration's span; `None`: the
+/// stack has none). Hours a previous registration covered are not its to send.
+pub fn check_stack_record(
+    record: &UsageRecord,
+    cloud: CloudId,
+    live: Option<Span>,
+) -> Result<(), UsageError> {
+    let refuse = |target, message: String| {
+        Err(UsageError::new(
+            UsageErrorCode::ForbiddenStack,
+            target,
+            message,
+        ))
+    };
+    if record.cloud_id != cloud {
+        return refuse(
+            "cloudId",
+            format!(
+                "this token sends usage of cloud {cloud} only, not {}",
+                record.cloud_id
+            ),
+        );
+    }
+    match live {
+        None => refuse("cloudId", format!("cloud {cloud} has no registration")),
+        Some(span) if span.from.is_some_and(|from| record.usage_start < from) => refuse(
+            "usageStartTime",
+            format!(
+                "this token's registration covers usage from {} on; earlier hours belong to \
+                 a previous registration of the stack",
+                span.from.map(|f| f.to_string()).unwrap_or_default()
+            ),
+        ),
+        Some(_) => Ok(()),
+    }
 }
 
 /// Which stacks are registered when: the spans of every registration, live or deleted.
@@ -137,11 +176,6 @@ impl RoutingTable {
             .get(&cloud)?
             .iter()
             .find(|covering| covering.span.contains(at))
-    }
-
-    /// The registration that covers usage of `cloud` starting at `at`, if any.
-    pub fn registration_at(&self, cloud: CloudId, at: Timestamp) -> Option<&Registration> {
-        self.covering(cloud, at).map(|c| &c.registration)
     }
 
     /// Routes every hour of `[from, to)` at once when they all go to the same place:
@@ -235,5 +269,60 @@ mod tests {
         assert!(coverage.covers(a, ts("2025-10-01T00:00:00Z")));
         assert!(!coverage.covers(a, first_gone), "deleted: nothing after");
         assert!(!coverage.covers(b, ts("2025-10-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_stack_token_sends_its_live_registrations_hours_only() {
+        let cloud: CloudId = "ca000000-0000-0000-0000-000000000001".parse().unwrap();
+        let other: CloudId = "ca000000-0000-0000-0000-000000000002".parse().unwrap();
+        let record = |cloud: CloudId, start: &str| UsageRecord {
+            id: crate::usage::RecordId::new("r").unwrap(),
+            cloud_id: cloud,
+            tenant_id: "70000000-0000-0000-0000-000000000001".parse().unwrap(),
+            subscription_id: "50000000-0000-0000-0000-000000000001".parse().unwrap(),
+            meter_id: "b4438d5d-453b-4ee1-b42a-dc72e377f1e4".parse().unwrap(),
+            quantity: crate::usage::Quantity::ZERO,
+            usage_start: ts(start),
+            reported_time: None,
+            instance_data: None,
+        };
+        let live = Span {
+            from: Some(ts("2025-06-15T12:00:00Z")),
+            until: None,
+        };
+        let target = |r: Result<(), UsageError>| r.map_err(|e| (e.code, e.target.into_owned()));
+        assert_eq!(
+            target(check_stack_record(
+                &record(cloud, "2025-06-16T00:00:00Z"),
+                cloud,
+                Some(live)
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            target(check_stack_record(
+                &record(cloud, "2025-06-15T11:00:00Z"),
+                cloud,
+                Some(live)
+            )),
+            Err((UsageErrorCode::ForbiddenStack, "usageStartTime".to_owned()))
+        );
+        assert_eq!(
+            target(check_stack_record(
+                &record(other, "2025-06-16T00:00:00Z"),
+                cloud,
+                Some(live)
+            )),
+            Err((UsageErrorCode::ForbiddenStack, "cloudId".to_owned()))
+        );
+        assert!(check_stack_record(&record(cloud, "2025-06-16T00:00:00Z"), cloud, None).is_err());
+        assert_eq!(
+            target(check_stack_record(
+                &record(cloud, "2001-01-01T00:00:00Z"),
+                cloud,
+                Some(Span::default())
+            )),
+            Ok(())
+        );
     }
 }

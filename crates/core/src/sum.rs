@@ -11,7 +11,9 @@ pub fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
         // Never a "-0" (0 - 0 keeps the sign of the negated zero).
         sum.set_sign_positive(true);
     }
-    // A rounded sum differs from the exact one, so taking `a` back off does not give `b`.
+    // A rounded sum differs from the exact one, so taking `a` back off does not give `b`, or
+    // `b` back off does not give `a`: one test alone can round back to the operand (a tiny
+    // `a` lost in a large `b`).
     (sum.checked_sub(a)? == b && sum.checked_sub(b)? == a).then_some(sum)
 }
 
