@@ -161,7 +161,7 @@ pub(crate) fn load_routing(conn: &Conn<'_>, as_of: Option<Timestamp>) -> Result<
 /// they were created, each with its deletion as known then; only those of `cloud` when
 /// given. In that order each covers the usage from its predecessor's deletion to its own
 /// (SPEC §4).
-pub(super) fn load_registrations_ever(
+pub(crate) fn load_registrations_ever(
     conn: &Conn<'_>,
     cloud: Option<CloudId>,
     as_of: Option<Timestamp>,

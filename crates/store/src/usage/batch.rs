@@ -17,7 +17,8 @@ use stackbill_core::usage::{UsageContext, check_references};
 use stackbill_core::{CloudId, MeterId, UsageError, UsageRecord};
 
 use super::Disposition;
-use crate::db::{Conn, instant, params, parse};
+use crate::db::{Conn, params, parse};
+use crate::directory::load_registrations_ever;
 use crate::error::{Result, StoreError};
 use crate::values::{ValueCache, ValueIds, Values};
 
@@ -40,17 +41,10 @@ impl UsageContext for Registry {
 pub(crate) fn load_registry(conn: &Conn<'_>) -> Result<Registry> {
     // Every registration, live or deleted, in the order they were created: each covers the
     // usage from its predecessor's deletion to its own.
-    let registrations = conn.query_map(
-        "SELECT cloud_id, deleted_at FROM registrations ORDER BY registration_id",
-        params![],
-        |row| {
-            let deleted: Option<i64> = row.get(1)?;
-            Ok((
-                parse(&row.get::<String>(0)?)?,
-                deleted.map(instant).transpose()?,
-            ))
-        },
-    )?;
+    let registrations: Vec<_> = load_registrations_ever(conn, None, None)?
+        .into_iter()
+        .map(|(_, registration, deleted)| (registration.cloud_id, deleted))
+        .collect();
     let clouds = Coverage::new(&registrations);
     let mut meters = HashSet::new();
     conn.query_each("SELECT meter_id FROM meters", params![], |row| {
