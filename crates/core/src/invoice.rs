@@ -88,6 +88,22 @@ impl AdjustmentReason {
     }
 }
 
+impl std::str::FromStr for AdjustmentReason {
+    type Err = UnknownAdjustmentReason;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [Self::LateUsage, Self::Reassignment, Self::Repricing]
+            .into_iter()
+            .find(|reason| reason.as_str() == text)
+            .ok_or_else(|| UnknownAdjustmentReason(text.to_owned()))
+    }
+}
+
+/// A spelling that names no [`AdjustmentReason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an adjustment reason (LateUsage, Reassignment or Repricing)")]
+pub struct UnknownAdjustmentReason(pub String);
+
 /// A correction of a final period, billed on a later invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adjustment {

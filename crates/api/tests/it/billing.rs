@@ -530,6 +530,18 @@ async fn pricing_changes_apply_from_a_period_and_never_rewrite_history() {
     assert_eq!(now.body["lines"][0]["amount"], "6.50");
     let may = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
     assert_eq!(may.body["total"], "6.60", "a final invoice never changes");
+    // Frozen on final June, the adjustment keeps its reason.
+    app.db.clock.set("2025-07-01T00:00:00Z");
+    let finalized = app
+        .call(Method::POST, "/v1/periods/2025-06/finalize", None)
+        .await;
+    assert_eq!(finalized.status, 200, "{finalized:?}");
+    let june = june().await;
+    assert_eq!(june.body["status"], "final", "{june:?}");
+    assert_eq!(
+        june.body["adjustments"][0]["reason"], "Repricing",
+        "{june:?}"
+    );
 }
 
 /// One subscription whose amount cannot be held never hides another's invoice.

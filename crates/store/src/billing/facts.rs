@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::billing::{Finalizations, PartnerScope, PricingVersion, pricing_in};
-use stackbill_core::invoice::{
-    Adjustment, AdjustmentReason, Billed, InvoiceLine, Pricing, rate_lines,
-};
+use stackbill_core::invoice::{Adjustment, Billed, InvoiceLine, Pricing, rate_lines};
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::sum::exact_add;
@@ -158,10 +156,7 @@ pub(super) fn load_final_invoice(
                 meter_id: parse(&row.get::<String>(1)?)?,
                 quantity: row.get(2)?,
                 amount: row.get(3)?,
-                reason: match row.get::<String>(4)?.as_str() {
-                    "LateUsage" => AdjustmentReason::LateUsage,
-                    _ => AdjustmentReason::Reassignment,
-                },
+                reason: parse(&row.get::<String>(4)?)?,
             })
         },
     )?;
