@@ -100,6 +100,9 @@ pub enum PartnerScope {
     All,
     /// The invoices of one partner's subscriptions.
     Partner(PartnerId),
+    /// The invoices of the subscriptions of no partner (EA, pay-as-you-go): frozen on their
+    /// own when a finalization of every partner's could not freeze some partner's.
+    Unpartnered,
 }
 
 impl PartnerScope {
@@ -128,11 +131,10 @@ impl Finalizations {
     /// every partner's or of its own, whichever came first), if it has.
     pub fn final_at(&self, period: Period, partner: Option<&PartnerId>) -> Option<Timestamp> {
         let all = self.0.get(&(period, PartnerScope::All)).copied();
-        let own = partner.and_then(|p| {
-            self.0
-                .get(&(period, PartnerScope::Partner(p.clone())))
-                .copied()
+        let own_scope = partner.map_or(PartnerScope::Unpartnered, |p| {
+            PartnerScope::Partner(p.clone())
         });
+        let own = self.0.get(&(period, own_scope)).copied();
         match (all, own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

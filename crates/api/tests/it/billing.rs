@@ -592,9 +592,12 @@ async fn one_subscriptions_overflow_leaves_the_others_invoices_alone() {
             .unwrap()
             .contains(CSPSS_DEFAULT)
     );
+    // Usage of the EA stack: a subscription of no partner.
+    let ea_usage = record("ea", TENANT_2, METER, "2025-05-21T10:00:00Z", "3");
+    post_usage(&app, ea_usage.replace(CLOUD_1, CLOUD_3)).await;
     // Finalizing the month freezes the months of the partners with no failing subscription
-    // (none other has usage here) and reports the failing one; its partner's month stays a
-    // draft, whole, until it is fixed.
+    // (none other has usage here) and of the subscriptions of no partner, and reports the
+    // failing one; its partner's month stays a draft, whole, until it is fixed.
     let all = app
         .call(Method::POST, "/v1/periods/2025-05/finalize", None)
         .await;
@@ -603,6 +606,8 @@ async fn one_subscriptions_overflow_leaves_the_others_invoices_alone() {
         all.body["failed"][0]["subscriptionId"], CSPSS_DEFAULT,
         "{all:?}"
     );
+    let ea = app.get(&format!("/v1/invoices/{EA_DEFAULT}/2025-05")).await;
+    assert_eq!(ea.body["status"], "final", "{ea:?}");
     let still = app.get(&format!("/v1/invoices/{CUSTOMER_1}/2025-05")).await;
     assert_eq!(
         still.body["status"], "draft",

@@ -103,17 +103,20 @@ fn load_finalized(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Finalizations> 
     .map(|rows| rows.into_iter().collect())
 }
 
-/// A partner scope as `finalized_periods` stores it: the partner id, or empty for all.
+/// A partner scope as `finalized_periods` stores it: the partner id, empty for all, `-`
+/// (which no partner id can be) for the subscriptions of no partner.
 pub(super) fn scope_text(scope: &PartnerScope) -> &str {
     match scope {
         PartnerScope::All => "",
         PartnerScope::Partner(partner) => partner.as_str(),
+        PartnerScope::Unpartnered => "-",
     }
 }
 
 fn scope_from_text(text: &str) -> Result<PartnerScope> {
     Ok(match text {
         "" => PartnerScope::All,
+        "-" => PartnerScope::Unpartnered,
         partner => PartnerScope::Partner(parse(partner)?),
     })
 }

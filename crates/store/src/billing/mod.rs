@@ -269,21 +269,22 @@ impl Store {
                     }
                     record(&scope)?;
                 } else {
-                    // Freeze every partner none of whose subscriptions failed, on its own.
+                    // Freeze every partner none of whose subscriptions failed, and the
+                    // subscriptions of no partner unless one of them failed, each on its own.
                     let failing: BTreeSet<Option<&PartnerId>> =
                         drafts.failed.keys().map(|s| facts.partner_of(*s)).collect();
-                    let mut frozen: BTreeSet<&PartnerId> = BTreeSet::new();
+                    let mut frozen: BTreeSet<Option<&PartnerId>> = BTreeSet::new();
                     for invoice in &drafts.invoices {
                         let owner = facts.partner_of(invoice.subscription_id);
-                        if let Some(owner) = owner
-                            && !failing.contains(&Some(owner))
-                        {
+                        if partner.is_none() && !failing.contains(&owner) {
                             write_final(tx, invoice, now)?;
                             frozen.insert(owner);
                         }
                     }
                     for owner in frozen {
-                        record(&PartnerScope::Partner(owner.clone()))?;
+                        record(&owner.map_or(PartnerScope::Unpartnered, |owner| {
+                            PartnerScope::Partner(owner.clone())
+                        }))?;
                     }
                     failed = (drafts.failed.into_iter())
                         .map(|(sub, error)| (sub, drafts::failure(sub, error)))
