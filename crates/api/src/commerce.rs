@@ -21,6 +21,7 @@ use crate::access::{Caller, check_subscription};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::QueryParams;
 use crate::state::AppState;
+use crate::usage_pages::{Listing, Token};
 
 /// The one api-version of Microsoft.Commerce.
 pub const COMMERCE_API_VERSION: &str = "2015-06-01-preview";
@@ -231,25 +232,41 @@ pub(crate) async fn usage_aggregates(
         .with_target("reportedEndTime"));
     }
     let details = parameter(query, "showDetails").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let skip: usize = match parameter(query, "continuationToken") {
-        Some(token) => token.parse().map_err(|_| {
+    let token = match parameter(query, "continuationToken") {
+        Some(text) => Token::parse(text).ok_or_else(|| {
             invalid_property(
                 "continuationToken",
                 "continuationToken is not one this server issued",
             )
         })?,
-        None => 0,
+        None => Token {
+            listing: None,
+            skip: 0,
+        },
     };
-
-    let lines = state
-        .store
-        .reported_usage(subscription, start, end, bucket_hours, details)
-        .await?;
+    let listing = Listing {
+        subscription,
+        start,
+        end,
+        bucket_hours,
+        details,
+    };
+    let kept = (token.listing).and_then(|id| Some((id, state.pages.get(id, &listing)?)));
+    let (listing_id, lines) = match kept {
+        Some((id, lines)) => (Some(id), lines),
+        None => {
+            let sums = state
+                .store
+                .reported_usage(subscription, start, end, bucket_hours, details)
+                .await?;
+            state.pages.keep(listing, sums)
+        }
+    };
+    let skip = token.skip;
     let meters = state.store.meters_by_id().await?;
     let total = lines.len();
     let mut value = Vec::new();
-    for (index, ((bucket, meter_id, instance), quantity)) in lines
-        .into_iter()
+    for (index, ((bucket, meter_id, instance), quantity)) in (lines.iter().cloned())
         .enumerate()
         .skip(skip)
         .take(USAGE_PAGE_ITEMS)
@@ -286,8 +303,16 @@ pub(crate) async fn usage_aggregates(
             kind: "Microsoft.Commerce/UsageAggregate",
         });
     }
-    let next = skip + USAGE_PAGE_ITEMS;
-    let next_link = (next < total).then(|| {
+    let next = Token {
+        listing: listing_id,
+        skip: skip + USAGE_PAGE_ITEMS,
+    };
+    if next.skip >= total
+        && let Some(id) = listing_id
+    {
+        state.pages.done(id);
+    }
+    let next_link = (next.skip < total).then(|| {
         let query = query.next_page("continuationToken", next);
         format!("{}{path}?{query}", base_url(state, headers))
     });

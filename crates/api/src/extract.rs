@@ -169,7 +169,7 @@ pub struct QueryParams(pub HashMap<String, String>);
 impl QueryParams {
     /// The query string of the next page: every parameter but `token` as given (sorted, so
     /// links are stable), then `token=value`.
-    pub fn next_page(&self, token: &str, value: usize) -> String {
+    pub fn next_page(&self, token: &str, value: impl std::fmt::Display) -> String {
         let mut pairs: Vec<(&str, &str)> = self
             .0
             .iter()

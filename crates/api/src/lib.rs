@@ -21,9 +21,11 @@ mod state;
 pub mod telemetry;
 pub mod tokens;
 pub mod usage;
+mod usage_pages;
 
 pub use access::Caller;
 pub use app::{MAX_HEADER_BYTES, MAX_URI_BYTES, router};
 pub use auth::hash_secret;
 pub use error::{ApiError, ErrorCode};
 pub use state::{AppState, AuthConfig};
+pub use usage_pages::UsagePages;

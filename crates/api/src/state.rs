@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use stackbill_store::Store;
 
+use crate::usage_pages::UsagePages;
+
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -17,6 +19,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Whether this server speaks HTTPS (the scheme of links built from `Host`).
     pub https: bool,
+    /// The Commerce usage listings kept between their pages.
+    pub pages: UsagePages,
 }
 
 /// Who may call the API besides the tokens in the store.

@@ -81,6 +81,7 @@ pub(crate) async fn serve(
         auth: Arc::new(auth),
         public_url: listen.public_url.clone(),
         https: listen.tls.is_some(),
+        pages: Default::default(),
     });
     let listener = std::net::TcpListener::bind(listen.address)
         .with_context(|| format!("cannot listen on {}", listen.address))?;

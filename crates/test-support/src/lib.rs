@@ -308,6 +308,7 @@ pub fn admin_state(db: &TestStore) -> AppState {
         }),
         public_url: None,
         https: false,
+        pages: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod azure;
 mod billing;
+mod commerce;
 mod envelope;
 mod history;
 mod isolation;
