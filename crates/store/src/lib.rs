@@ -13,6 +13,7 @@ mod backend;
 mod billing;
 mod check;
 mod clock;
+mod collector;
 mod copy;
 mod db;
 mod directory;
@@ -26,6 +27,7 @@ mod values;
 
 pub use billing::{Invoice, InvoiceDiff, InvoiceStatus};
 pub use clock::SystemClock;
+pub use collector::{CollectedHour, CollectorConfig, CollectorState, HeldRow, Subscriber};
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::{StorageFault, StoreError};

@@ -50,6 +50,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "subscription_pricing",
         "../migrations/sqlite/0008_subscription_pricing.sql"
     ),
+    migration!(9, "collectors", "../migrations/sqlite/0009_collectors.sql"),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -64,6 +65,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         3,
         "subscription_pricing",
         "../migrations/postgres/0003_subscription_pricing.sql"
+    ),
+    migration!(
+        4,
+        "collectors",
+        "../migrations/postgres/0004_collectors.sql"
     ),
 ];
 

@@ -89,7 +89,7 @@ pub(super) fn load_registration_where(
     conn.query_opt(&sql, params![value], registration_from_row)
 }
 
-pub(super) fn load_registration(
+pub(crate) fn load_registration(
     conn: &Conn<'_>,
     name: &RegistrationName,
 ) -> Result<Option<(i64, Registration)>> {

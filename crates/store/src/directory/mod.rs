@@ -18,7 +18,7 @@ use crate::error::{Result, StoreError};
 use crate::store::Store;
 use load::{SUBSCRIPTION_COLUMNS, load_meter_override, subscription_from_row};
 pub(crate) use load::{
-    load_registrations_ever, load_routing, load_subscription, load_subscriptions,
+    load_registration, load_registrations_ever, load_routing, load_subscription, load_subscriptions,
 };
 
 /// Whether a PUT created its object or replaced it.

@@ -95,16 +95,16 @@ impl Store {
         let store = self.clone();
         let (records, dispositions, pending) = self
             .write(move |tx, now| {
-                let cache = store.value_cache();
-                let writer: &dyn UsageWriter = match tx {
-                    Conn::Sqlite(sqlite) => *sqlite,
-                    Conn::Postgres(pg) => pg,
-                };
-                let (dispositions, pending) =
-                    write_batch(tx, writer, cache, &records, micros(now))?;
+                let (dispositions, pending) = write_records(&store, tx, &records, now)?;
                 Ok((records, dispositions, pending))
             })
             .await?;
+        self.merge_values(pending).await?;
+        Ok((records, dispositions))
+    }
+
+    /// Makes the value ids a committed write transaction made known to later batches.
+    pub(crate) async fn merge_values(&self, pending: ValueIds) -> Result<()> {
         // The cache is taken on a blocking thread, never on a runtime worker: a writer holds
         // it for a whole batch, and on PostgreSQL that writer waits on the driver's connection
         // task, which only the workers run. A worker blocked here would stall both for good.
@@ -121,8 +121,23 @@ impl Store {
             })
             .await?;
         }
-        Ok((records, dispositions))
+        Ok(())
     }
+}
+
+/// Stores a batch of validated records inside the caller's write transaction (see
+/// [`write_batch`]); the value ids it made go to [`Store::merge_values`] once committed.
+pub(crate) fn write_records(
+    store: &Store,
+    tx: &Conn<'_>,
+    records: &[UsageRecord],
+    now: jiff::Timestamp,
+) -> Result<(Vec<Disposition>, ValueIds)> {
+    let writer: &dyn UsageWriter = match tx {
+        Conn::Sqlite(sqlite) => *sqlite,
+        Conn::Postgres(pg) => pg,
+    };
+    write_batch(tx, writer, store.value_cache(), records, micros(now))
 }
 
 #[cfg(test)]
