@@ -6,4 +6,5 @@
 //! HTTP to a stack (discovery, tokens, retries, paging); `collect` drives a collection and
 //! commits each hour's records with its cursor; `simulator` is the simulated stack.
 
+pub mod simulator;
 pub mod wire;
