@@ -6,5 +6,7 @@
 //! HTTP to a stack (discovery, tokens, retries, paging); `collect` drives a collection and
 //! commits each hour's records with its cursor; `simulator` is the simulated stack.
 
+pub mod client;
+pub mod collect;
 pub mod simulator;
 pub mod wire;

@@ -288,6 +288,14 @@ impl SimStack {
             .clear();
     }
 
+    /// Forgets every token issued: the next request with one is a 401, as after a key roll.
+    pub fn revoke_tokens(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Tokens issued so far.
     pub fn tokens_issued(&self) -> u64 {
         self.tokens_issued.load(Ordering::Relaxed)
@@ -459,20 +467,20 @@ impl SimStack {
         (token, lifetime.as_secs())
     }
 
-    /// Refuses a request without a live token, as ARM does.
-    fn check_token(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The refusal of a request without a live token, as ARM answers it.
+    fn refuse_token(&self, headers: &HeaderMap) -> Option<Response> {
         let token = (headers.get(header::AUTHORIZATION))
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
         let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         match token.and_then(|token| tokens.get(token)) {
-            Some(expires) if *expires > Instant::now() => Ok(()),
-            Some(_) => Err(arm_error(
+            Some(expires) if *expires > Instant::now() => None,
+            _ if token.is_some() => Some(arm_error(
                 StatusCode::UNAUTHORIZED,
                 "ExpiredAuthenticationToken",
                 "The access token has expired.",
             )),
-            None => Err(arm_error(
+            _ => Some(arm_error(
                 StatusCode::UNAUTHORIZED,
                 "AuthenticationFailed",
                 "Authentication failed. The 'Authorization' header is missing or invalid.",
@@ -626,11 +634,11 @@ async fn adfs_token(
     }
 }
 
-fn check_provider(sim: &SimStack, provider: &str) -> Result<(), Response> {
+fn refuse_provider(sim: &SimStack, provider: &str) -> Option<Response> {
     if provider.parse::<SubscriptionId>().ok() == Some(sim.options.provider_subscription) {
-        Ok(())
+        None
     } else {
-        Err(arm_error(
+        Some(arm_error(
             StatusCode::NOT_FOUND,
             "SubscriptionNotFound",
             &format!("The subscription '{provider}' could not be found."),
@@ -643,9 +651,7 @@ async fn subscriptions(
     Path(provider): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = sim
-        .check_token(&headers)
-        .and(check_provider(&sim, &provider))
+    if let Some(answer) = (sim.refuse_token(&headers)).or_else(|| refuse_provider(&sim, &provider))
     {
         return answer;
     }
@@ -693,9 +699,7 @@ async fn usage(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = sim
-        .check_token(&headers)
-        .and(check_provider(&sim, &provider))
+    if let Some(answer) = (sim.refuse_token(&headers)).or_else(|| refuse_provider(&sim, &provider))
     {
         return answer;
     }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use stackbill_core::usage::RawUsage;
@@ -162,8 +162,9 @@ pub struct UsagePage {
     pub next_link: Option<String>,
 }
 
-/// One usage row, its fields as the stack wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One usage row, its fields as the stack wrote them (held rows are kept in this form).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UsageRow {
     /// The user subscription that emitted the usage.
     pub subscription_id: String,

@@ -1,0 +1,207 @@
+//! The collector against the simulated stack, over real HTTP on loopback, into a real store
+//! (SQLite, or PostgreSQL with `STACKBILL_TEST_POSTGRES`): what it collects is exactly what
+//! the stack says, through faults, paging, late and split rows, token expiry and revocation;
+//! collecting again stores nothing new.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use stackbill_collector::client::{RetryPolicy, StackAccess, StackClient};
+use stackbill_collector::collect::{CollectOptions, CollectSummary, Progress, collect};
+use stackbill_collector::simulator::{Identity, SimOptions, SimStack};
+use stackbill_core::period::hour_number;
+use stackbill_core::total::Total;
+use stackbill_core::{MeterId, TenantId};
+use stackbill_store::{CollectorConfig, CollectorState, Store};
+use stackbill_test_support::TestStore;
+use stackbill_test_support::fixtures::{self, CLOUD};
+
+const FROM: &str = "2025-05-01T00:00:00Z";
+const HOURS: i64 = 30;
+
+async fn serve(sim: Arc<SimStack>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, sim.router()).await });
+    format!("http://{address}")
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 12,
+        base: Duration::from_millis(5),
+        max: Duration::from_millis(50),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+/// A registered stack with a collector pointed at `endpoint`.
+async fn configured(db: &TestStore, sim: &SimStack, endpoint: &str) -> CollectorState {
+    fixtures::csp(&db.store, &[]).await;
+    fixtures::register(&db.store, "hub", CLOUD.parse().unwrap()).await;
+    let secret = db.dir().join("secret.txt");
+    std::fs::write(&secret, format!("{}\n", sim.options().client_secret)).unwrap();
+    let directory = match &sim.options().identity {
+        Identity::Entra { directory } => directory.clone(),
+        Identity::Adfs => "adfs".to_owned(),
+    };
+    db.store
+        .put_collector(CollectorConfig {
+            registration: "hub".parse().unwrap(),
+            admin_endpoint: endpoint.to_owned(),
+            provider_subscription: sim.options().provider_subscription,
+            client_id: sim.options().client_id.clone(),
+            directory,
+            secret_file: Some(secret.display().to_string()),
+            certificate_file: None,
+            ca_file: None,
+            start: FROM.parse().unwrap(),
+        })
+        .await
+        .unwrap()
+}
+
+async fn run(store: &Store, state: &CollectorState, options: &CollectOptions) -> CollectSummary {
+    let access = StackAccess::from_config(&state.config).unwrap();
+    let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
+    let (summary, error) = collect(store, state, client, options, Arc::default()).await;
+    assert!(error.is_none(), "{error:?}");
+    summary
+}
+
+/// What the store holds, summed per (tenant, meter, usage hour).
+async fn stored(store: &Store) -> BTreeMap<(TenantId, MeterId, Timestamp), Total> {
+    let from = hour_number(FROM.parse().unwrap());
+    let mut sums = BTreeMap::new();
+    for record in store
+        .usage_records(from - 24, from + HOURS + 24)
+        .await
+        .unwrap()
+    {
+        let sum = sums
+            .entry((record.tenant_id, record.meter_id, record.usage_start))
+            .or_insert(Total::ZERO);
+        *sum = sum
+            .checked_add(Total::from_decimal(record.quantity.value()))
+            .unwrap();
+    }
+    sums
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_collected_through_faults_is_exactly_what_the_stack_says() {
+    let mut options = SimOptions::new(11, 6, FROM.parse().unwrap(), HOURS);
+    options.faults = 0.15;
+    options.page_size = 7;
+    options.token_lifetime = Duration::from_secs(2);
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-04T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+
+    let first = run(&db.store, &state, &CollectOptions::default()).await;
+    let truth = sim.truth();
+    assert!(truth.len() > 1000, "{} totals", truth.len());
+    assert_eq!(
+        stored(&db.store).await,
+        truth,
+        "collected totals equal the truth"
+    );
+    assert!(first.records > truth.len() as u64, "split rows: {first:?}");
+    assert_eq!(first.accepted, first.records, "{first:?}");
+    assert_eq!((first.rejected, first.held, first.conflicts), (0, 0, 0));
+    assert!(sim.faults_served() > 0, "faults were served and survived");
+    let state = db
+        .store
+        .collector("hub".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.last_success.is_some() && state.last_error.is_none());
+    assert_eq!(state.subscribers, 6);
+
+    // Nothing new: the cursors are past every closed hour.
+    let again = run(&db.store, &state, &CollectOptions::default()).await;
+    assert_eq!((again.hours, again.accepted), (0, 0), "{again:?}");
+    // A back-fill of the same range re-reads everything and stores nothing new, even with
+    // every token revoked in between.
+    sim.revoke_tokens();
+    let refill = CollectOptions {
+        from: Some(FROM.parse().unwrap()),
+        ..CollectOptions::default()
+    };
+    let backfill = run(&db.store, &state, &refill).await;
+    assert_eq!(backfill.accepted, 0, "{backfill:?}");
+    assert_eq!(backfill.duplicates, first.accepted, "{backfill:?}");
+    assert_eq!(stored(&db.store).await, truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_fs_stacks_and_subscriptions_that_appear_late_are_collected() {
+    let mut options = SimOptions::new(12, 4, FROM.parse().unwrap(), HOURS);
+    options.identity = Identity::Adfs;
+    options.hidden = 1;
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-04T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+    run(&db.store, &state, &CollectOptions::default()).await;
+    let truth = sim.truth();
+    let hidden_tenant = sim.subscriptions()[3].1;
+    let partial: BTreeMap<_, _> = (truth.iter())
+        .filter(|((tenant, _, _), _)| *tenant != hidden_tenant)
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    assert_eq!(stored(&db.store).await, partial, "the listed tenants");
+    // The stack lists the fourth subscription now: its whole past is collected.
+    sim.reveal();
+    run(&db.store, &state, &CollectOptions::default()).await;
+    assert_eq!(stored(&db.store).await, truth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_a_named_failure_recorded_on_the_collector() {
+    let sim = Arc::new(SimStack::new(SimOptions::new(
+        13,
+        1,
+        FROM.parse().unwrap(),
+        2,
+    )));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-04T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+    std::fs::write(state.config.secret_file.as_ref().unwrap(), "wrong").unwrap();
+    let access = StackAccess::from_config(&state.config).unwrap();
+    let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
+    let (summary, error) = collect(
+        &db.store,
+        &state,
+        client,
+        &CollectOptions::default(),
+        Arc::new(Progress::default()),
+    )
+    .await;
+    let error = error.unwrap();
+    assert_eq!(error.code(), "StackAuthenticationFailed", "{error}");
+    assert!(error.to_string().contains("invalid_client"), "{error}");
+    assert!(
+        !error.to_string().contains("wrong"),
+        "the secret is never shown: {error}"
+    );
+    assert_eq!(summary.accepted, 0);
+    let state = db
+        .store
+        .collector("hub".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, code, _) = state.last_error.unwrap();
+    assert_eq!(code, "StackAuthenticationFailed");
+}
