@@ -219,3 +219,71 @@ pub struct ListDto<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_link: Option<String>,
 }
+
+/// The last failure of a collector.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectorErrorDto {
+    at: String,
+    code: String,
+    message: String,
+}
+
+/// A registration's collector (SPEC §10): its settings (the secret is never shown, only the
+/// path of the file holding it), the last success and error, how far it got and how far
+/// behind it is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectorDto {
+    registration: String,
+    admin_endpoint: String,
+    provider_subscription: String,
+    client_id: String,
+    /// The Entra ID directory, `adfs`, or empty (found from the stack).
+    directory: String,
+    client_secret_file: Option<String>,
+    ca_file: Option<String>,
+    start: String,
+    created_at: String,
+    last_success: Option<String>,
+    last_error: Option<CollectorErrorDto>,
+    /// The end of the last reported hour every known subscriber has been collected through.
+    collected_through: Option<String>,
+    /// Closed reported hours not collected yet for the subscriber furthest behind.
+    lag_hours: Option<i64>,
+    subscribers: usize,
+    held_rows: usize,
+}
+
+impl CollectorDto {
+    /// The collector as it stands at `now`.
+    pub fn new(state: stackbill_store::CollectorState, now: jiff::Timestamp) -> Self {
+        let through = state.collected_through.map(|hour| hour + 1);
+        let config = state.config;
+        Self {
+            registration: config.registration.to_string(),
+            admin_endpoint: config.admin_endpoint,
+            provider_subscription: config.provider_subscription.to_string(),
+            client_id: config.client_id,
+            directory: config.directory,
+            client_secret_file: config.secret_file,
+            ca_file: config.ca_file,
+            start: config.start.to_string(),
+            created_at: state.created_at.to_string(),
+            last_success: state.last_success.map(|t| t.to_string()),
+            last_error: state
+                .last_error
+                .map(|(at, code, message)| CollectorErrorDto {
+                    at: at.to_string(),
+                    code,
+                    message,
+                }),
+            collected_through: through
+                .and_then(|hour| stackbill_core::period::hour_start(hour).ok())
+                .map(|t| t.to_string()),
+            lag_hours: through.map(|hour| (stackbill_core::period::hour_number(now) - hour).max(0)),
+            subscribers: state.subscribers,
+            held_rows: state.held,
+        }
+    }
+}

@@ -99,6 +99,137 @@ pub(crate) enum Command {
     },
     /// Write realistic synthetic usage as NDJSON (deterministic for a seed)
     Generate(GenerateArgs),
+    /// Configure how usage is pulled from each stack's admin API
+    #[command(subcommand)]
+    Collector(CollectorCommand),
+    /// Pull usage from the stacks now: every closed hour since each collector's cursor, or
+    /// a back-fill with --from
+    Collect(CollectArgs),
+    /// Serve a simulated Azure Stack Hub admin API (for demos and tests)
+    SimulateStack(SimulateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CollectorCommand {
+    /// Pull a registration's usage from its stack's admin API (replaces its settings; its
+    /// progress is kept)
+    Add {
+        /// The registration whose stack this is
+        registration: RegistrationName,
+        /// The stack's admin endpoint: https://adminmanagement.{region}.{fqdn}
+        #[arg(long, value_name = "URL")]
+        admin_endpoint: String,
+        /// The stack's Default Provider Subscription
+        #[arg(long, value_name = "GUID")]
+        provider_subscription: SubscriptionId,
+        /// The service principal's application (client) id
+        #[arg(long, value_name = "ID")]
+        client_id: String,
+        /// A file holding the client secret; stackbill stores the path, never the secret
+        #[arg(long, value_name = "FILE")]
+        client_secret_file: PathBuf,
+        /// The stack's Entra ID directory (tenant) id, or adfs; found from the stack when
+        /// it signs in with AD FS
+        #[arg(long, value_name = "GUID|adfs")]
+        directory: Option<String>,
+        /// A PEM file of CAs to trust for the stack's endpoints
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// The first reported hour to collect (default: the start of the current hour)
+        #[arg(long, value_name = "RFC3339")]
+        start: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Every collector and how it fares
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// One collector: settings, last success, last error, lag, held rows
+    Show {
+        /// The registration
+        registration: RegistrationName,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Stop collecting a registration's stack (the usage already collected stays)
+    Remove {
+        /// The registration
+        registration: RegistrationName,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CollectArgs {
+    /// The registrations to collect (default: every one with a collector)
+    pub(crate) registrations: Vec<RegistrationName>,
+    /// Re-collect from this reported hour (a back-fill; what is stored already is counted
+    /// as duplicates)
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) from: Option<Timestamp>,
+    /// Collect the reported hours before this instant only
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) to: Option<Timestamp>,
+    /// Minutes to wait after a reported hour ends before collecting it
+    #[arg(long, default_value_t = 15, value_name = "MINUTES")]
+    pub(crate) settle: u64,
+    /// The longest one request to a stack may take, in seconds
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub(crate) request_timeout: u64,
+    /// Print {"collectors":[...]} as JSON; no progress bar
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub(crate) listen: SocketAddr,
+    /// Everything served follows from the seed
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// User subscriptions (one tenant each)
+    #[arg(long, default_value_t = 20)]
+    pub(crate) tenants: usize,
+    /// The first usage hour (default: the start of the previous month)
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) from: Option<Timestamp>,
+    /// Usage hours served (default: up to the current hour)
+    #[arg(long)]
+    pub(crate) hours: Option<i64>,
+    /// The share of answers that fail (429, 500, 504 or a reset), 0 to 1
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) faults: f64,
+    /// Write the exact totals served, per tenant, meter and usage hour, as NDJSON
+    #[arg(long, value_name = "FILE")]
+    pub(crate) truth: Option<PathBuf>,
+    /// Sign in with AD FS instead of Entra ID
+    #[arg(long)]
+    pub(crate) adfs: bool,
+    /// The client id it accepts
+    #[arg(long, default_value = "stackbill-collector")]
+    pub(crate) client_id: String,
+    /// The client secret it accepts
+    #[arg(long, default_value = "simulated-secret")]
+    pub(crate) client_secret: String,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod collector;
 mod database;
 mod demo;
 mod generate;
@@ -23,7 +24,7 @@ use crate::refusal::describe;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::SimulateStack(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -100,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invoice(command) => invoice::run(command).await,
         Command::Token(command) => admin::token(command).await,
         Command::Database(command) => database::run(command).await,
+        Command::Collector(command) => collector::command(command).await,
+        Command::Collect(args) => collector::run(args).await,
+        Command::SimulateStack(args) => collector::simulate(args).await,
         Command::RegistrationToken {
             cloud_id,
             billing_model,

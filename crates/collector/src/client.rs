@@ -353,13 +353,25 @@ impl StackClient {
             return Ok(token.clone());
         }
         let metadata = self.metadata().await?;
-        let url = if self.access.directory.eq_ignore_ascii_case("adfs") {
+        // AD FS when asked for, or when no directory is given and the stack signs in with
+        // AD FS (its login endpoint ends in `/adfs/`).
+        let directory = self.access.directory.as_str();
+        let adfs = directory.eq_ignore_ascii_case("adfs")
+            || (directory.is_empty()
+                && metadata
+                    .login_endpoint
+                    .to_ascii_lowercase()
+                    .ends_with("/adfs/"));
+        let url = if adfs {
             format!("{}oauth2/token", metadata.login_endpoint)
+        } else if directory.is_empty() {
+            return Err(StackError::Config(format!(
+                "the stack signs in with Entra ID ({}): give its directory (tenant) id with \
+                 --directory",
+                metadata.login_endpoint
+            )));
         } else {
-            format!(
-                "{}{}/oauth2/token",
-                metadata.login_endpoint, self.access.directory
-            )
+            format!("{}{directory}/oauth2/token", metadata.login_endpoint)
         };
         let form = [
             ("grant_type", "client_credentials"),

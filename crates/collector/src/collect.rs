@@ -18,6 +18,9 @@ use tokio::sync::Semaphore;
 use crate::client::{StackClient, StackError};
 use crate::wire::{Collected, UsageRow, collect_row};
 
+/// Empty hours whose cursor move may wait for a later commit.
+const EMPTY_HOURS_PER_COMMIT: u32 = 24;
+
 /// What a collection covers.
 #[derive(Debug, Clone)]
 pub struct CollectOptions {
@@ -284,6 +287,10 @@ async fn collect_into(
         );
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
+            // An hour with rows commits them with the cursor at once; empty hours only move
+            // the cursor, folded into the next commit (at most a day of them), since
+            // collecting an empty hour again changes nothing.
+            let mut unsaved_empty = 0;
             for hour_no in next..end {
                 let Ok(hour) = hour_start(hour_no) else {
                     break;
@@ -299,18 +306,24 @@ async fn collect_into(
                     })
                     .collect();
                 let held_count = hold.len() as u64;
-                let dispositions = store
-                    .commit_collected(
-                        name.clone(),
-                        CollectedHour {
-                            cursor: Some((subscriber, hour_no)),
-                            records,
-                            hold,
-                            release: Vec::new(),
-                        },
-                    )
-                    .await?;
-                tally.add(count, rejected, held_count, &dispositions);
+                let empty = count == 0;
+                if empty && unsaved_empty < EMPTY_HOURS_PER_COMMIT && hour_no + 1 < end {
+                    unsaved_empty += 1;
+                } else {
+                    unsaved_empty = 0;
+                    let dispositions = store
+                        .commit_collected(
+                            name.clone(),
+                            CollectedHour {
+                                cursor: Some((subscriber, hour_no)),
+                                records,
+                                hold,
+                                release: Vec::new(),
+                            },
+                        )
+                        .await?;
+                    tally.add(count, rejected, held_count, &dispositions);
+                }
                 progress.hours.fetch_add(1, Ordering::Relaxed);
                 progress.records.fetch_add(count, Ordering::Relaxed);
                 let mut summary = tally

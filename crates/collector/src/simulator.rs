@@ -68,6 +68,8 @@ pub struct SimOptions {
     pub page_size: usize,
     /// How many of the last tenants' subscriptions are not listed until [`SimStack::reveal`].
     pub hidden: usize,
+    /// Whether it is served over HTTPS (the scheme of the links it gives).
+    pub https: bool,
 }
 
 impl SimOptions {
@@ -90,6 +92,7 @@ impl SimOptions {
             token_lifetime: Duration::from_secs(3599),
             page_size: 1000,
             hidden: 0,
+            https: false,
         }
     }
 }
@@ -547,15 +550,16 @@ fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+fn base_url(sim: &SimStack, headers: &HeaderMap) -> String {
     let host = (headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if sim.options.https { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 async fn metadata(State(sim): State<Arc<SimStack>>, headers: HeaderMap) -> Response {
-    let base = base_url(&headers);
+    let base = base_url(&sim, &headers);
     let login = match sim.options.identity {
         Identity::Entra { .. } => format!("{base}/login/"),
         Identity::Adfs => format!("{base}/adfs/"),
@@ -816,7 +820,7 @@ async fn usage(
             .collect();
         let token = format!("continuationToken={}", encode_token(next as u64));
         pairs.push(&token);
-        let host = base_url(&headers);
+        let host = base_url(&sim, &headers);
         body["nextLink"] = json!(format!(
             "{host}/subscriptions/{provider}/providers/Microsoft.Commerce.Admin/subscriberUsageAggregates?{}",
             pairs.join("&")

@@ -1,0 +1,429 @@
+//! `stackbill collector …`, `stackbill collect` and `stackbill simulate-stack`: configure
+//! how each stack's usage is pulled, pull it, and serve a simulated stack to pull from.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use stackbill_api::dto::CollectorDto;
+use stackbill_collector::client::{RetryPolicy, StackAccess, StackClient};
+use stackbill_collector::collect::{CollectOptions, CollectSummary, Progress, collect};
+use stackbill_collector::simulator::{Identity, SimOptions, SimStack};
+use stackbill_core::RegistrationName;
+use stackbill_core::period::{hour_number, hour_start};
+use stackbill_store::{CollectorConfig, CollectorState, Store};
+
+use crate::admin::open;
+use crate::cli::{CollectArgs, CollectorCommand, SimulateArgs};
+use crate::output::{self, outln};
+
+fn no_collector(name: &RegistrationName) -> anyhow::Error {
+    anyhow::anyhow!(
+        "registration '{name}' has no collector; add one with `stackbill collector add {name} …`"
+    )
+}
+
+fn show(states: Vec<CollectorState>, now: Timestamp, json: bool, single: bool) -> Result<()> {
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|s| {
+            let dto = serde_json::to_value(CollectorDto::new(s.clone(), now)).unwrap_or_default();
+            let text = |key: &str| match &dto[key] {
+                serde_json::Value::Null => "-".to_owned(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![
+                text("registration"),
+                text("adminEndpoint"),
+                text("lastSuccess"),
+                s.last_error
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |(_, code, _)| code.clone()),
+                text("lagHours"),
+                text("subscribers"),
+                text("heldRows"),
+            ]
+        })
+        .collect();
+    if json {
+        let dtos: Vec<CollectorDto> = (states.into_iter())
+            .map(|s| CollectorDto::new(s, now))
+            .collect();
+        return match (single, dtos.first()) {
+            (true, Some(first)) => output::json(first),
+            _ => output::json(&dtos),
+        };
+    }
+    output::table(
+        &[
+            "REGISTRATION",
+            "ADMIN ENDPOINT",
+            "LAST SUCCESS",
+            "LAST ERROR",
+            "LAG (H)",
+            "SUBSCRIBERS",
+            "HELD",
+        ],
+        &rows,
+    )?;
+    if single && let Some((at, code, message)) = states.first().and_then(|s| s.last_error.clone()) {
+        outln!("last error at {at}: {code}: {message}")?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
+    match command {
+        CollectorCommand::Add {
+            registration,
+            admin_endpoint,
+            provider_subscription,
+            client_id,
+            client_secret_file,
+            directory,
+            ca_file,
+            start,
+            db,
+            output,
+        } => {
+            let url = reqwest_like_url(&admin_endpoint)?;
+            let secret = std::fs::read(&client_secret_file).with_context(|| {
+                format!(
+                    "--client-secret-file: cannot read {}",
+                    client_secret_file.display()
+                )
+            })?;
+            if secret.iter().all(u8::is_ascii_whitespace) {
+                bail!(
+                    "--client-secret-file: {} is empty",
+                    client_secret_file.display()
+                );
+            }
+            if let Some(ca) = &ca_file {
+                std::fs::metadata(ca)
+                    .with_context(|| format!("--ca-file: cannot read {}", ca.display()))?;
+            }
+            let directory = directory.unwrap_or_default();
+            if !directory.is_empty()
+                && !directory.eq_ignore_ascii_case("adfs")
+                && directory.parse::<stackbill_core::TenantId>().is_err()
+            {
+                bail!("--directory: '{directory}' is neither a directory (tenant) GUID nor adfs");
+            }
+            let store = open(&db)?;
+            let now = store.now();
+            let start = start.unwrap_or(now);
+            let start = hour_start(hour_number(start)).unwrap_or(start);
+            let absolute = |path: &std::path::Path| {
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_owned())
+                    .display()
+                    .to_string()
+            };
+            let state = store
+                .put_collector(CollectorConfig {
+                    registration,
+                    admin_endpoint: url,
+                    provider_subscription,
+                    client_id,
+                    directory: if directory.eq_ignore_ascii_case("adfs") {
+                        "adfs".to_owned()
+                    } else {
+                        directory
+                    },
+                    secret_file: Some(absolute(&client_secret_file)),
+                    certificate_file: None,
+                    ca_file: ca_file.as_deref().map(absolute),
+                    start,
+                })
+                .await?;
+            if !output.json {
+                eprintln!(
+                    "collector of {} saved; run `stackbill collect` (or `stackbill serve`) to pull usage",
+                    state.config.registration
+                );
+            }
+            show(vec![state], now, output.json, true)
+        }
+        CollectorCommand::List { db, output } => {
+            let store = open(&db)?;
+            show(store.collectors().await?, store.now(), output.json, false)
+        }
+        CollectorCommand::Show {
+            registration,
+            db,
+            output,
+        } => {
+            let store = open(&db)?;
+            let state = store
+                .collector(registration.clone())
+                .await?
+                .ok_or_else(|| no_collector(&registration))?;
+            show(vec![state], store.now(), output.json, true)
+        }
+        CollectorCommand::Remove { registration, db } => {
+            let store = open(&db)?;
+            if !store.remove_collector(registration.clone()).await? {
+                return Err(no_collector(&registration));
+            }
+            eprintln!("collector of {registration} removed; its usage stays");
+            Ok(())
+        }
+    }
+}
+
+/// An admin endpoint as the collector uses it: http(s), no query, no trailing `/`.
+fn reqwest_like_url(text: &str) -> Result<String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let scheme_ok = trimmed.starts_with("https://") || trimmed.starts_with("http://");
+    if !scheme_ok || trimmed.contains('?') || trimmed.contains(char::is_whitespace) {
+        bail!(
+            "--admin-endpoint: '{text}' is not an http(s) URL such as \
+             https://adminmanagement.local.azurestack.external"
+        );
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// One registration's outcome, as `--json` prints it.
+#[derive(Serialize)]
+struct Outcome {
+    #[serde(flatten)]
+    summary: CollectSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<OutcomeError>,
+}
+
+#[derive(Serialize)]
+struct OutcomeError {
+    code: String,
+    message: String,
+}
+
+fn progress_bar(quiet: bool, name: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+    let template = "{spinner} {prefix} [{wide_bar}] {pos}/{len} hours {msg} ETA {eta}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(name.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+/// Collects `state`'s stack once.
+pub(crate) async fn collect_one(
+    store: &Store,
+    state: &CollectorState,
+    options: &CollectOptions,
+    retry: RetryPolicy,
+    quiet: bool,
+) -> (CollectSummary, Option<(String, String)>) {
+    let name = state.config.registration.to_string();
+    let client =
+        StackAccess::from_config(&state.config).and_then(|access| StackClient::new(access, retry));
+    let client = match client {
+        Ok(client) => Arc::new(client),
+        Err(error) => {
+            let message = error.to_string();
+            let _ = store
+                .record_collection(
+                    state.config.registration.clone(),
+                    Err((error.code(), message.clone())),
+                )
+                .await;
+            let summary = CollectSummary {
+                registration: name,
+                ..CollectSummary::default()
+            };
+            return (summary, Some((error.code(), message)));
+        }
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(quiet, &name);
+    let watcher = {
+        let (bar, progress) = (bar.clone(), Arc::clone(&progress));
+        let started = Instant::now();
+        tokio::spawn(async move {
+            loop {
+                bar.set_length(progress.total_hours.load(Ordering::Relaxed));
+                bar.set_position(progress.hours.load(Ordering::Relaxed));
+                let records = progress.records.load(Ordering::Relaxed);
+                let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("{records} records, {rate:.0} records/s"));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let (summary, error) = collect(store, state, client, options, progress).await;
+    watcher.abort();
+    bar.finish_and_clear();
+    (summary, error.map(|e| (e.code(), e.to_string())))
+}
+
+pub(crate) async fn run(args: CollectArgs) -> Result<()> {
+    let store = open(&args.db)?;
+    let all = store.collectors().await?;
+    let chosen: Vec<CollectorState> = if args.registrations.is_empty() {
+        if all.is_empty() {
+            bail!("no stack has a collector; add one with `stackbill collector add`");
+        }
+        all
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.registrations {
+            let state = (all.iter())
+                .find(|s| {
+                    s.config
+                        .registration
+                        .as_str()
+                        .eq_ignore_ascii_case(name.as_str())
+                })
+                .ok_or_else(|| no_collector(name))?;
+            chosen.push(state.clone());
+        }
+        chosen
+    };
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && to <= from
+    {
+        bail!("--to must be after --from");
+    }
+    let options = CollectOptions {
+        settle: Duration::from_secs(args.settle.saturating_mul(60)),
+        from: args.from,
+        to: args.to,
+        ..CollectOptions::default()
+    };
+    let retry = RetryPolicy {
+        timeout: Duration::from_secs(args.request_timeout.max(1)),
+        ..RetryPolicy::default()
+    };
+    let mut outcomes = Vec::new();
+    let mut failed = Vec::new();
+    for state in &chosen {
+        let (summary, error) = collect_one(&store, state, &options, retry, args.json).await;
+        if !args.json {
+            eprintln!(
+                "{}: {} hours, {} records: {} accepted, {} duplicates, {} conflicts, {} rejected, {} held",
+                summary.registration,
+                summary.hours,
+                summary.records,
+                summary.accepted,
+                summary.duplicates,
+                summary.conflicts,
+                summary.rejected,
+                summary.held
+            );
+        }
+        if let Some((code, message)) = &error {
+            failed.push(format!("{}: {code}: {message}", summary.registration));
+        }
+        outcomes.push(Outcome {
+            summary,
+            error: error.map(|(code, message)| OutcomeError { code, message }),
+        });
+    }
+    if args.json {
+        output::json(&serde_json::json!({ "collectors": outcomes }))?;
+    }
+    if !failed.is_empty() {
+        bail!("collection failed for {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.faults) {
+        bail!("--faults: {} is not between 0 and 1", args.faults);
+    }
+    let now = Timestamp::now();
+    let this_month = now
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .first_of_month();
+    let from = match args.from {
+        Some(from) => from,
+        None => this_month
+            .checked_sub(jiff::Span::new().months(1))
+            .context("no previous month")?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .context("no previous month")?
+            .timestamp(),
+    };
+    let from = hour_start(hour_number(from)).unwrap_or(from);
+    let hours = args
+        .hours
+        .unwrap_or_else(|| (hour_number(now) - hour_number(from)).max(1));
+    if hours < 1 {
+        bail!("--hours must be at least 1");
+    }
+    let mut options = SimOptions::new(args.seed, args.tenants, from, hours);
+    options.faults = args.faults;
+    options.client_id = args.client_id;
+    options.client_secret = args.client_secret;
+    options.https = args.tls_cert.is_some();
+    if args.adfs {
+        options.identity = Identity::Adfs;
+    }
+    let sim = Arc::new(SimStack::new(options));
+    if let Some(path) = &args.truth {
+        std::fs::write(path, sim.truth_ndjson())
+            .with_context(|| format!("--truth: cannot write {}", path.display()))?;
+    }
+    let directory = match &sim.options().identity {
+        Identity::Entra { directory } => directory.clone(),
+        Identity::Adfs => "adfs".to_owned(),
+    };
+    let provider = sim.options().provider_subscription;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let end = hour_start(hour_number(from) + hours).unwrap_or(from) + SignedDuration::ZERO;
+    eprintln!(
+        "simulated stack on {scheme}://{address}: {} tenants, usage {from} to {end}\n\
+         collect it with:\n  stackbill collector add REGISTRATION --admin-endpoint {scheme}://{address} \
+         --provider-subscription {provider} --client-id {} --client-secret-file FILE \
+         --directory {directory} --start {from}",
+        sim.subscriptions().len(),
+        sim.options().client_id,
+    );
+    let app = Arc::clone(&sim).router();
+    match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load the TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            axum_server::from_tcp_rustls(listener, config)?
+                .serve(app.into_make_service())
+                .await?;
+        }
+        _ => {
+            axum_server::from_tcp(listener)?
+                .serve(app.into_make_service())
+                .await?;
+        }
+    }
+    Ok(())
+}
