@@ -185,6 +185,10 @@ pub(crate) struct CollectArgs {
     /// The longest one request to a stack may take, in seconds
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub(crate) request_timeout: u64,
+    /// Tries per request before a collection fails (429, 5xx, timeouts and resets are
+    /// retried with exponential backoff)
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) attempts: u32,
     /// Print {"collectors":[...]} as JSON; no progress bar
     #[arg(long)]
     pub(crate) json: bool,

@@ -306,6 +306,7 @@ pub(crate) async fn run(args: CollectArgs) -> Result<()> {
     };
     let retry = RetryPolicy {
         timeout: Duration::from_secs(args.request_timeout.max(1)),
+        attempts: args.attempts,
         ..RetryPolicy::default()
     };
     let mut outcomes = Vec::new();

@@ -2,6 +2,7 @@
 //! PostgreSQL when `STACKBILL_TEST_POSTGRES` is set; the demo always makes a file).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod collect;
 mod copy;
 mod crash;
 mod import;

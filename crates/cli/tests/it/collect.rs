@@ -1,0 +1,291 @@
+//! `stackbill collector` and `stackbill collect` against `stackbill simulate-stack`, each a
+//! process of its own: what is collected equals the simulator's truth, collecting again
+//! stores nothing new, a collection killed at any moment re-runs to the same state, and
+//! failures are named with a non-zero exit.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+use stackbill_test_support::TestDb;
+
+use crate::{Location, ok_json, stackbill, stored};
+
+const DEFAULT: &str = "d0000000-0000-0000-0000-000000000001";
+const CLOUD: &str = "ca000000-0000-0000-0000-000000000001";
+const FROM: &str = "2026-01-01T00:00:00Z";
+/// Past every reported hour of the simulated usage.
+const TO: &str = "2026-01-06T00:00:00Z";
+const KILL_POINTS: u32 = 10;
+
+/// A running simulated stack, stopped when dropped.
+struct Sim {
+    child: Child,
+    url: String,
+    provider: String,
+    directory: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn simulate(truth: &std::path::Path, tenants: &str, hours: &str) -> Sim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args([
+            "simulate-stack",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "5",
+            "--tenants",
+            tenants,
+            "--from",
+            FROM,
+            "--hours",
+            hours,
+        ])
+        .arg("--truth")
+        .arg(truth)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut text = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        text.push_str(&line);
+        text.push('\n');
+        if line.contains("collector add") {
+            break;
+        }
+    }
+    let word_after = |flag: &str| {
+        let at = text
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} in {text}"))
+            + flag.len();
+        text[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    Sim {
+        url: word_after("--admin-endpoint "),
+        provider: word_after("--provider-subscription "),
+        directory: word_after("--directory "),
+        child,
+    }
+}
+
+fn registered(db: &(impl Location + ?Sized)) {
+    ok_json(db, &["partner", "add", "p1", "--name", "Contoso", "--json"]);
+    ok_json(
+        db,
+        &[
+            "subscription",
+            "add",
+            DEFAULT,
+            "--offer-type",
+            "CSPSS",
+            "--partner",
+            "p1",
+            "--json",
+        ],
+    );
+    ok_json(
+        db,
+        &[
+            "registration",
+            "add",
+            "hub",
+            "--cloud-id",
+            CLOUD,
+            "--subscription",
+            DEFAULT,
+            "--json",
+        ],
+    );
+}
+
+fn add_collector(db: &(impl Location + ?Sized), sim: &Sim, secret: &std::path::Path) -> Value {
+    ok_json(
+        db,
+        &[
+            "collector",
+            "add",
+            "hub",
+            "--admin-endpoint",
+            &sim.url,
+            "--provider-subscription",
+            &sim.provider,
+            "--client-id",
+            "stackbill-collector",
+            "--client-secret-file",
+            secret.to_str().unwrap(),
+            "--directory",
+            &sim.directory,
+            "--start",
+            FROM,
+            "--json",
+        ],
+    )
+}
+
+/// Stored quantities summed per (tenant, meter, usage hour), as the truth file gives them.
+fn sums(records: &[stackbill_core::UsageRecord]) -> BTreeMap<(String, String, String), Decimal> {
+    let mut sums = BTreeMap::new();
+    for r in records {
+        *sums
+            .entry((
+                r.tenant_id.to_string(),
+                r.meter_id.to_string(),
+                r.usage_start.to_string(),
+            ))
+            .or_insert(Decimal::ZERO) += r.quantity.value();
+    }
+    sums
+}
+
+fn truth(path: &std::path::Path) -> BTreeMap<(String, String, String), Decimal> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let text = |k: &str| v[k].as_str().unwrap().to_owned();
+            (
+                (text("tenantId"), text("meterId"), text("usageStartTime")),
+                text("quantity").parse::<Decimal>().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn collected_usage_equals_the_stacks_truth_and_is_collected_once() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let truth_file = dir.path().join("truth.ndjson");
+    let sim = simulate(&truth_file, "4", "36");
+    registered(&db);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret\n").unwrap();
+
+    // Flags are checked and named before anything is stored.
+    let bad = stackbill(
+        &db,
+        &[
+            "collector",
+            "add",
+            "hub",
+            "--admin-endpoint",
+            "adminmanagement.local",
+            "--provider-subscription",
+            &sim.provider,
+            "--client-id",
+            "x",
+            "--client-secret-file",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--admin-endpoint"));
+    let missing = stackbill(&db, &["collector", "show", "hub"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no collector"));
+
+    let added = add_collector(&db, &sim, &secret);
+    assert_eq!(added["registration"], "hub");
+    assert!(
+        !added.to_string().contains("simulated-secret"),
+        "the secret is never shown: {added}"
+    );
+    let collected = ok_json(&db, &["collect", "--to", TO, "--json"]);
+    let outcome = &collected["collectors"][0];
+    assert_eq!(outcome["registration"], "hub", "{collected}");
+    assert!(outcome["accepted"].as_u64().unwrap() > 100, "{collected}");
+    assert_eq!(outcome["accepted"], outcome["records"], "{collected}");
+    let location = db.args()[1].to_owned();
+    let records = stored(&location);
+    assert_eq!(sums(&records), truth(&truth_file));
+
+    let again = ok_json(&db, &["collect", "--to", TO, "--json"]);
+    assert_eq!(again["collectors"][0]["accepted"], 0, "{again}");
+    let shown = ok_json(&db, &["collector", "show", "hub", "--json"]);
+    assert_eq!(shown["subscribers"], 4, "{shown}");
+    assert!(shown["lastSuccess"].is_string(), "{shown}");
+    assert_eq!(shown["lastError"], Value::Null, "{shown}");
+
+    // A stack that cannot be reached fails the run, named, and is recorded.
+    drop(sim);
+    let failed = stackbill(
+        &db,
+        &["collect", "--from", FROM, "--to", TO, "--attempts", "1", "--json"],
+    );
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("hub: StackUnreachable"), "{stderr}");
+    let shown = ok_json(&db, &["collector", "show", "hub", "--json"]);
+    assert_eq!(shown["lastError"]["code"], "StackUnreachable", "{shown}");
+    assert_eq!(stored(&location), records, "a failed run changes nothing");
+
+    let removed = stackbill(&db, &["collector", "remove", "hub"]);
+    assert!(removed.status.success());
+    assert_eq!(stored(&location), records, "the collected usage stays");
+}
+
+#[test]
+fn killed_collections_rerun_to_the_clean_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth_file = dir.path().join("truth.ndjson");
+    let sim = simulate(&truth_file, "12", "96");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    let template = dir.path().join("template.db");
+    registered(&template);
+    add_collector(&template, &sim, &secret);
+
+    let collect = |db: &std::path::Path| {
+        let mut command = crate::command(db, &["collect", "--to", TO, "--json"]);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command
+    };
+    let clean = dir.path().join("clean.db");
+    std::fs::copy(&template, &clean).unwrap();
+    let started = Instant::now();
+    assert!(collect(&clean).status().unwrap().success());
+    let duration = started.elapsed();
+    let expected = stored(clean.to_str().unwrap());
+    assert_eq!(sums(&expected), truth(&truth_file));
+
+    let mut interrupted = 0;
+    for point in 0..KILL_POINTS {
+        let db = dir.path().join(format!("killed-{point}.db"));
+        std::fs::copy(&template, &db).unwrap();
+        let delay = duration.mul_f64(f64::from(point) / f64::from(KILL_POINTS));
+        let mut child = collect(&db).spawn().unwrap();
+        std::thread::sleep(delay.max(Duration::from_millis(1)));
+        let killed = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        if !child.wait().unwrap().success() {
+            interrupted += 1;
+        }
+        assert!(
+            collect(&db).status().unwrap().success(),
+            "the re-run after kill point {point} failed"
+        );
+        assert_eq!(
+            stored(db.to_str().unwrap()),
+            expected,
+            "kill point {point}: something lost or doubled"
+        );
+    }
+    assert!(interrupted > 0, "no kill landed during a collection");
+}
