@@ -13,7 +13,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
-use crate::{billing, diff, ratecards, registrations, routes, tokens, usage};
+use crate::{billing, collectors, diff, ratecards, registrations, routes, tokens, usage};
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
@@ -34,6 +34,12 @@ pub fn router(state: AppState) -> Router {
             get(registrations::get_registration)
                 .put(registrations::put_registration)
                 .delete(registrations::delete_registration),
+        )
+        .route(
+            "/registrations/{name}/collector",
+            get(collectors::get_collector)
+                .put(collectors::put_collector)
+                .delete(collectors::delete_collector),
         )
         .route(
             "/registrations/{name}/history",

@@ -287,3 +287,25 @@ impl CollectorDto {
         }
     }
 }
+
+/// Body of `PUT /v1/registrations/{name}/collector`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CollectorBody {
+    /// `https://adminmanagement.{region}.{fqdn}` (`http://` for simulators).
+    pub admin_endpoint: String,
+    /// The stack's Default Provider Subscription.
+    pub provider_subscription: String,
+    /// The service principal's client id.
+    pub client_id: String,
+    /// A file on the server holding the client secret (the secret itself is never sent,
+    /// stored or shown).
+    pub client_secret_file: String,
+    /// The Entra ID directory (tenant) id, or `adfs`; found from the stack when omitted and
+    /// it signs in with AD FS.
+    pub directory: Option<String>,
+    /// A PEM file on the server of CAs to trust for the stack.
+    pub ca_file: Option<String>,
+    /// The first reported hour to collect (default: the current hour).
+    pub start: Option<String>,
+}

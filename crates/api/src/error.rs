@@ -43,7 +43,8 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::RegistrationNotFound
         | ErrorCode::CustomerSubscriptionNotFound
         | ErrorCode::RateCardNotFound
-        | ErrorCode::InvoiceNotFound => StatusCode::NOT_FOUND,
+        | ErrorCode::InvoiceNotFound
+        | ErrorCode::CollectorNotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::CloudIdAlreadyRegistered
         | ErrorCode::DefaultSubscriptionChange

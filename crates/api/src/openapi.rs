@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
-use crate::{billing, diff, ratecards, registrations, routes, tokens, usage};
+use crate::{billing, collectors, diff, ratecards, registrations, routes, tokens, usage};
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -43,6 +43,9 @@ impl Modify for BearerAuth {
         registrations::get_customer_subscription,
         registrations::list_customer_subscriptions,
         registrations::delete_customer_subscription,
+        collectors::get_collector,
+        collectors::put_collector,
+        collectors::delete_collector,
         routes::put_meter,
         routes::get_meter,
         routes::list_meters,

@@ -105,6 +105,8 @@ error_codes! {
     InvalidRateCard = "InvalidRateCard",
     /// No invoice for that subscription and period.
     InvoiceNotFound = "InvoiceNotFound",
+    /// The registration has no collector.
+    CollectorNotFound = "CollectorNotFound",
     /// A period can be finalized only once it has ended.
     PeriodNotEnded = "PeriodNotEnded",
     /// An amount does not fit in 28 digits.

@@ -4,6 +4,7 @@
 mod access;
 mod azure;
 mod billing;
+mod collectors;
 mod commerce;
 mod envelope;
 mod history;

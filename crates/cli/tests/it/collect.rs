@@ -224,7 +224,16 @@ fn collected_usage_equals_the_stacks_truth_and_is_collected_once() {
     drop(sim);
     let failed = stackbill(
         &db,
-        &["collect", "--from", FROM, "--to", TO, "--attempts", "1", "--json"],
+        &[
+            "collect",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--attempts",
+            "1",
+            "--json",
+        ],
     );
     assert_eq!(failed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&failed.stderr);
