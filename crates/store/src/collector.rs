@@ -411,3 +411,49 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// Takes (or renews) the lease on collecting a registration's stack for `ttl`: `true`
+    /// when `holder` has it, `false` while another live holder does.
+    pub async fn lease_collector(
+        &self,
+        registration: RegistrationName,
+        holder: String,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        self.write(move |tx, now| {
+            let registration_key = key(&registration);
+            let ttl = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::ZERO);
+            tx.execute(
+                "INSERT INTO collector_leases (registration_key, holder, expires_at)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (registration_key) DO UPDATE
+                 SET holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE collector_leases.holder = excluded.holder
+                    OR collector_leases.expires_at < ?4",
+                params![registration_key, holder, micros(now + ttl), micros(now)],
+            )?;
+            tx.exists(
+                "SELECT 1 FROM collector_leases WHERE registration_key = ?1 AND holder = ?2",
+                params![registration_key, holder],
+            )
+        })
+        .await
+    }
+
+    /// Gives a lease back, if `holder` has it.
+    pub async fn release_collector(
+        &self,
+        registration: RegistrationName,
+        holder: String,
+    ) -> Result<()> {
+        self.write(move |tx, _| {
+            tx.execute(
+                "DELETE FROM collector_leases WHERE registration_key = ?1 AND holder = ?2",
+                params![key(&registration), holder],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

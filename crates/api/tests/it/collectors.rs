@@ -30,18 +30,31 @@ async fn collectors_are_configured_by_admins_and_read_by_their_partner() {
         "https://adminmanagement.local.azurestack.external"
     );
     assert_eq!(created.body["directory"], "adfs");
-    assert_eq!(created.body["start"], "2025-05-01T00:00:00Z", "a whole hour");
+    assert_eq!(
+        created.body["start"], "2025-05-01T00:00:00Z",
+        "a whole hour"
+    );
     assert!(!created.body.to_string().contains("s3cret"), "{created:?}");
     assert_eq!(app.put(path, body.clone()).await.status, 200);
 
-    let owner = app.token(json!({"role": "partner", "partnerId": "p1"})).await;
+    let owner = app
+        .token(json!({"role": "partner", "partnerId": "p1"}))
+        .await;
     let read = app.call_as(&owner, Method::GET, path, None).await;
     assert_eq!(read.status, 200, "{read:?}");
     assert_eq!(read.body["registration"], "stack1");
-    assert_eq!(read.body["lagHours"], serde_json::Value::Null, "nothing collected yet");
-    let write = app.call_as(&owner, Method::PUT, path, Some(body.clone())).await;
+    assert_eq!(
+        read.body["lagHours"],
+        serde_json::Value::Null,
+        "nothing collected yet"
+    );
+    let write = app
+        .call_as(&owner, Method::PUT, path, Some(body.clone()))
+        .await;
     assert_eq!(write.error(), (403, "AuthorizationFailed"));
-    let other = app.token(json!({"role": "partner", "partnerId": "p2"})).await;
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
     let hidden = app.call_as(&other, Method::GET, path, None).await;
     assert_eq!(hidden.error(), (404, "RegistrationNotFound"));
 

@@ -51,3 +51,11 @@ CREATE TABLE collector_held (
 ) STRICT;
 
 CREATE INDEX collector_held_by_registration ON collector_held (registration_key, held_id);
+
+-- Which node collects a stack now: a lease that its holder renews while it collects and
+-- that another node takes once it has expired (the holder died).
+CREATE TABLE collector_leases (
+    registration_key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;

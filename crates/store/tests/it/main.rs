@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod billing_props;
+mod collectors;
 mod history_props;
 mod ingest_props;
 
