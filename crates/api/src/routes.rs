@@ -63,8 +63,16 @@ pub(crate) fn written<T: Serialize>(written: Written, body: T) -> Response {
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let backend = state.store.backend_name();
     match state.store.health().await {
-        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok", "backend": backend}))
-            .into_response(),
+        Ok(()) => {
+            let lagging = crate::collectors::lagging(&state.store).await;
+            Json(serde_json::json!({
+                "status": "ok",
+                "database": "ok",
+                "backend": backend,
+                "laggingCollectors": lagging,
+            }))
+            .into_response()
+        }
         Err(err) => {
             tracing::warn!(error = %err, "health check failed");
             let database = err.storage_fault().map_or("unavailable", |f| f.as_str());

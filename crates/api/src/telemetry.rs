@@ -1,5 +1,5 @@
 //! Metrics in the Prometheus text format, served at `GET /metrics`. Label values are bounded:
-//! route templates (never raw paths), methods, status codes and error codes, never ids.
+//! route templates (never raw paths), methods, status codes and error codes, never record\n//! or tenant ids; collector series carry the registration name (one per configured stack).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -19,6 +19,15 @@ pub const USAGE_RECORDS: &str = "stackbill_usage_records_total";
 pub const USAGE_BATCH_SECONDS: &str = "stackbill_usage_batch_duration_seconds";
 /// Records per second of the last usage request.
 pub const USAGE_RECORDS_PER_SECOND: &str = "stackbill_usage_import_records_per_second";
+
+/// Closed reported hours a stack's collector has not collected yet, by registration.
+pub const COLLECTOR_LAG_HOURS: &str = "stackbill_collector_lag_hours";
+/// When a stack's collection last succeeded (Unix seconds), by registration.
+pub const COLLECTOR_LAST_SUCCESS: &str = "stackbill_collector_last_success_timestamp_seconds";
+/// 1 while a stack's last collection failed, by registration.
+pub const COLLECTOR_FAILING: &str = "stackbill_collector_failing";
+/// Rows held for user subscriptions the stack has not listed, by registration.
+pub const COLLECTOR_HELD_ROWS: &str = "stackbill_collector_held_rows";
 
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

@@ -477,6 +477,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "STACKBILL_HEADER_TIMEOUT", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) header_timeout: u64,
+    /// Collect every configured stack this often, in minutes (0: never; `stackbill collect`
+    /// then does it); with several nodes, one node at a time collects each stack
+    #[arg(
+        long,
+        env = "STACKBILL_COLLECT_EVERY",
+        default_value_t = 60,
+        value_name = "MINUTES"
+    )]
+    pub(crate) collect_every: u64,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }

@@ -428,3 +428,92 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// How long a node holds a stack's lease without renewing it.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+
+/// Collects every configured stack once now and then every `every`, until the process ends.
+/// Each stack is collected by one node at a time (a lease in the database, renewed while it
+/// collects, taken over by another node once its holder died).
+pub(crate) async fn collect_on_schedule(store: Store, every: Duration) {
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let holder = format!("{}-{:x}", std::process::id(), u64::from_le_bytes(seed));
+    loop {
+        let started = tokio::time::Instant::now();
+        match store.collectors().await {
+            Ok(collectors) => {
+                let mut running = tokio::task::JoinSet::new();
+                for state in collectors {
+                    running.spawn(collect_leased(store.clone(), state, holder.clone()));
+                }
+                while running.join_next().await.is_some() {}
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the collectors"),
+        }
+        tokio::time::sleep_until(started + every).await;
+    }
+}
+
+async fn collect_leased(store: Store, state: CollectorState, holder: String) {
+    let name = state.config.registration.clone();
+    match store
+        .lease_collector(name.clone(), holder.clone(), LEASE)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(registration = %name, "another node collects this stack");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(registration = %name, %error, "cannot take the collector lease");
+            return;
+        }
+    }
+    let renewing = {
+        let (store, name, holder) = (store.clone(), name.clone(), holder.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(error) = store
+                    .lease_collector(name.clone(), holder.clone(), LEASE)
+                    .await
+                {
+                    tracing::warn!(registration = %name, %error, "cannot renew the collector lease");
+                }
+            }
+        })
+    };
+    let (summary, error) = collect_one(
+        &store,
+        &state,
+        &CollectOptions::default(),
+        RetryPolicy::default(),
+        true,
+    )
+    .await;
+    renewing.abort();
+    match error {
+        None => tracing::info!(
+            registration = %name,
+            hours = summary.hours,
+            records = summary.records,
+            accepted = summary.accepted,
+            duplicates = summary.duplicates,
+            rejected = summary.rejected,
+            held = summary.held,
+            "collected"
+        ),
+        Some((code, message)) => tracing::warn!(
+            registration = %name,
+            code,
+            message,
+            accepted = summary.accepted,
+            "collection failed"
+        ),
+    }
+    if let Err(error) = store.release_collector(name.clone(), holder).await {
+        tracing::warn!(registration = %name, %error, "cannot release the collector lease");
+    }
+}

@@ -79,6 +79,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let auth = serve::auth_config(&store).await?;
+            if args.collect_every > 0 {
+                let every = std::time::Duration::from_secs(args.collect_every.saturating_mul(60));
+                tokio::spawn(collector::collect_on_schedule(store.clone(), every));
+            }
             let listen = serve::Listen {
                 address: args.listen,
                 tls: args.tls_cert.zip(args.tls_key),

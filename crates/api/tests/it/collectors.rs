@@ -78,6 +78,15 @@ async fn collectors_are_configured_by_admins_and_read_by_their_partner() {
         .await;
     assert_eq!(unknown.error(), (404, "RegistrationNotFound"));
 
+    // Never collected yet: /healthz stays ok and names it.
+    let health = app.raw(Method::GET, "/healthz", None, None, "").await;
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(health.body["status"], "ok");
+    assert_eq!(
+        health.body["laggingCollectors"][0]["registration"], "stack1",
+        "{health:?}"
+    );
+
     let removed = app.call(Method::DELETE, path, None).await;
     assert_eq!(removed.status, 204);
     assert_eq!(app.get(path).await.error(), (404, "CollectorNotFound"));

@@ -298,3 +298,149 @@ fn killed_collections_rerun_to_the_clean_state() {
     }
     assert!(interrupted > 0, "no kill landed during a collection");
 }
+
+/// `stackbill serve` collects every configured stack by itself, at start and then on its
+/// schedule, and `/metrics` and `/healthz` tell how each collector fares.
+#[test]
+fn serve_collects_configured_stacks_by_itself() {
+    use std::io::BufRead as _;
+
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let truth_file = dir.path().join("truth.ndjson");
+    // Usage of the day before yesterday: every reported hour of it has closed.
+    let now = jiff::Timestamp::now();
+    let from = jiff::Timestamp::from_second(now.as_second() / 3600 * 3600 - 48 * 3600).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args([
+            "simulate-stack",
+            "--listen",
+            "127.0.0.1:0",
+            "--tenants",
+            "3",
+            "--hours",
+            "24",
+        ])
+        .args(["--from", &from.to_string()])
+        .arg("--truth")
+        .arg(&truth_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut text = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        text.push_str(&line);
+        text.push(' ');
+        if line.contains("collector add") {
+            break;
+        }
+    }
+    let sim = Sim {
+        url: word(&text, "--admin-endpoint "),
+        provider: word(&text, "--provider-subscription "),
+        directory: word(&text, "--directory "),
+        child,
+    };
+    registered(&db);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    let mut added = crate::command(
+        &db,
+        &[
+            "collector",
+            "add",
+            "hub",
+            "--admin-endpoint",
+            &sim.url,
+            "--provider-subscription",
+            &sim.provider,
+            "--client-id",
+            "stackbill-collector",
+            "--directory",
+            &sim.directory,
+            "--start",
+            &from.to_string(),
+            "--json",
+        ],
+    );
+    assert!(
+        added
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let mut server = crate::command(
+        &db,
+        &["serve", "--listen", "127.0.0.1:0", "--collect-every", "1"],
+    )
+    .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
+    .env("RUST_LOG", "warn")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("stackbill listening on ") {
+            break rest.to_owned();
+        }
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shown = loop {
+        let shown: Value = agent
+            .get(&format!("{address}/v1/registrations/hub/collector"))
+            .header("Authorization", "Bearer secret-admin")
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        if shown["lastSuccess"].is_string() || Instant::now() > deadline {
+            break shown;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(shown["lastSuccess"].is_string(), "{shown}");
+    assert_eq!(shown["subscribers"], 3, "{shown}");
+    let location = db.args()[1].to_owned();
+    assert_eq!(sums(&stored(&location)), truth(&truth_file));
+    let metrics = agent
+        .get(&format!("{address}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains("stackbill_collector_failing{registration=\"hub\"} 0"),
+        "{metrics}"
+    );
+    let health: Value = agent
+        .get(&format!("{address}/healthz"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn word(text: &str, flag: &str) -> String {
+    let at = text
+        .find(flag)
+        .unwrap_or_else(|| panic!("{flag} in {text}"))
+        + flag.len();
+    text[at..].split_whitespace().next().unwrap().to_owned()
+}
