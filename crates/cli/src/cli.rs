@@ -508,9 +508,10 @@ pub(crate) struct DemoArgs {
     /// Customer tenants to create (every fifth has no subscription of its own)
     #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u64).range(5..=100_000))]
     pub(crate) tenants: u64,
-    /// Records of last month's usage to generate and import (0 for none)
-    #[arg(long, default_value_t = 100_000)]
-    pub(crate) usage_records: u64,
+    /// Import this many generated records of last month's usage instead of collecting
+    /// it from the demo's simulated stacks (0: no usage at all)
+    #[arg(long, value_name = "N")]
+    pub(crate) usage_records: Option<u64>,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }

@@ -79,6 +79,9 @@ struct Seeded {
     tenants_mapped: usize,
     unregistered: Vec<(TenantId, SubscriptionId)>,
     subscriptions: usize,
+    /// The tenants with usage on each of the two hubs (those without a subscription of
+    /// their own run on the first).
+    hub_tenants: [Vec<TenantId>; 2],
 }
 
 async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
@@ -122,6 +125,7 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
     let mut tenants_mapped = 0;
     let mut unregistered = Vec::new();
     let mut subscriptions = 1;
+    let mut hub_tenants: [Vec<TenantId>; 2] = [Vec::new(), Vec::new()];
     for index in 0..tenants {
         let n = index as u64 + 1;
         let name = match CUSTOMERS.get(index) {
@@ -142,6 +146,7 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
         subscriptions += 1;
         if !registered(index) {
             unregistered.push((tenant, subscription.id));
+            hub_tenants[0].push(tenant);
             continue;
         }
         // Most customers run on one hub; every fourth runs on both.
@@ -153,6 +158,7 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
             &[0]
         };
         for &hub in hubs {
+            hub_tenants[hub].push(tenant);
             store
                 .put_customer_subscription(
                     registrations[hub].name.clone(),
@@ -169,6 +175,7 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
         tenants_mapped,
         unregistered,
         subscriptions,
+        hub_tenants,
     })
 }
 
@@ -203,7 +210,15 @@ async fn open_demo_store(args: &DemoArgs) -> Result<Store> {
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let store = open_demo_store(&args).await?;
     let seeded = seed(&store, usize::try_from(args.tenants)?).await?;
-    let (usage, billing) = demo_billing(&store, args.usage_records).await?;
+    let quiet = args.output.json;
+    let (usage, billing) = match args.usage_records {
+        Some(records) => demo_billing(&store, Usage::Generated(records)).await?,
+        None => {
+            // The simulated stacks serve as long as the demo runs (a dropped handle detaches).
+            start_stacks(&store, &args, &seeded).await?;
+            demo_billing(&store, Usage::Collected { quiet }).await?
+        }
+    };
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
         _ => serve::create_admin_token(&store, "demo admin").await?,
@@ -217,6 +232,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             "registrations": seeded.registrations.len(),
             "tenantsMapped": seeded.tenants_mapped,
             "tenantsUnregistered": seeded.unregistered.len(),
+            "usageSource": if args.usage_records.is_some() { "generated" } else { "collected" },
             "usageRecords": usage.records,
             "usageAccepted": usage.accepted,
             "usageRejected": usage.rejected,
@@ -235,8 +251,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             seeded.tenants_mapped,
             seeded.unregistered.len()
         );
+        let how = if args.usage_records.is_some() {
+            "imported generated"
+        } else {
+            "collected from two simulated stacks"
+        };
         eprintln!(
-            "imported last month's usage: {} records, {} accepted, {} re-sent duplicates, {} rejected",
+            "{how} usage: {} records, {} accepted, {} duplicates, {} rejected",
             usage.records, usage.accepted, usage.duplicates, usage.rejected
         );
         eprintln!(
@@ -261,6 +282,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         public_url: None,
         header_timeout: serve::HEADER_TIMEOUT,
     };
+    if args.usage_records.is_none() {
+        tokio::spawn(crate::collector::collect_on_schedule(
+            store.clone(),
+            std::time::Duration::from_secs(3600),
+        ));
+    }
     serve::serve(store, auth, listen, |base| {
         // The banner is for a person; with nobody reading it, the demo serves all the same.
         let _ = outln!(
@@ -334,6 +361,20 @@ fn demo_rate_card() -> Result<RateCard> {
                 &[("0", "0.004")],
                 "0",
             )?,
+            // Table capacity, per GB hour.
+            entry(
+                "b4438d5d-453b-4ee1-b42a-dc72e377f1e4",
+                &[("0", "0.0000333")],
+                "0",
+            )?,
+            // VM hours: counted by the core meters above, so free on its own.
+            entry("6dab500f-a4fd-49c4-956d-229bb9c8c793", &[("0", "0")], "0")?,
+            // Standard managed disks (S10), per disk month.
+            entry(
+                "d5f7731b-f639-404a-89d0-e46186e22c8d",
+                &[("0", "5.89")],
+                "0",
+            )?,
         ],
     })
 }
@@ -347,22 +388,119 @@ struct Billing {
     drafts: usize,
 }
 
-/// Prices the usage, finalizes last month, imports this month's usage so far, and one late
-/// record for last month, which shows on this month's draft as an adjustment.
-async fn demo_billing(store: &Store, records: u64) -> Result<(import::Summary, Billing)> {
+/// Where the demo's usage comes from.
+enum Usage {
+    /// Generated records imported as `stackbill usage import` would.
+    Generated(u64),
+    /// Collected from the simulated stacks, as `stackbill collect` would.
+    Collected {
+        /// No progress bar.
+        quiet: bool,
+    },
+}
+
+/// The demo's two hubs as simulated stacks, served in-process, each with a collector from
+/// the start of last month.
+async fn start_stacks(store: &Store, args: &DemoArgs, seeded: &Seeded) -> Result<()> {
+    use stackbill_collector::simulator::{Identity, SimOptions, SimStack};
+
+    let last = crate::generate::month(None)?;
+    let from = last.to_zoned(TimeZone::UTC)?.timestamp();
+    let now = store.now();
+    let hours = (now.as_second() - from.as_second()) / 3600;
+    let secret_file = match &args.database_url {
+        Some(_) => {
+            std::env::temp_dir().join(format!("stackbill-demo-{}.secret", std::process::id()))
+        }
+        None => {
+            let mut path = args.db.clone().into_os_string();
+            path.push(".collector-secret");
+            path.into()
+        }
+    };
+    for (hub, tenants) in seeded.hub_tenants.iter().enumerate() {
+        let mut options = SimOptions::new(hub as u64 + 1, tenants.len(), from, hours.max(1));
+        options.tenant_ids = tenants.clone();
+        std::fs::write(&secret_file, &options.client_secret)
+            .with_context(|| format!("cannot write {}", secret_file.display()))?;
+        let directory = match &options.identity {
+            Identity::Entra { directory } => directory.clone(),
+            Identity::Adfs => "adfs".to_owned(),
+        };
+        let provider = options.provider_subscription;
+        let client_id = options.client_id.clone();
+        let sim = Arc::new(SimStack::new(options));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, sim.router()).await {
+                tracing::warn!(error = %err, "a simulated stack stopped");
+            }
+        });
+        store
+            .put_collector(stackbill_store::CollectorConfig {
+                registration: seeded.registrations[hub].name.clone(),
+                admin_endpoint: format!("http://{address}"),
+                provider_subscription: provider,
+                client_id,
+                directory,
+                secret_file: Some(secret_file.display().to_string()),
+                certificate_file: None,
+                ca_file: None,
+                start: from,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Collects every configured stack once, as `stackbill collect` does.
+async fn collect_demo_usage(store: &Store, quiet: bool) -> Result<import::Summary> {
+    let mut summary = import::Summary::default();
+    for state in store.collectors().await? {
+        let (collected, error) = crate::collector::collect_one(
+            store,
+            &state,
+            &stackbill_collector::collect::CollectOptions::default(),
+            stackbill_collector::client::RetryPolicy::default(),
+            quiet,
+        )
+        .await;
+        if let Some((code, message)) = error {
+            anyhow::bail!("collecting {}: {code}: {message}", collected.registration);
+        }
+        summary.records += collected.records;
+        summary.accepted += collected.accepted;
+        summary.duplicates += collected.duplicates;
+        summary.conflicts += collected.conflicts;
+        summary.rejected += collected.rejected;
+    }
+    Ok(summary)
+}
+
+/// Prices the usage, finalizes last month (its usage generated, or collected with this
+/// month's so far), adds this month's usage, and one late record for last month, which
+/// shows on this month's draft as an adjustment.
+async fn demo_billing(store: &Store, usage: Usage) -> Result<(import::Summary, Billing)> {
     store
         .put_rate_card(demo_rate_card()?, stackbill_core::rating::CardOwner::Shared)
         .await?;
     let last = crate::generate::month(None)?;
     let last_month = Period::containing(last.to_zoned(TimeZone::UTC)?.timestamp());
     let this_month = last_month.next();
-    let usage = import_demo_usage(store, records, last, 1).await?;
+    let summary = match usage {
+        Usage::Generated(records) => import_demo_usage(store, records, last, 1).await?,
+        Usage::Collected { quiet } => collect_demo_usage(store, quiet).await?,
+    };
     let finals = store.finalize_period(last_month, None).await?;
     let finalized_total = (finals.iter())
         .try_fold(Decimal::ZERO, |sum, invoice| exact_add(sum, invoice.total))
         .context("the demo's total overflows")?;
-    let this = this_month.start().to_zoned(TimeZone::UTC).date();
-    import_demo_usage(store, records / 2, this, 2).await?;
+    if let Usage::Generated(records) = usage {
+        let this = this_month.start().to_zoned(TimeZone::UTC).date();
+        import_demo_usage(store, records / 2, this, 2).await?;
+    }
+    let usage = summary;
     // A stack re-sends an hour of last month it had missed: late usage for a final period.
     let late_hour = last_month.end() - jiff::SignedDuration::from_hours(1);
     let late = UsageRecord {

@@ -70,6 +70,9 @@ pub struct SimOptions {
     pub hidden: usize,
     /// Whether it is served over HTTPS (the scheme of the links it gives).
     pub https: bool,
+    /// The tenants' directories, in order, when they must be these (a demo's customers);
+    /// the others follow from the seed.
+    pub tenant_ids: Vec<TenantId>,
 }
 
 impl SimOptions {
@@ -93,6 +96,7 @@ impl SimOptions {
             page_size: 1000,
             hidden: 0,
             https: false,
+            tenant_ids: Vec::new(),
         }
     }
 }
@@ -258,9 +262,12 @@ impl SimStack {
                         meters: &DISK,
                     });
                 }
+                let tenant = (usize::try_from(n).ok())
+                    .and_then(|n| options.tenant_ids.get(n))
+                    .map_or_else(|| guid(seed, 3, n), ToString::to_string);
                 Tenant {
                     subscription,
-                    tenant: guid(seed, 3, n),
+                    tenant,
                     resources,
                 }
             })

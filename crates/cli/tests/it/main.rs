@@ -320,24 +320,47 @@ fn a_database_url_must_be_postgres_and_reachable() {
 fn demo_seeds_a_csp_with_registered_and_unregistered_tenants() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.db");
-    let summary = ok_json(&db, &["demo", "--no-serve", "--json"]);
+    let summary = ok_json(&db, &["demo", "--no-serve", "--json", "--tenants", "5"]);
     assert_eq!(summary["registrations"], 3);
-    assert!(summary["tenantsMapped"].as_u64().unwrap() >= 24);
-    assert!(summary["tenantsUnregistered"].as_u64().unwrap() >= 3);
+    assert!(summary["tenantsMapped"].as_u64().unwrap() >= 4);
+    assert!(summary["tenantsUnregistered"].as_u64().unwrap() >= 1);
     assert!(summary["adminToken"].as_str().unwrap().starts_with("sb_"));
-    let imported = summary["usageAccepted"].as_u64().unwrap();
-    assert!(
-        imported > 90_000,
-        "the demo imports a month of usage: {summary}"
+    // The real flow: the two hubs are simulated stacks, collected from the start of last
+    // month; the month is finalized and this month's usage so far is a draft.
+    assert_eq!(summary["usageSource"], "collected", "{summary}");
+    let collected = summary["usageAccepted"].as_u64().unwrap();
+    assert!(collected > 10_000, "a month and more of usage: {summary}");
+    assert_eq!(
+        summary["usageAccepted"], summary["usageRecords"],
+        "{summary}"
     );
+    assert_eq!(summary["usageRejected"], 0, "{summary}");
     assert!(
-        summary["usageRejected"].as_u64().unwrap() > 0,
-        "with a few malformed records"
+        summary["finalizedInvoices"].as_u64().unwrap() >= 4,
+        "{summary}"
+    );
+    let collectors = ok_json(&db, &["collector", "list", "--json"]);
+    let collectors = collectors.as_array().unwrap();
+    assert_eq!(collectors.len(), 2, "{collectors:?}");
+    assert!(
+        collectors.iter().all(|c| c["lastSuccess"].is_string()),
+        "{collectors:?}"
+    );
+    // Generated usage instead, with a few malformed records among it.
+    let generated = dir.path().join("generated.db");
+    let summary = ok_json(
+        &generated,
+        &["demo", "--no-serve", "--json", "--usage-records", "3000"],
+    );
+    assert_eq!(summary["usageSource"], "generated", "{summary}");
+    assert!(
+        summary["usageAccepted"].as_u64().unwrap() > 2_500,
+        "{summary}"
     );
     let registrations = ok_json(&db, &["registration", "list", "--json"]);
     assert_eq!(registrations.as_array().unwrap().len(), 3);
     // Running it again starts afresh rather than failing on existing data.
-    let again = stackbill(&db, &["demo", "--no-serve"]);
+    let again = stackbill(&db, &["demo", "--no-serve", "--tenants", "5"]);
     assert!(
         again.status.success(),
         "{}",
