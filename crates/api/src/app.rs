@@ -160,7 +160,7 @@ async fn request_limits(
 
 /// `GET /metrics`: Prometheus text format, no token needed (bind it to a private address).
 async fn metrics(State(state): State<AppState>) -> axum::response::Response {
-    crate::collectors::record_gauges(&state.store).await;
+    crate::collector_health::record_gauges(&state.store).await;
     let body = crate::telemetry::metrics_handle()
         .map(|h| h.render())
         .unwrap_or_default();

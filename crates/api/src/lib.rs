@@ -7,6 +7,7 @@ mod app;
 pub mod auth;
 pub mod azure;
 pub mod billing;
+mod collector_health;
 mod collectors;
 pub mod commerce;
 pub mod diff;

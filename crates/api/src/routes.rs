@@ -64,7 +64,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let backend = state.store.backend_name();
     match state.store.health().await {
         Ok(()) => {
-            let lagging = crate::collectors::lagging(&state.store).await;
+            let lagging = crate::collector_health::lagging(&state.store).await;
             Json(serde_json::json!({
                 "status": "ok",
                 "database": "ok",
