@@ -73,6 +73,9 @@ pub struct SimOptions {
     /// The tenants' directories, in order, when they must be these (a demo's customers);
     /// the others follow from the seed.
     pub tenant_ids: Vec<TenantId>,
+    /// Whether the first subscriber's answers also carry the rows of the subscriptions not
+    /// listed yet (as a provider's answers may carry its delegated subscriptions').
+    pub stray_hidden: bool,
 }
 
 impl SimOptions {
@@ -97,6 +100,7 @@ impl SimOptions {
             hidden: 0,
             https: false,
             tenant_ids: Vec::new(),
+            stray_hidden: false,
         }
     }
 }
@@ -771,7 +775,7 @@ async fn usage(
             "reportedEndTime is in the future.",
         );
     }
-    let tenants: Vec<usize> = match param("subscriberId") {
+    let mut tenants: Vec<usize> = match param("subscriberId") {
         Some(subscriber) => (sim
             .tenants
             .iter()
@@ -780,6 +784,14 @@ async fn usage(
         .collect(),
         None => (0..sim.tenants.len()).collect(),
     };
+    if sim.options.stray_hidden && tenants == [0] {
+        let hidden = sim
+            .hidden
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tenants.extend(hidden);
+    }
     // The continuation token must come back byte for byte, percent-encoding included.
     let skip = match param("continuationToken") {
         None => 0,

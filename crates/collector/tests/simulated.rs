@@ -205,3 +205,43 @@ async fn a_wrong_secret_is_a_named_failure_recorded_on_the_collector() {
     let (_, code, _) = state.last_error.unwrap();
     assert_eq!(code, "StackAuthenticationFailed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_unlisted_subscriptions_are_held_then_collected() {
+    let mut options = SimOptions::new(14, 3, FROM.parse().unwrap(), HOURS);
+    options.hidden = 1;
+    options.stray_hidden = true;
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-04T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+    let first = run(&db.store, &state, &CollectOptions::default()).await;
+    assert!(first.held > 0, "{first:?}");
+    let state = db
+        .store
+        .collector("hub".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.held as u64, first.held);
+    let truth = sim.truth();
+    let hidden_tenant = sim.subscriptions()[2].1;
+    let listed: BTreeMap<_, _> = (truth.iter())
+        .filter(|((tenant, _, _), _)| *tenant != hidden_tenant)
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    assert_eq!(stored(&db.store).await, listed, "held rows are not guessed");
+    // Listed now: the held rows are collected, and its own hours add nothing twice.
+    sim.reveal();
+    let second = run(&db.store, &state, &CollectOptions::default()).await;
+    assert_eq!(second.held, 0, "{second:?}");
+    assert_eq!(stored(&db.store).await, truth);
+    let state = db
+        .store
+        .collector("hub".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.held, 0);
+}
