@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
@@ -299,16 +300,10 @@ fn killed_collections_rerun_to_the_clean_state() {
     assert!(interrupted > 0, "no kill landed during a collection");
 }
 
-/// `stackbill serve` collects every configured stack by itself, at start and then on its
-/// schedule, and `/metrics` and `/healthz` tell how each collector fares.
-#[test]
-fn serve_collects_configured_stacks_by_itself() {
-    use std::io::BufRead as _;
-
-    let db = TestDb::new();
-    let dir = tempfile::tempdir().unwrap();
-    let truth_file = dir.path().join("truth.ndjson");
-    // Usage of the day before yesterday: every reported hour of it has closed.
+/// A simulated stack with the usage of the day before yesterday (every reported hour of it
+/// closed), its truth file, and the first usage hour.
+fn recent_sim(dir: &std::path::Path) -> (Sim, std::path::PathBuf, jiff::Timestamp) {
+    let truth_file = dir.join("truth.ndjson");
     let now = jiff::Timestamp::now();
     let from = jiff::Timestamp::from_second(now.as_second() / 3600 * 3600 - 48 * 3600).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
@@ -318,10 +313,8 @@ fn serve_collects_configured_stacks_by_itself() {
             "127.0.0.1:0",
             "--tenants",
             "3",
-            "--hours",
-            "24",
         ])
-        .args(["--from", &from.to_string()])
+        .args(["--hours", "24", "--from", &from.to_string()])
         .arg("--truth")
         .arg(&truth_file)
         .stdout(Stdio::null())
@@ -344,11 +337,76 @@ fn serve_collects_configured_stacks_by_itself() {
         directory: word(&text, "--directory "),
         child,
     };
-    registered(&db);
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, "simulated-secret").unwrap();
+    (sim, truth_file, from)
+}
+
+fn word(text: &str, flag: &str) -> String {
+    let at = text
+        .find(flag)
+        .unwrap_or_else(|| panic!("{flag} in {text}"))
+        + flag.len();
+    text[at..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// A `stackbill serve` collecting every minute: the child, its address, and its log lines as
+/// they come.
+fn spawn_serve(db: &TestDb) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut server = crate::command(
+        db,
+        &["serve", "--listen", "127.0.0.1:0", "--collect-every", "1"],
+    )
+    .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
+    .env("RUST_LOG", "info")
+    .env("NO_COLOR", "1")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("serve prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("stackbill listening on ") {
+            break rest.to_owned();
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (server, address, log)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Waits for the collector of `hub` to have succeeded once, as `address` sees it.
+fn wait_for_success(address: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown: Value = agent()
+            .get(&format!("{address}/v1/registrations/hub/collector"))
+            .header("Authorization", "Bearer secret-admin")
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        if shown["lastSuccess"].is_string() || Instant::now() > deadline {
+            return shown;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn add_hub_collector(db: &TestDb, sim: &Sim, secret: &std::path::Path, from: jiff::Timestamp) {
     let mut added = crate::command(
-        &db,
+        db,
         &[
             "collector",
             "add",
@@ -366,55 +424,35 @@ fn serve_collects_configured_stacks_by_itself() {
             "--json",
         ],
     );
+    added.stdout(Stdio::null());
     assert!(
         added
             .arg("--client-secret-file")
-            .arg(&secret)
+            .arg(secret)
             .status()
             .unwrap()
             .success()
     );
+}
 
-    let mut server = crate::command(
-        &db,
-        &["serve", "--listen", "127.0.0.1:0", "--collect-every", "1"],
-    )
-    .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
-    .env("RUST_LOG", "warn")
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("stackbill listening on ") {
-            break rest.to_owned();
-        }
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let shown = loop {
-        let shown: Value = agent
-            .get(&format!("{address}/v1/registrations/hub/collector"))
-            .header("Authorization", "Bearer secret-admin")
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json()
-            .unwrap();
-        if shown["lastSuccess"].is_string() || Instant::now() > deadline {
-            break shown;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+/// `stackbill serve` collects every configured stack by itself, at start and then on its
+/// schedule, and `/metrics` and `/healthz` tell how each collector fares.
+#[test]
+fn serve_collects_configured_stacks_by_itself() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, truth_file, from) = recent_sim(dir.path());
+    registered(&db);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    add_hub_collector(&db, &sim, &secret, from);
+    let (mut server, address, _log) = spawn_serve(&db);
+    let shown = wait_for_success(&address);
     assert!(shown["lastSuccess"].is_string(), "{shown}");
     assert_eq!(shown["subscribers"], 3, "{shown}");
     let location = db.args()[1].to_owned();
     assert_eq!(sums(&stored(&location)), truth(&truth_file));
-    let metrics = agent
+    let metrics = agent()
         .get(&format!("{address}/metrics"))
         .call()
         .unwrap()
@@ -425,7 +463,7 @@ fn serve_collects_configured_stacks_by_itself() {
         metrics.contains("stackbill_collector_failing{registration=\"hub\"} 0"),
         "{metrics}"
     );
-    let health: Value = agent
+    let health: Value = agent()
         .get(&format!("{address}/healthz"))
         .call()
         .unwrap()
@@ -437,10 +475,48 @@ fn serve_collects_configured_stacks_by_itself() {
     let _ = server.wait();
 }
 
-fn word(text: &str, flag: &str) -> String {
-    let at = text
-        .find(flag)
-        .unwrap_or_else(|| panic!("{flag} in {text}"))
-        + flag.len();
-    text[at..].split_whitespace().next().unwrap().to_owned()
+/// Two nodes on one database collect the same stack under its lease: every hour is
+/// collected by one of them, once (no node re-reads what the other stored).
+#[test]
+fn two_nodes_collect_each_hour_once() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, truth_file, from) = recent_sim(dir.path());
+    registered(&db);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    add_hub_collector(&db, &sim, &secret, from);
+    let (mut first, address, first_log) = spawn_serve(&db);
+    let (mut second, _, second_log) = spawn_serve(&db);
+    assert!(wait_for_success(&address)["lastSuccess"].is_string());
+    // Let the later node's first round end too.
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = first.kill();
+    let _ = second.kill();
+    let _ = first.wait();
+    let _ = second.wait();
+    let location = db.args()[1].to_owned();
+    let records = stored(&location);
+    assert_eq!(sums(&records), truth(&truth_file));
+    let field = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|part| part.strip_prefix(&format!("{name}=")))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let (mut accepted, mut duplicates, mut rounds) = (0, 0, 0);
+    for log in [first_log, second_log] {
+        for line in log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(" collected"))
+        {
+            accepted += field(line, "accepted");
+            duplicates += field(line, "duplicates");
+            rounds += 1;
+        }
+    }
+    assert!(rounds >= 1);
+    assert_eq!(accepted, records.len() as u64, "every record stored once");
+    assert_eq!(duplicates, 0, "no hour was collected by both nodes");
 }
