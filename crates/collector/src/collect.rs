@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_core::{CloudId, Disposition, SubscriptionId, TenantId, UsageRecord};
-use stackbill_store::{CollectedHour, CollectorState, Store, StoreError, Subscriber};
+use stackbill_store::{CollectedHour, CollectorState, HeldRow, Store, StoreError, Subscriber};
 use tokio::sync::Semaphore;
 
 use crate::client::{StackClient, StackError};
@@ -106,22 +106,107 @@ pub struct Progress {
 struct Tally(std::sync::Mutex<CollectSummary>);
 
 impl Tally {
-    fn add(&self, rows: u64, rejected: u64, held: u64, dispositions: &[Disposition]) {
+    fn add(&self, rows: u64, rejected: u64, held: u64, stored: Stored) {
         let mut summary = self
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         summary.records += rows;
-        summary.rejected += rejected;
+        summary.rejected += rejected + stored.rejected;
         summary.held += held;
+        summary.accepted += stored.accepted;
+        summary.duplicates += stored.duplicates;
+        summary.conflicts += stored.conflicts;
+    }
+}
+
+/// What a sink did with a committed hour's records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Stored now.
+    pub accepted: u64,
+    /// Stored before with the same content.
+    pub duplicates: u64,
+    /// Stored before with other content.
+    pub conflicts: u64,
+    /// Refused.
+    pub rejected: u64,
+}
+
+impl Stored {
+    /// Counts a batch's dispositions.
+    pub fn of(dispositions: &[Disposition]) -> Self {
+        let mut stored = Self::default();
         for disposition in dispositions {
             match disposition {
-                Disposition::Accepted => summary.accepted += 1,
-                Disposition::Duplicate => summary.duplicates += 1,
-                Disposition::Conflict => summary.conflicts += 1,
-                Disposition::Rejected(_) => summary.rejected += 1,
+                Disposition::Accepted => stored.accepted += 1,
+                Disposition::Duplicate => stored.duplicates += 1,
+                Disposition::Conflict => stored.conflicts += 1,
+                Disposition::Rejected(_) => stored.rejected += 1,
             }
         }
+        stored
+    }
+}
+
+/// Where a collection keeps what it learns and stores what it collects: the database (in a
+/// server), or another server over HTTP with a local state file (`forward.rs`).
+pub trait Sink: Send + Sync + 'static {
+    /// The instant records are validated against.
+    fn now(&self) -> Timestamp;
+    /// Remembers the user subscriptions listed; answers every one ever listed.
+    fn remember(
+        &self,
+        listed: Vec<Subscriber>,
+    ) -> impl Future<Output = Result<Vec<Subscriber>, CollectError>> + Send;
+    /// The rows held so far.
+    fn held(&self) -> impl Future<Output = Result<Vec<HeldRow>, CollectError>> + Send;
+    /// Per subscriber, the last reported hour fully collected.
+    fn cursors(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<SubscriptionId, i64>, CollectError>> + Send;
+    /// Stores an hour's records with its cursor, held rows and released rows, at once.
+    fn commit(
+        &self,
+        hour: CollectedHour,
+    ) -> impl Future<Output = Result<Stored, CollectError>> + Send;
+}
+
+/// The database as a [`Sink`], for one registration.
+pub struct StoreSink {
+    store: Store,
+    registration: stackbill_core::RegistrationName,
+}
+
+impl Sink for StoreSink {
+    fn now(&self) -> Timestamp {
+        self.store.now()
+    }
+
+    async fn remember(&self, listed: Vec<Subscriber>) -> Result<Vec<Subscriber>, CollectError> {
+        Ok(self
+            .store
+            .remember_subscribers(self.registration.clone(), listed)
+            .await?)
+    }
+
+    async fn held(&self) -> Result<Vec<HeldRow>, CollectError> {
+        Ok(self.store.held_rows(self.registration.clone()).await?)
+    }
+
+    async fn cursors(&self) -> Result<BTreeMap<SubscriptionId, i64>, CollectError> {
+        Ok(self
+            .store
+            .collector_cursors(self.registration.clone())
+            .await?)
+    }
+
+    async fn commit(&self, hour: CollectedHour) -> Result<Stored, CollectError> {
+        let dispositions = self
+            .store
+            .commit_collected(self.registration.clone(), hour)
+            .await?;
+        Ok(Stored::of(&dispositions))
     }
 }
 
@@ -161,18 +246,34 @@ pub async fn collect(
     options: &CollectOptions,
     progress: Arc<Progress>,
 ) -> (CollectSummary, Option<CollectError>) {
-    let tally = Arc::new(Tally::default());
-    let outcome = collect_into(store, collector, client, options, progress, &tally).await;
-    let mut summary = tally
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    summary.registration = collector.config.registration.to_string();
     let name = collector.config.registration.clone();
-    let recorded = match &outcome {
-        Ok(()) => store.record_collection(name, Ok(())).await,
-        Err(error) => {
+    let (mut summary, error) = match store.registration(name.clone()).await {
+        Ok(Some(registration)) => {
+            let sink = Arc::new(StoreSink {
+                store: store.clone(),
+                registration: name.clone(),
+            });
+            let start = collector.config.start;
+            collect_with(
+                sink,
+                registration.cloud_id,
+                start,
+                client,
+                options,
+                progress,
+            )
+            .await
+        }
+        Ok(None) => (
+            CollectSummary::default(),
+            Some(CollectError::NoRegistration(name.to_string())),
+        ),
+        Err(error) => (CollectSummary::default(), Some(error.into())),
+    };
+    summary.registration = name.to_string();
+    let recorded = match &error {
+        None => store.record_collection(name, Ok(())).await,
+        Some(error) => {
             store
                 .record_collection(name, Err((error.code(), error.to_string())))
                 .await
@@ -181,23 +282,39 @@ pub async fn collect(
     if let Err(error) = recorded {
         tracing::warn!(%error, "cannot record how the collection went");
     }
+    (summary, error)
+}
+
+/// Collects a stack once into `sink`, its records of stack `cloud`, reported hours from
+/// `start` (or `options.from`). Every subscriber's hours committed before a failure stay
+/// committed: the summary counts them beside the first error met.
+pub async fn collect_with<S: Sink>(
+    sink: Arc<S>,
+    cloud: CloudId,
+    start: Timestamp,
+    client: Arc<StackClient>,
+    options: &CollectOptions,
+    progress: Arc<Progress>,
+) -> (CollectSummary, Option<CollectError>) {
+    let tally = Arc::new(Tally::default());
+    let outcome = collect_into(sink, cloud, start, client, options, progress, &tally).await;
+    let summary = tally
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     (summary, outcome.err())
 }
 
-async fn collect_into(
-    store: &Store,
-    collector: &CollectorState,
+async fn collect_into<S: Sink>(
+    sink: Arc<S>,
+    cloud: CloudId,
+    collector_start: Timestamp,
     client: Arc<StackClient>,
     options: &CollectOptions,
     progress: Arc<Progress>,
     tally: &Arc<Tally>,
 ) -> Result<(), CollectError> {
-    let name = collector.config.registration.clone();
-    let registration = store
-        .registration(name.clone())
-        .await?
-        .ok_or_else(|| CollectError::NoRegistration(name.to_string()))?;
-    let cloud = registration.cloud_id;
     let (listed, skipped) = client.subscriptions().await?;
     if skipped > 0 {
         tracing::warn!(
@@ -214,7 +331,7 @@ async fn collect_into(
             display_name: s.display_name,
         })
         .collect();
-    let known = store.remember_subscribers(name.clone(), listed).await?;
+    let known = sink.remember(listed).await?;
     let tenants: Arc<BTreeMap<SubscriptionId, TenantId>> = Arc::new(
         known
             .iter()
@@ -222,8 +339,8 @@ async fn collect_into(
             .collect(),
     );
     // Rows held earlier whose subscription is known now.
-    let held = store.held_rows(name.clone()).await?;
-    let now = store.now();
+    let held = sink.held().await?;
+    let now = sink.now();
     for row in held {
         let Ok(parsed) = serde_json::from_str::<UsageRow>(&row.row_json) else {
             continue;
@@ -236,17 +353,14 @@ async fn collect_into(
             continue;
         }
         let count = records.len() as u64 + rejected;
-        let dispositions = store
-            .commit_collected(
-                name.clone(),
-                CollectedHour {
-                    records,
-                    release: vec![row.held_id],
-                    ..CollectedHour::default()
-                },
-            )
+        let stored = sink
+            .commit(CollectedHour {
+                records,
+                release: vec![row.held_id],
+                ..CollectedHour::default()
+            })
             .await?;
-        tally.add(count, rejected, 0, &dispositions);
+        tally.add(count, rejected, 0, stored);
     }
 
     // The closed reported hours: each ended `settle` ago, and before `to`.
@@ -255,8 +369,8 @@ async fn collect_into(
     if let Some(to) = options.to {
         end = end.min(hour_number(to) + i64::from(to.as_second().rem_euclid(3600) != 0));
     }
-    let start = hour_number(options.from.unwrap_or(collector.config.start));
-    let cursors = store.collector_cursors(name.clone()).await?;
+    let start = hour_number(options.from.unwrap_or(collector_start));
+    let cursors = sink.cursors().await?;
     let plans: Vec<(SubscriptionId, i64)> = known
         .iter()
         .map(|s| {
@@ -276,14 +390,13 @@ async fn collect_into(
     let permits = Arc::new(Semaphore::new(options.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (subscriber, next) in plans {
-        let (store, client, tenants, tally, progress, permits, name) = (
-            store.clone(),
+        let (sink, client, tenants, tally, progress, permits) = (
+            Arc::clone(&sink),
             Arc::clone(&client),
             Arc::clone(&tenants),
             Arc::clone(tally),
             Arc::clone(&progress),
             Arc::clone(&permits),
-            name.clone(),
         );
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -297,7 +410,7 @@ async fn collect_into(
                 };
                 let rows = client.usage_hour(subscriber, hour).await?;
                 let count = rows.len() as u64;
-                let (records, held, rejected) = sort_rows(cloud, hour, &tenants, rows, store.now());
+                let (records, held, rejected) = sort_rows(cloud, hour, &tenants, rows, sink.now());
                 let hold: Vec<(i64, String, String)> = held
                     .iter()
                     .map(|row| {
@@ -311,18 +424,15 @@ async fn collect_into(
                     unsaved_empty += 1;
                 } else {
                     unsaved_empty = 0;
-                    let dispositions = store
-                        .commit_collected(
-                            name.clone(),
-                            CollectedHour {
-                                cursor: Some((subscriber, hour_no)),
-                                records,
-                                hold,
-                                release: Vec::new(),
-                            },
-                        )
+                    let stored = sink
+                        .commit(CollectedHour {
+                            cursor: Some((subscriber, hour_no)),
+                            records,
+                            hold,
+                            release: Vec::new(),
+                        })
                         .await?;
-                    tally.add(count, rejected, held_count, &dispositions);
+                    tally.add(count, rejected, held_count, stored);
                 }
                 progress.hours.fetch_add(1, Ordering::Relaxed);
                 progress.records.fetch_add(count, Ordering::Relaxed);
@@ -343,7 +453,7 @@ async fn collect_into(
             ))))
         });
         if let Err(error) = outcome {
-            tracing::warn!(registration = %name, %error, "collection of a subscriber failed");
+            tracing::warn!(%cloud, %error, "collection of a subscriber failed");
             first_error.get_or_insert(error);
         }
     }
