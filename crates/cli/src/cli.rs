@@ -194,6 +194,56 @@ pub(crate) struct CollectArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) db: DbArgs,
+    #[command(flatten)]
+    pub(crate) forward: ForwardArgs,
+}
+
+/// Collecting next to a stack the server cannot reach: the stack's settings are given as
+/// flags, the records are posted to the server with a stack token, and the progress is kept
+/// in a local state file.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Forwarding (runs next to the stack, without a database)")]
+pub(crate) struct ForwardArgs {
+    /// Post the records to this stackbill server (its base URL) instead of a database
+    #[arg(long, value_name = "URL", requires_all = ["token", "cloud_id", "admin_endpoint",
+          "provider_subscription", "client_id", "client_secret_file"],
+          conflicts_with = "registrations")]
+    pub(crate) forward_to: Option<String>,
+    /// A stack token of the registration (`stackbill token create --role stack`)
+    #[arg(long, env = "STACKBILL_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The stack's cloud id, as registered
+    #[arg(long, value_name = "GUID")]
+    pub(crate) cloud_id: Option<CloudId>,
+    /// The stack's admin endpoint: https://adminmanagement.{region}.{fqdn}
+    #[arg(long, value_name = "URL")]
+    pub(crate) admin_endpoint: Option<String>,
+    /// The stack's Default Provider Subscription
+    #[arg(long, value_name = "GUID")]
+    pub(crate) provider_subscription: Option<SubscriptionId>,
+    /// The service principal's application (client) id
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// A file holding the client secret
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// The stack's Entra ID directory (tenant) id, or adfs
+    #[arg(long, value_name = "GUID|adfs")]
+    pub(crate) directory: Option<String>,
+    /// A PEM file of CAs to trust for the stack's endpoints
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// The first reported hour to collect (default: the start of the current hour)
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) start: Option<Timestamp>,
+    /// Where the forwarding collector keeps its progress (moved only once the server
+    /// stored the records)
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "stackbill-collector-state.json"
+    )]
+    pub(crate) state: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -271,6 +271,9 @@ pub(crate) async fn collect_one(
 }
 
 pub(crate) async fn run(args: CollectArgs) -> Result<()> {
+    if args.forward.forward_to.is_some() {
+        return forward(args).await;
+    }
     let store = open(&args.db)?;
     let all = store.collectors().await?;
     let chosen: Vec<CollectorState> = if args.registrations.is_empty() {
@@ -516,4 +519,118 @@ async fn collect_leased(store: Store, state: CollectorState, holder: String) {
     if let Err(error) = store.release_collector(name.clone(), holder).await {
         tracing::warn!(registration = %name, %error, "cannot release the collector lease");
     }
+}
+
+/// `stackbill collect --forward-to URL`: collects next to the stack and posts to the server.
+async fn forward(args: CollectArgs) -> Result<()> {
+    let f = args.forward;
+    let (
+        Some(server),
+        Some(token),
+        Some(cloud),
+        Some(endpoint),
+        Some(provider),
+        Some(client_id),
+        Some(secret_file),
+    ) = (
+        f.forward_to,
+        f.token,
+        f.cloud_id,
+        f.admin_endpoint,
+        f.provider_subscription,
+        f.client_id,
+        f.client_secret_file,
+    )
+    else {
+        bail!(
+            "--forward-to needs --token, --cloud-id, --admin-endpoint, --provider-subscription, \
+             --client-id and --client-secret-file"
+        );
+    };
+    let server = reqwest_like_url(&server).context("--forward-to")?;
+    let endpoint = reqwest_like_url(&endpoint)?;
+    let directory = f.directory.unwrap_or_default();
+    let config = CollectorConfig {
+        registration: "forwarded".parse()?,
+        admin_endpoint: endpoint,
+        provider_subscription: provider,
+        client_id,
+        directory: if directory.eq_ignore_ascii_case("adfs") {
+            "adfs".to_owned()
+        } else {
+            directory
+        },
+        secret_file: Some(secret_file.display().to_string()),
+        certificate_file: None,
+        ca_file: f.ca_file.map(|p| p.display().to_string()),
+        start: f.start.unwrap_or_else(Timestamp::now),
+    };
+    let retry = RetryPolicy {
+        timeout: Duration::from_secs(args.request_timeout.max(1)),
+        attempts: args.attempts,
+        ..RetryPolicy::default()
+    };
+    let access = StackAccess::from_config(&config)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
+    let client = Arc::new(
+        StackClient::new(access, retry).map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?,
+    );
+    let sink = Arc::new(
+        stackbill_collector::forward::ForwardSink::open(&server, token, cloud, f.state, retry)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?,
+    );
+    let options = CollectOptions {
+        settle: Duration::from_secs(args.settle.saturating_mul(60)),
+        from: args.from,
+        to: args.to,
+        ..CollectOptions::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let bar = progress_bar(args.json, &cloud.to_string());
+    let watcher = {
+        let (bar, progress) = (bar.clone(), Arc::clone(&progress));
+        tokio::spawn(async move {
+            loop {
+                bar.set_length(progress.total_hours.load(Ordering::Relaxed));
+                bar.set_position(progress.hours.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let (mut summary, error) = stackbill_collector::collect::collect_with(
+        sink,
+        cloud,
+        config.start,
+        client,
+        &options,
+        progress,
+    )
+    .await;
+    watcher.abort();
+    bar.finish_and_clear();
+    summary.registration = cloud.to_string();
+    let outcome = Outcome {
+        summary,
+        error: error.map(|e| OutcomeError {
+            code: e.code(),
+            message: e.to_string(),
+        }),
+    };
+    if args.json {
+        output::json(&serde_json::json!({ "collectors": [&outcome] }))?;
+    } else {
+        let s = &outcome.summary;
+        eprintln!(
+            "{cloud} forwarded to {server}: {} hours, {} records: {} accepted, {} duplicates, {} conflicts, {} rejected, {} held",
+            s.hours, s.records, s.accepted, s.duplicates, s.conflicts, s.rejected, s.held
+        );
+    }
+    if let Some(error) = &outcome.error {
+        bail!(
+            "collection failed for {cloud}: {}: {}",
+            error.code,
+            error.message
+        );
+    }
+    Ok(())
 }

@@ -78,6 +78,17 @@ pub enum CollectError {
     /// The registration the collector belongs to is gone.
     #[error("registration '{0}' no longer exists; remove its collector")]
     NoRegistration(String),
+    /// The server records are forwarded to refused them or could not be reached.
+    #[error("{message}")]
+    Forward {
+        /// The server's error code, or `ServerUnreachable`.
+        code: String,
+        /// What happened.
+        message: String,
+    },
+    /// The local state file of a forwarding collector cannot be read or written.
+    #[error("collector state {0}")]
+    State(String),
 }
 
 impl CollectError {
@@ -87,6 +98,8 @@ impl CollectError {
             Self::Stack(error) => error.code(),
             Self::Store(_) => "StoreError".to_owned(),
             Self::NoRegistration(_) => "RegistrationNotFound".to_owned(),
+            Self::Forward { code, .. } => code.clone(),
+            Self::State(_) => "CollectorStateInvalid".to_owned(),
         }
     }
 }

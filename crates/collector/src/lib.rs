@@ -4,9 +4,11 @@
 //!
 //! `wire` reads the stack's answers and turns rows into records (no IO); `client` speaks
 //! HTTP to a stack (discovery, tokens, retries, paging); `collect` drives a collection and
-//! commits each hour's records with its cursor; `simulator` is the simulated stack.
+//! commits each hour's records with its cursor, into the store or (`forward`) to a server
+//! over HTTP with a local state file; `simulator` is the simulated stack.
 
 pub mod client;
 pub mod collect;
+pub mod forward;
 pub mod simulator;
 pub mod wire;

@@ -520,3 +520,94 @@ fn two_nodes_collect_each_hour_once() {
     assert_eq!(accepted, records.len() as u64, "every record stored once");
     assert_eq!(duplicates, 0, "no hour was collected by both nodes");
 }
+
+/// Next to a stack the server cannot reach: `collect --forward-to` posts with a stack token
+/// and keeps its cursors in a local state file, moved only once the server stored the hour.
+#[test]
+fn a_forwarding_collector_posts_to_the_server_and_keeps_its_own_state() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, truth_file, from) = recent_sim(dir.path());
+    registered(&db);
+    let token = ok_json(
+        &db,
+        &[
+            "token",
+            "create",
+            "--role",
+            "stack",
+            "--cloud-id",
+            CLOUD,
+            "--json",
+        ],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    let state = dir.path().join("state.json");
+    let (mut server, address, _log) = spawn_serve(&db);
+    let forward = |server: &str, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stackbill"));
+        command
+            .args([
+                "collect",
+                "--json",
+                "--forward-to",
+                server,
+                "--token",
+                &token,
+            ])
+            .args(["--cloud-id", CLOUD, "--admin-endpoint", &sim.url])
+            .args([
+                "--provider-subscription",
+                &sim.provider,
+                "--client-id",
+                "stackbill-collector",
+            ])
+            .args(["--directory", &sim.directory, "--start", &from.to_string()])
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .arg("--state")
+            .arg(&state)
+            .args(extra)
+            .env_remove("STACKBILL_DB")
+            .env_remove("STACKBILL_DATABASE_URL");
+        command.output().unwrap()
+    };
+    let first = forward(&address, &[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let outcome = &first["collectors"][0];
+    assert!(outcome["accepted"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(outcome["accepted"], outcome["records"], "{first}");
+    let location = db.args()[1].to_owned();
+    assert_eq!(sums(&stored(&location)), truth(&truth_file));
+
+    let again = forward(&address, &[]);
+    assert!(again.status.success());
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        again["collectors"][0]["hours"], 0,
+        "the state file's cursors: {again}"
+    );
+
+    // With the server away, nothing moves and the run fails, named.
+    let _ = server.kill();
+    let _ = server.wait();
+    let before = std::fs::read(&state).unwrap();
+    let away = forward(&address, &["--from", &from.to_string(), "--attempts", "1"]);
+    assert_eq!(away.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&away.stderr);
+    assert!(stderr.contains("ServerUnreachable"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the state waits for the server"
+    );
+}
