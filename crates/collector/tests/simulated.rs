@@ -245,3 +245,76 @@ async fn rows_of_unlisted_subscriptions_are_held_then_collected() {
         .unwrap();
     assert_eq!(state.held, 0);
 }
+
+/// A month collected through faults and paging is invoiced exactly as a rating of the
+/// simulator's truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_of_collected_usage_equal_a_rating_of_the_truth() {
+    use stackbill_core::invoice::{Pricing, rate_lines};
+    use stackbill_core::rating::{CardOwner, MeterRate, Tier};
+    use stackbill_core::{Currency, Period, RateCard, RateCardName};
+
+    let mut options = SimOptions::new(15, 3, FROM.parse().unwrap(), 744);
+    options.faults = 0.05;
+    options.page_size = 50;
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-06-02T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+    let prices = [
+        ("b5c15376-6c94-4fdd-b655-1a69d138aca3", "0.0000666"),
+        ("09f8879e-87e9-4305-a572-4b7be209f857", "0.0000333"),
+        ("b4438d5d-453b-4ee1-b42a-dc72e377f1e4", "0.0000333"),
+        ("6dab500f-a4fd-49c4-956d-229bb9c8c793", "0.01"),
+        ("fab6eb84-500b-4a09-a8ca-7358f8bbaea5", "0.008"),
+        ("d5f7731b-f639-404a-89d0-e46186e22c8d", "5.89"),
+    ];
+    let card = RateCard {
+        name: RateCardName::default_card(),
+        currency: Currency::USD,
+        rates: prices
+            .iter()
+            .map(|(meter, price)| {
+                let tiers = vec![Tier {
+                    from_quantity: "0".parse().unwrap(),
+                    unit_price: price.parse().unwrap(),
+                }];
+                let effective = "2025-01-01T00:00:00Z".parse().unwrap();
+                MeterRate::new(
+                    meter.parse().unwrap(),
+                    tiers,
+                    "0".parse().unwrap(),
+                    effective,
+                )
+                .unwrap()
+            })
+            .collect(),
+    };
+    db.store
+        .put_rate_card(card.clone(), CardOwner::Shared)
+        .await
+        .unwrap();
+    run(&db.store, &state, &CollectOptions::default()).await;
+
+    let period: Period = "2025-05".parse().unwrap();
+    let mut per_meter: BTreeMap<MeterId, Total> = BTreeMap::new();
+    for ((_, meter, _), quantity) in sim.truth() {
+        let sum = per_meter.entry(meter).or_insert(Total::ZERO);
+        *sum = sum.checked_add(quantity).unwrap();
+    }
+    let pricing = Pricing {
+        card: Some(&card),
+        markup_percent: rust_decimal::Decimal::ZERO,
+    };
+    let expected = rate_lines(period, &per_meter, pricing).unwrap();
+    let invoices = db.store.invoices(period, None, None).await.unwrap();
+    let default: stackbill_core::SubscriptionId = fixtures::DEFAULT.parse().unwrap();
+    let invoice = invoices
+        .iter()
+        .find(|i| i.subscription_id == default)
+        .unwrap();
+    assert_eq!(invoice.lines, expected);
+    assert_eq!(invoice.lines.len(), prices.len());
+    assert!(invoice.lines.iter().all(|line| !line.unpriced));
+}
