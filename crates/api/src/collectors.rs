@@ -108,8 +108,21 @@ pub(crate) async fn put_collector(
             format!("directory '{directory}' is neither a directory (tenant) GUID nor adfs"),
         ));
     }
+    match (&body.client_secret_file, &body.client_certificate_file) {
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => {
+            return Err(invalid(
+                "clientSecretFile",
+                "give one of clientSecretFile and clientCertificateFile".to_owned(),
+            ));
+        }
+    }
     for (path, target) in [
-        (Some(&body.client_secret_file), "clientSecretFile"),
+        (body.client_secret_file.as_ref(), "clientSecretFile"),
+        (
+            body.client_certificate_file.as_ref(),
+            "clientCertificateFile",
+        ),
         (body.ca_file.as_ref(), "caFile"),
     ] {
         if let Some(path) = path
@@ -139,8 +152,8 @@ pub(crate) async fn put_collector(
             } else {
                 directory
             },
-            secret_file: Some(body.client_secret_file),
-            certificate_file: None,
+            secret_file: body.client_secret_file,
+            certificate_file: body.client_certificate_file,
             ca_file: body.ca_file,
             start: hour_start(hour_number(start)).unwrap_or(start),
         })

@@ -242,6 +242,7 @@ pub struct CollectorDto {
     /// The Entra ID directory, `adfs`, or empty (found from the stack).
     directory: String,
     client_secret_file: Option<String>,
+    client_certificate_file: Option<String>,
     ca_file: Option<String>,
     start: String,
     created_at: String,
@@ -267,6 +268,7 @@ impl CollectorDto {
             client_id: config.client_id,
             directory: config.directory,
             client_secret_file: config.secret_file,
+            client_certificate_file: config.certificate_file,
             ca_file: config.ca_file,
             start: config.start.to_string(),
             created_at: state.created_at.to_string(),
@@ -300,7 +302,10 @@ pub struct CollectorBody {
     pub client_id: String,
     /// A file on the server holding the client secret (the secret itself is never sent,
     /// stored or shown).
-    pub client_secret_file: String,
+    pub client_secret_file: Option<String>,
+    /// Instead of a secret: a PEM file on the server holding the client certificate and its
+    /// PKCS#8 RSA key.
+    pub client_certificate_file: Option<String>,
     /// The Entra ID directory (tenant) id, or `adfs`; found from the stack when omitted and
     /// it signs in with AD FS.
     pub directory: Option<String>,

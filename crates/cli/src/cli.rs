@@ -126,8 +126,17 @@ pub(crate) enum CollectorCommand {
         #[arg(long, value_name = "ID")]
         client_id: String,
         /// A file holding the client secret; stackbill stores the path, never the secret
-        #[arg(long, value_name = "FILE")]
-        client_secret_file: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "client_certificate",
+            conflicts_with = "client_certificate"
+        )]
+        client_secret_file: Option<PathBuf>,
+        /// Instead of a secret: a PEM file holding the client certificate and its PKCS#8
+        /// RSA key (the token request carries an assertion signed with it)
+        #[arg(long, value_name = "PEM")]
+        client_certificate: Option<PathBuf>,
         /// The stack's Entra ID directory (tenant) id, or adfs; found from the stack when
         /// it signs in with AD FS
         #[arg(long, value_name = "GUID|adfs")]
@@ -206,7 +215,7 @@ pub(crate) struct CollectArgs {
 pub(crate) struct ForwardArgs {
     /// Post the records to this stackbill server (its base URL) instead of a database
     #[arg(long, value_name = "URL", requires_all = ["token", "cloud_id", "admin_endpoint",
-          "provider_subscription", "client_id", "client_secret_file"],
+          "provider_subscription", "client_id"],
           conflicts_with = "registrations")]
     pub(crate) forward_to: Option<String>,
     /// A stack token of the registration (`stackbill token create --role stack`)
@@ -225,8 +234,11 @@ pub(crate) struct ForwardArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) client_id: Option<String>,
     /// A file holding the client secret
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "client_certificate")]
     pub(crate) client_secret_file: Option<PathBuf>,
+    /// Instead of a secret: a PEM file holding the client certificate and its PKCS#8 RSA key
+    #[arg(long, value_name = "PEM")]
+    pub(crate) client_certificate: Option<PathBuf>,
     /// The stack's Entra ID directory (tenant) id, or adfs
     #[arg(long, value_name = "GUID|adfs")]
     pub(crate) directory: Option<String>,
@@ -278,6 +290,9 @@ pub(crate) struct SimulateArgs {
     /// The client secret it accepts
     #[arg(long, default_value = "simulated-secret")]
     pub(crate) client_secret: String,
+    /// Also accept client assertions signed by the key of this certificate (PEM)
+    #[arg(long, value_name = "PEM")]
+    pub(crate) client_certificate: Option<PathBuf>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
     #[arg(long, requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,

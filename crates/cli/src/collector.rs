@@ -86,6 +86,7 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
             provider_subscription,
             client_id,
             client_secret_file,
+            client_certificate,
             directory,
             ca_file,
             start,
@@ -93,18 +94,7 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
             output,
         } => {
             let url = reqwest_like_url(&admin_endpoint)?;
-            let secret = std::fs::read(&client_secret_file).with_context(|| {
-                format!(
-                    "--client-secret-file: cannot read {}",
-                    client_secret_file.display()
-                )
-            })?;
-            if secret.iter().all(u8::is_ascii_whitespace) {
-                bail!(
-                    "--client-secret-file: {} is empty",
-                    client_secret_file.display()
-                );
-            }
+            check_credential(client_secret_file.as_deref(), client_certificate.as_deref())?;
             if let Some(ca) = &ca_file {
                 std::fs::metadata(ca)
                     .with_context(|| format!("--ca-file: cannot read {}", ca.display()))?;
@@ -137,8 +127,8 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
                     } else {
                         directory
                     },
-                    secret_file: Some(absolute(&client_secret_file)),
-                    certificate_file: None,
+                    secret_file: client_secret_file.as_deref().map(absolute),
+                    certificate_file: client_certificate.as_deref().map(absolute),
                     ca_file: ca_file.as_deref().map(absolute),
                     start,
                 })
@@ -176,6 +166,31 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Checks the credential files before they are used: a secret file that is readable and
+/// not empty, or a certificate file holding a certificate and its RSA key.
+fn check_credential(
+    secret: Option<&std::path::Path>,
+    certificate: Option<&std::path::Path>,
+) -> Result<()> {
+    if let Some(path) = secret {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("--client-secret-file: cannot read {}", path.display()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            bail!("--client-secret-file: {} is empty", path.display());
+        }
+    }
+    if let Some(path) = certificate {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--client-certificate: cannot read {}", path.display()))?;
+        stackbill_collector::client::Credential::from_certificate_pem(&pem)
+            .map_err(|why| anyhow::anyhow!("--client-certificate: {}: {why}", path.display()))?;
+    }
+    if secret.is_none() && certificate.is_none() {
+        bail!("give --client-secret-file or --client-certificate");
+    }
+    Ok(())
 }
 
 /// An admin endpoint as the collector uses it: http(s), no query, no trailing `/`.
@@ -376,6 +391,14 @@ pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
     options.client_id = args.client_id;
     options.client_secret = args.client_secret;
     options.https = args.tls_cert.is_some();
+    if let Some(path) = &args.client_certificate {
+        use rustls_pki_types::pem::PemObject as _;
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--client-certificate: cannot read {}", path.display()))?;
+        let certificate = rustls_pki_types::CertificateDer::from_pem_slice(&pem)
+            .map_err(|err| anyhow::anyhow!("--client-certificate: {}: {err}", path.display()))?;
+        options.client_certificate = Some(certificate.as_ref().to_vec());
+    }
     if args.adfs {
         options.identity = Identity::Adfs;
     }
@@ -524,29 +547,23 @@ async fn collect_leased(store: Store, state: CollectorState, holder: String) {
 /// `stackbill collect --forward-to URL`: collects next to the stack and posts to the server.
 async fn forward(args: CollectArgs) -> Result<()> {
     let f = args.forward;
-    let (
-        Some(server),
-        Some(token),
-        Some(cloud),
-        Some(endpoint),
-        Some(provider),
-        Some(client_id),
-        Some(secret_file),
-    ) = (
+    let (Some(server), Some(token), Some(cloud), Some(endpoint), Some(provider), Some(client_id)) = (
         f.forward_to,
         f.token,
         f.cloud_id,
         f.admin_endpoint,
         f.provider_subscription,
         f.client_id,
-        f.client_secret_file,
-    )
-    else {
+    ) else {
         bail!(
-            "--forward-to needs --token, --cloud-id, --admin-endpoint, --provider-subscription, \
-             --client-id and --client-secret-file"
+            "--forward-to needs --token, --cloud-id, --admin-endpoint, --provider-subscription \
+             and --client-id"
         );
     };
+    check_credential(
+        f.client_secret_file.as_deref(),
+        f.client_certificate.as_deref(),
+    )?;
     let server = reqwest_like_url(&server).context("--forward-to")?;
     let endpoint = reqwest_like_url(&endpoint)?;
     let directory = f.directory.unwrap_or_default();
@@ -560,8 +577,8 @@ async fn forward(args: CollectArgs) -> Result<()> {
         } else {
             directory
         },
-        secret_file: Some(secret_file.display().to_string()),
-        certificate_file: None,
+        secret_file: f.client_secret_file.map(|p| p.display().to_string()),
+        certificate_file: f.client_certificate.map(|p| p.display().to_string()),
         ca_file: f.ca_file.map(|p| p.display().to_string()),
         start: f.start.unwrap_or_else(Timestamp::now),
     };

@@ -3,7 +3,13 @@
 //! retried with exponential backoff and jitter on 429 (honouring `Retry-After`), 5xx,
 //! timeouts and resets. Usage pages are followed through `nextLink` byte for byte.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use ring::signature::RsaKeyPair;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use jiff::Timestamp;
 use reqwest::StatusCode;
@@ -24,10 +30,84 @@ pub struct StackAccess {
     pub directory: String,
     /// The service principal's client id.
     pub client_id: String,
-    /// Its secret (never printed).
-    pub client_secret: String,
+    /// Its secret or certificate (never printed).
+    pub credential: Credential,
     /// Extra CAs to trust, PEM.
     pub ca_pem: Option<Vec<u8>>,
+}
+
+/// How the service principal proves who it is.
+#[derive(Clone)]
+pub enum Credential {
+    /// A client secret.
+    Secret(String),
+    /// A certificate and its RSA key: the token request carries a signed client assertion
+    /// (RFC 7523, `x5t` the certificate's SHA-1 thumbprint).
+    Certificate {
+        /// The certificate, DER.
+        certificate: Vec<u8>,
+        /// Its key.
+        key: Arc<RsaKeyPair>,
+    },
+}
+
+impl Credential {
+    /// Reads a PEM file holding a certificate and its PKCS#8 RSA key.
+    pub fn from_certificate_pem(pem: &[u8]) -> Result<Self, String> {
+        let certificate = CertificateDer::from_pem_slice(pem)
+            .map_err(|err| format!("no certificate in it: {err}"))?;
+        let key = match PrivateKeyDer::from_pem_slice(pem) {
+            Ok(PrivateKeyDer::Pkcs8(key)) => key,
+            Ok(_) => return Err("its key is not PKCS#8 (\"BEGIN PRIVATE KEY\")".to_owned()),
+            Err(err) => return Err(format!("no private key in it: {err}")),
+        };
+        let key = RsaKeyPair::from_pkcs8(key.secret_pkcs8_der())
+            .map_err(|err| format!("its key is not an RSA key: {err}"))?;
+        Ok(Self::Certificate {
+            certificate: certificate.as_ref().to_vec(),
+            key: Arc::new(key),
+        })
+    }
+}
+
+/// base64url without padding, as JWTs are written.
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A client assertion for the token endpoint `audience`: a JWT signed RS256 with the key,
+/// naming the certificate by its SHA-1 thumbprint, valid for ten minutes.
+fn client_assertion(
+    client_id: &str,
+    audience: &str,
+    certificate: &[u8],
+    key: &RsaKeyPair,
+) -> Result<String, StackError> {
+    let thumbprint = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, certificate);
+    let header =
+        serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": b64url(thumbprint.as_ref())});
+    let now = Timestamp::now().as_second();
+    let mut jti = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut jti)
+        .map_err(|_| StackError::Config("no system randomness".to_owned()))?;
+    let claims = serde_json::json!({
+        "aud": audience, "iss": client_id, "sub": client_id,
+        "jti": b64url(&jti), "nbf": now - 60, "exp": now + 600,
+    });
+    let signed = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| StackError::Config("the certificate's key cannot sign".to_owned()))?;
+    Ok(format!("{signed}.{}", b64url(&signature)))
 }
 
 impl StackAccess {
@@ -38,25 +118,23 @@ impl StackAccess {
                 StackError::Config(format!("cannot read the {what} file {path}: {err}"))
             })
         };
-        let client_secret = match (&config.secret_file, &config.certificate_file) {
+        let credential = match (&config.secret_file, &config.certificate_file) {
             (Some(path), _) => {
                 let bytes = read(path, "client secret")?;
-                String::from_utf8(bytes)
-                    .map_err(|_| {
-                        StackError::Config(format!("the client secret file {path} is not UTF-8"))
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned()
+                let secret = String::from_utf8(bytes).map_err(|_| {
+                    StackError::Config(format!("the client secret file {path} is not UTF-8"))
+                })?;
+                Credential::Secret(secret.trim_end_matches(['\r', '\n']).to_owned())
             }
-            (None, Some(_)) => {
-                return Err(StackError::Config(
-                    "certificate credentials are not supported yet; give --client-secret-file"
-                        .to_owned(),
-                ));
+            (None, Some(path)) => {
+                let pem = read(path, "client certificate")?;
+                Credential::from_certificate_pem(&pem).map_err(|why| {
+                    StackError::Config(format!("the client certificate file {path}: {why}"))
+                })?
             }
             (None, None) => {
                 return Err(StackError::Config(
-                    "the collector has no client secret".to_owned(),
+                    "the collector has neither a client secret nor a certificate".to_owned(),
                 ));
             }
         };
@@ -70,7 +148,7 @@ impl StackAccess {
             provider_subscription: config.provider_subscription,
             directory: config.directory.clone(),
             client_id: config.client_id.clone(),
-            client_secret,
+            credential,
             ca_pem,
         })
     }
@@ -83,7 +161,7 @@ impl std::fmt::Debug for StackAccess {
             .field("provider_subscription", &self.provider_subscription)
             .field("directory", &self.directory)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
+            .field("credential", &"[redacted]")
             .finish_non_exhaustive()
     }
 }
@@ -373,12 +451,25 @@ impl StackClient {
         } else {
             format!("{}{directory}/oauth2/token", metadata.login_endpoint)
         };
-        let form = [
+        let proof = match &self.access.credential {
+            Credential::Secret(secret) => ("client_secret", secret.clone()),
+            Credential::Certificate { certificate, key } => (
+                "client_assertion",
+                client_assertion(&self.access.client_id, &url, certificate, key)?,
+            ),
+        };
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.access.client_id.as_str()),
-            ("client_secret", self.access.client_secret.as_str()),
+            (proof.0, proof.1.as_str()),
             ("resource", metadata.audience.as_str()),
         ];
+        if proof.0 == "client_assertion" {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
         let issued = Instant::now();
         let body = self
             .send(&url, false, |http| http.post(&url).form(&form))

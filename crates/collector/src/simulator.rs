@@ -76,6 +76,8 @@ pub struct SimOptions {
     /// Whether the first subscriber's answers also carry the rows of the subscriptions not
     /// listed yet (as a provider's answers may carry its delegated subscriptions').
     pub stray_hidden: bool,
+    /// A certificate (DER) whose key's client assertions it accepts besides the secret.
+    pub client_certificate: Option<Vec<u8>>,
 }
 
 impl SimOptions {
@@ -101,6 +103,7 @@ impl SimOptions {
             https: false,
             tenant_ids: Vec::new(),
             stray_hidden: false,
+            client_certificate: None,
         }
     }
 }
@@ -502,6 +505,50 @@ impl SimStack {
         }
     }
 
+    /// Whether a client assertion is a live JWT of the client, signed RS256 by the key of
+    /// the certificate it names by thumbprint.
+    fn assertion_holds(&self, assertion: &str) -> bool {
+        let Some(certificate) = &self.options.client_certificate else {
+            return false;
+        };
+        let decode = |part: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        };
+        let parts: Vec<&str> = assertion.split('.').collect();
+        let [header, claims, signature] = parts[..] else {
+            return false;
+        };
+        let json = |part: &str| {
+            decode(part).and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        };
+        let (Some(header_json), Some(claims_json), Some(signature)) =
+            (json(header), json(claims), decode(signature))
+        else {
+            return false;
+        };
+        let thumbprint = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, certificate);
+        let x5t = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint.as_ref());
+        let now = Timestamp::now().as_second();
+        let claims_hold = claims_json["iss"] == self.options.client_id.as_str()
+            && claims_json["sub"] == self.options.client_id.as_str()
+            && claims_json["exp"].as_i64().is_some_and(|exp| exp > now)
+            && (claims_json["aud"].as_str()).is_some_and(|aud| aud.ends_with("/oauth2/token"));
+        if header_json["alg"] != "RS256" || header_json["x5t"] != x5t.as_str() || !claims_hold {
+            return false;
+        }
+        let der = rustls_pki_types::CertificateDer::from(certificate.as_slice());
+        webpki::EndEntityCert::try_from(&der).is_ok_and(|cert| {
+            cert.verify_signature(
+                webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+                format!("{header}.{claims}").as_bytes(),
+                &signature,
+            )
+            .is_ok()
+        })
+    }
+
     /// At the fault rate, a failed answer instead of the real one.
     fn fault(&self) -> Option<Response> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
@@ -593,9 +640,15 @@ fn token_answer(sim: &SimStack, form: &HashMap<String, String>) -> Response {
         )
             .into_response();
     }
-    if field("client_id") != sim.options.client_id
-        || field("client_secret") != sim.options.client_secret
-    {
+    let proven = match form.get("client_assertion") {
+        Some(assertion) => {
+            field("client_assertion_type")
+                == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                && sim.assertion_holds(assertion)
+        }
+        None => field("client_secret") == sim.options.client_secret,
+    };
+    if field("client_id") != sim.options.client_id || !proven {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})),

@@ -318,3 +318,54 @@ async fn invoices_of_collected_usage_equal_a_rating_of_the_truth() {
     assert_eq!(invoice.lines.len(), prices.len());
     assert!(invoice.lines.iter().all(|line| !line.unpriced));
 }
+
+/// A service principal that proves itself with a certificate (a client assertion signed by
+/// its key) instead of a secret; another certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_credentials_sign_in_and_a_wrong_certificate_is_refused() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read(fixture("client-certificate.pem")).unwrap();
+    let mut options = SimOptions::new(16, 2, FROM.parse().unwrap(), 12);
+    options.identity = Identity::Adfs;
+    options.client_certificate = Some(
+        CertificateDer::from_pem_slice(&pem)
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+    );
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-04T00:00:00Z");
+    let state = configured(&db, &sim, &endpoint).await;
+    let with_certificate = |file: &str| {
+        let mut config = state.config.clone();
+        config.secret_file = None;
+        config.certificate_file = Some(fixture(file));
+        config
+    };
+    let state = db
+        .store
+        .put_collector(with_certificate("client-certificate.pem"))
+        .await
+        .unwrap();
+    run(&db.store, &state, &CollectOptions::default()).await;
+    assert_eq!(stored(&db.store).await, sim.truth());
+
+    let wrong = db
+        .store
+        .put_collector(with_certificate("other-certificate.pem"))
+        .await
+        .unwrap();
+    let access = StackAccess::from_config(&wrong.config).unwrap();
+    let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
+    let refill = CollectOptions {
+        from: Some(FROM.parse().unwrap()),
+        ..CollectOptions::default()
+    };
+    let (_, error) = collect(&db.store, &wrong, client, &refill, Arc::default()).await;
+    assert_eq!(error.unwrap().code(), "StackAuthenticationFailed");
+}

@@ -195,6 +195,24 @@ fn collected_usage_equals_the_stacks_truth_and_is_collected_once() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--admin-endpoint"));
+    let not_pem = stackbill(
+        &db,
+        &[
+            "collector",
+            "add",
+            "hub",
+            "--admin-endpoint",
+            &sim.url,
+            "--provider-subscription",
+            &sim.provider,
+            "--client-id",
+            "x",
+            "--client-certificate",
+            secret.to_str().unwrap(),
+        ],
+    );
+    assert!(!not_pem.status.success());
+    assert!(String::from_utf8_lossy(&not_pem.stderr).contains("--client-certificate"));
     let missing = stackbill(&db, &["collector", "show", "hub"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("has no collector"));
