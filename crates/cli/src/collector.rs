@@ -8,18 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Serialize;
 use stackbill_api::dto::CollectorDto;
 use stackbill_collector::client::{RetryPolicy, StackAccess, StackClient};
 use stackbill_collector::collect::{CollectOptions, CollectSummary, Progress, collect};
-use stackbill_collector::simulator::{Identity, SimOptions, SimStack};
 use stackbill_core::RegistrationName;
 use stackbill_core::period::{hour_number, hour_start};
 use stackbill_store::{CollectorConfig, CollectorState, Store};
 
 use crate::admin::open;
-use crate::cli::{CollectArgs, CollectorCommand, SimulateArgs};
+use crate::cli::{CollectArgs, CollectorCommand};
 use crate::output::{self, outln};
 
 fn no_collector(name: &RegistrationName) -> anyhow::Error {
@@ -235,6 +234,22 @@ fn progress_bar(quiet: bool, name: &str) -> ProgressBar {
     bar
 }
 
+/// Draws a collection's progress on `bar` (hours, records/s, ETA) until aborted.
+fn watch(bar: &ProgressBar, progress: &Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    let (bar, progress) = (bar.clone(), Arc::clone(progress));
+    let started = Instant::now();
+    tokio::spawn(async move {
+        loop {
+            bar.set_length(progress.total_hours.load(Ordering::Relaxed));
+            bar.set_position(progress.hours.load(Ordering::Relaxed));
+            let records = progress.records.load(Ordering::Relaxed);
+            let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("{records} records, {rate:.0} records/s"));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
 /// Collects `state`'s stack once.
 pub(crate) async fn collect_one(
     store: &Store,
@@ -265,20 +280,7 @@ pub(crate) async fn collect_one(
     };
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(quiet, &name);
-    let watcher = {
-        let (bar, progress) = (bar.clone(), Arc::clone(&progress));
-        let started = Instant::now();
-        tokio::spawn(async move {
-            loop {
-                bar.set_length(progress.total_hours.load(Ordering::Relaxed));
-                bar.set_position(progress.hours.load(Ordering::Relaxed));
-                let records = progress.records.load(Ordering::Relaxed);
-                let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("{records} records, {rate:.0} records/s"));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
+    let watcher = watch(&bar, &progress);
     let (summary, error) = collect(store, state, client, options, progress).await;
     watcher.abort();
     bar.finish_and_clear();
@@ -357,100 +359,6 @@ pub(crate) async fn run(args: CollectArgs) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!("collection failed for {}", failed.join("; "));
-    }
-    Ok(())
-}
-
-pub(crate) async fn simulate(args: SimulateArgs) -> Result<()> {
-    if !(0.0..=1.0).contains(&args.faults) {
-        bail!("--faults: {} is not between 0 and 1", args.faults);
-    }
-    let now = Timestamp::now();
-    let this_month = now
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .first_of_month();
-    let from = match args.from {
-        Some(from) => from,
-        None => this_month
-            .checked_sub(jiff::Span::new().months(1))
-            .context("no previous month")?
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .context("no previous month")?
-            .timestamp(),
-    };
-    let from = hour_start(hour_number(from)).unwrap_or(from);
-    let hours = args
-        .hours
-        .unwrap_or_else(|| (hour_number(now) - hour_number(from)).max(1));
-    if hours < 1 {
-        bail!("--hours must be at least 1");
-    }
-    let mut options = SimOptions::new(args.seed, args.tenants, from, hours);
-    options.faults = args.faults;
-    options.client_id = args.client_id;
-    options.client_secret = args.client_secret;
-    options.https = args.tls_cert.is_some();
-    if let Some(path) = &args.client_certificate {
-        use rustls_pki_types::pem::PemObject as _;
-        let pem = std::fs::read(path)
-            .with_context(|| format!("--client-certificate: cannot read {}", path.display()))?;
-        let certificate = rustls_pki_types::CertificateDer::from_pem_slice(&pem)
-            .map_err(|err| anyhow::anyhow!("--client-certificate: {}: {err}", path.display()))?;
-        options.client_certificate = Some(certificate.as_ref().to_vec());
-    }
-    if args.adfs {
-        options.identity = Identity::Adfs;
-    }
-    let sim = Arc::new(SimStack::new(options));
-    if let Some(path) = &args.truth {
-        std::fs::write(path, sim.truth_ndjson())
-            .with_context(|| format!("--truth: cannot write {}", path.display()))?;
-    }
-    let directory = match &sim.options().identity {
-        Identity::Entra { directory } => directory.clone(),
-        Identity::Adfs => "adfs".to_owned(),
-    };
-    let provider = sim.options().provider_subscription;
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    listener.set_nonblocking(true)?;
-    let address = listener.local_addr()?;
-    let scheme = if args.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let end = hour_start(hour_number(from) + hours).unwrap_or(from) + SignedDuration::ZERO;
-    eprintln!(
-        "simulated stack on {scheme}://{address}: {} tenants, usage {from} to {end}\n\
-         collect it with:\n  stackbill collector add REGISTRATION --admin-endpoint {scheme}://{address} \
-         --provider-subscription {provider} --client-id {} --client-secret-file FILE \
-         --directory {directory} --start {from}",
-        sim.subscriptions().len(),
-        sim.options().client_id,
-    );
-    let app = Arc::clone(&sim).router();
-    match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot load the TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
-            axum_server::from_tcp_rustls(listener, config)?
-                .serve(app.into_make_service())
-                .await?;
-        }
-        _ => {
-            axum_server::from_tcp(listener)?
-                .serve(app.into_make_service())
-                .await?;
-        }
     }
     Ok(())
 }
@@ -604,16 +512,7 @@ async fn forward(args: CollectArgs) -> Result<()> {
     };
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(args.json, &cloud.to_string());
-    let watcher = {
-        let (bar, progress) = (bar.clone(), Arc::clone(&progress));
-        tokio::spawn(async move {
-            loop {
-                bar.set_length(progress.total_hours.load(Ordering::Relaxed));
-                bar.set_position(progress.hours.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
+    let watcher = watch(&bar, &progress);
     let (mut summary, error) = stackbill_collector::collect::collect_with(
         sink,
         cloud,

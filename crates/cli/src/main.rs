@@ -11,6 +11,7 @@ mod invoice;
 mod output;
 mod refusal;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -107,7 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Database(command) => database::run(command).await,
         Command::Collector(command) => collector::command(command).await,
         Command::Collect(args) => collector::run(args).await,
-        Command::SimulateStack(args) => collector::simulate(args).await,
+        Command::SimulateStack(args) => simulate::run(args).await,
         Command::RegistrationToken {
             cloud_id,
             billing_model,
