@@ -1,8 +1,6 @@
 //! How the collectors fare, for `/metrics` (gauges per registration) and `/healthz` (the
 //! lagging ones). A leaf module: the routes that report it depend on it, not on each other.
 
-use stackbill_core::period::hour_number;
-
 /// Closed hours a collector may lag before `/healthz` names it.
 const LAGGING_HOURS: i64 = 3;
 
@@ -15,10 +13,7 @@ pub(crate) async fn record_gauges(store: &stackbill_store::Store) {
     let now = store.now();
     for state in collectors {
         let registration = state.config.registration.to_string();
-        let lag = state
-            .collected_through
-            .map(|hour| (hour_number(now) - hour - 1).max(0));
-        if let Some(lag) = lag {
+        if let Some(lag) = state.lag_hours(now) {
             metrics::gauge!(crate::telemetry::COLLECTOR_LAG_HOURS, "registration" => registration.clone())
                 .set(lag as f64);
         }
@@ -42,9 +37,7 @@ pub(crate) async fn lagging(store: &stackbill_store::Store) -> Vec<serde_json::V
     collectors
         .into_iter()
         .filter_map(|state| {
-            let lag = state
-                .collected_through
-                .map(|hour| (hour_number(now) - hour - 1).max(0));
+            let lag = state.lag_hours(now);
             let behind = lag.is_none_or(|lag| lag > LAGGING_HOURS);
             (behind || state.last_error.is_some()).then(|| {
                 serde_json::json!({

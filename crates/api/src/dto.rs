@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use stackbill_core::{MappingEvent, Meter, Partner, Registration, Subscription};
-use stackbill_store::CustomerSubscription;
+use stackbill_store::{CaSource, ClientCredential, CustomerSubscription};
 
 /// Body of `PUT /v1/partners/{partnerId}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -229,9 +229,9 @@ pub struct CollectorErrorDto {
     message: String,
 }
 
-/// A registration's collector (SPEC §10): its settings (the secret is never shown, only the
-/// path of the file holding it), the last success and error, how far it got and how far
-/// behind it is.
+/// A registration's collector (SPEC §10): its settings (a secret is never shown: only how it
+/// is given, and the path of the file holding it when it is one), the last success and
+/// error, how far it got and how far behind it is.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectorDto {
@@ -241,9 +241,15 @@ pub struct CollectorDto {
     client_id: String,
     /// The Entra ID directory, `adfs`, or empty (found from the stack).
     directory: String,
+    /// How the service principal signs in: `clientSecret` or `clientCertificate` (stored
+    /// sealed with the server's key), `clientSecretFile` or `clientCertificateFile` (a file on
+    /// the server).
+    credential: &'static str,
     client_secret_file: Option<String>,
     client_certificate_file: Option<String>,
     ca_file: Option<String>,
+    /// Whether CAs were given as PEM text.
+    ca_certificates: bool,
     start: String,
     created_at: String,
     last_success: Option<String>,
@@ -260,6 +266,7 @@ impl CollectorDto {
     /// The collector as it stands at `now`.
     pub fn new(state: stackbill_store::CollectorState, now: jiff::Timestamp) -> Self {
         let through = state.collected_through.map(|hour| hour + 1);
+        let lag_hours = state.lag_hours(now);
         let config = state.config;
         Self {
             registration: config.registration.to_string(),
@@ -267,9 +274,20 @@ impl CollectorDto {
             provider_subscription: config.provider_subscription.to_string(),
             client_id: config.client_id,
             directory: config.directory,
-            client_secret_file: config.secret_file,
-            client_certificate_file: config.certificate_file,
-            ca_file: config.ca_file,
+            credential: config.credential.kind(),
+            client_secret_file: match &config.credential {
+                ClientCredential::SecretFile(path) => Some(path.clone()),
+                _ => None,
+            },
+            client_certificate_file: match &config.credential {
+                ClientCredential::CertificateFile(path) => Some(path.clone()),
+                _ => None,
+            },
+            ca_file: match &config.ca {
+                Some(CaSource::File(path)) => Some(path.clone()),
+                _ => None,
+            },
+            ca_certificates: matches!(config.ca, Some(CaSource::Pem(_))),
             start: config.start.to_string(),
             created_at: state.created_at.to_string(),
             last_success: state.last_success.map(|t| t.to_string()),
@@ -283,7 +301,7 @@ impl CollectorDto {
             collected_through: through
                 .and_then(|hour| stackbill_core::period::hour_start(hour).ok())
                 .map(|t| t.to_string()),
-            lag_hours: through.map(|hour| (stackbill_core::period::hour_number(now) - hour).max(0)),
+            lag_hours,
             subscribers: state.subscribers,
             held_rows: state.held,
         }
@@ -291,7 +309,7 @@ impl CollectorDto {
 }
 
 /// Body of `PUT /v1/registrations/{name}/collector`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CollectorBody {
     /// `https://adminmanagement.{region}.{fqdn}` (`http://` for simulators).
@@ -300,17 +318,36 @@ pub struct CollectorBody {
     pub provider_subscription: String,
     /// The service principal's client id.
     pub client_id: String,
-    /// A file on the server holding the client secret (the secret itself is never sent,
-    /// stored or shown).
+    /// The client secret: stored sealed with the server's key, never shown again.
+    pub client_secret: Option<String>,
+    /// Instead of a secret: PEM text of the client certificate and its PKCS#8 RSA key,
+    /// stored sealed.
+    pub client_certificate: Option<String>,
+    /// Instead (admin only): a file on the server holding the client secret, read at each
+    /// collection.
     pub client_secret_file: Option<String>,
-    /// Instead of a secret: a PEM file on the server holding the client certificate and its
+    /// Instead (admin only): a PEM file on the server holding the client certificate and its
     /// PKCS#8 RSA key.
     pub client_certificate_file: Option<String>,
     /// The Entra ID directory (tenant) id, or `adfs`; found from the stack when omitted and
     /// it signs in with AD FS.
     pub directory: Option<String>,
-    /// A PEM file on the server of CAs to trust for the stack.
+    /// A PEM file on the server of CAs to trust for the stack (admin only).
     pub ca_file: Option<String>,
+    /// Instead: PEM text of CAs to trust for the stack.
+    pub ca_certificates: Option<String>,
     /// The first reported hour to collect (default: the current hour).
     pub start: Option<String>,
+}
+
+impl std::fmt::Debug for CollectorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectorBody")
+            .field("admin_endpoint", &self.admin_endpoint)
+            .field("provider_subscription", &self.provider_subscription)
+            .field("client_id", &self.client_id)
+            .field("directory", &self.directory)
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
 }

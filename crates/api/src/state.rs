@@ -21,6 +21,8 @@ pub struct AppState {
     pub https: bool,
     /// The Commerce usage listings kept between their pages.
     pub pages: UsagePages,
+    /// The key that seals collectors' secrets given as values.
+    pub secrets: Arc<stackbill_store::SecretKeyring>,
 }
 
 /// Who may call the API besides the tokens in the store.

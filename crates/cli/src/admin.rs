@@ -1,5 +1,6 @@
 //! The admin subcommands: the directory and registry, straight on the database file.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -7,7 +8,7 @@ use stackbill_api::dto::{
     CustomerSubscriptionDto, HistoryItemDto, MeterDto, PartnerDto, RegistrationDto, SubscriptionDto,
 };
 use stackbill_core::{ErrorCode, Meter, Partner, Registration, Subscription};
-use stackbill_store::{CustomerSubscription, Store, SystemClock, Written};
+use stackbill_store::{CustomerSubscription, SecretKeyring, Store, SystemClock, Written};
 
 use stackbill_api::Caller;
 use stackbill_api::tokens::{TokenBody, TokenDto, issue_token};
@@ -28,6 +29,21 @@ pub(crate) fn open(db: &DbArgs) -> Result<Store> {
         None => Store::open(&db.db, Arc::new(SystemClock))
             .map_err(|err| anyhow::anyhow!("cannot open database {}: {err}", db.db.display())),
     }
+}
+
+/// The key that seals collectors' secrets: the one `--secret-key-file` names, else the file
+/// beside the embedded database, else `stackbill-secret.key` here (PostgreSQL).
+pub(crate) fn keyring(db: &DbArgs) -> SecretKeyring {
+    let path = match (&db.secret_key_file, &db.database_url) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => PathBuf::from("stackbill-secret.key"),
+        (None, None) => {
+            let mut name = db.db.clone().into_os_string();
+            name.push(".key");
+            PathBuf::from(name)
+        }
+    };
+    SecretKeyring::new(path)
 }
 
 fn verb(written: Written) -> &'static str {

@@ -42,6 +42,11 @@ pub(crate) struct DbArgs {
     /// docs/scaling.md)
     #[arg(long, env = "STACKBILL_DATABASE_URL", value_name = "URL")]
     pub(crate) database_url: Option<String>,
+    /// The key that seals collectors' secrets given over the API (64 hex digits; created on
+    /// first use if missing). Default: beside the database file ({db}.key), or
+    /// ./stackbill-secret.key with --database-url (give every node the same file)
+    #[arg(long, env = "STACKBILL_SECRET_KEY_FILE", value_name = "FILE")]
+    pub(crate) secret_key_file: Option<PathBuf>,
 }
 
 /// How to print results.
@@ -125,7 +130,8 @@ pub(crate) enum CollectorCommand {
         /// The service principal's application (client) id
         #[arg(long, value_name = "ID")]
         client_id: String,
-        /// A file holding the client secret; stackbill stores the path, never the secret
+        /// A file holding the client secret; stackbill stores the path (or, with --seal, the
+        /// secret sealed with the server's key), never the secret in clear text
         #[arg(
             long,
             value_name = "FILE",
@@ -144,6 +150,11 @@ pub(crate) enum CollectorCommand {
         /// A PEM file of CAs to trust for the stack's endpoints
         #[arg(long, value_name = "PEM")]
         ca_file: Option<PathBuf>,
+        /// Store the secret or certificate itself, sealed with the server's key
+        /// (--secret-key-file), instead of the file's path: for nodes that do not share the
+        /// file
+        #[arg(long)]
+        seal: bool,
         /// The first reported hour to collect (default: the start of the current hour)
         #[arg(long, value_name = "RFC3339")]
         start: Option<Timestamp>,
@@ -551,6 +562,12 @@ pub(crate) struct ServeArgs {
         value_name = "MINUTES"
     )]
     pub(crate) collect_every: u64,
+    /// How long a node's claim on collecting a stack lasts unless renewed, in seconds: the
+    /// pause before another node (or this one, restarted) takes over a stack whose collecting
+    /// node died
+    #[arg(long, env = "STACKBILL_COLLECT_LEASE", default_value_t = 120,
+          value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub(crate) collect_lease: u64,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }

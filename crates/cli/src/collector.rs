@@ -15,7 +15,9 @@ use stackbill_collector::client::{RetryPolicy, StackAccess, StackClient};
 use stackbill_collector::collect::{CollectOptions, CollectSummary, Progress, collect};
 use stackbill_core::RegistrationName;
 use stackbill_core::period::{hour_number, hour_start};
-use stackbill_store::{CollectorConfig, CollectorState, Store};
+use stackbill_store::{
+    CaSource, ClientCredential, CollectorConfig, CollectorState, SecretKeyring, Store,
+};
 
 use crate::admin::open;
 use crate::cli::{CollectArgs, CollectorCommand};
@@ -88,23 +90,18 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
             client_certificate,
             directory,
             ca_file,
+            seal,
             start,
             db,
             output,
         } => {
-            let url = reqwest_like_url(&admin_endpoint)?;
+            let url = admin_endpoint_of(&admin_endpoint)?;
             check_credential(client_secret_file.as_deref(), client_certificate.as_deref())?;
             if let Some(ca) = &ca_file {
                 std::fs::metadata(ca)
                     .with_context(|| format!("--ca-file: cannot read {}", ca.display()))?;
             }
-            let directory = directory.unwrap_or_default();
-            if !directory.is_empty()
-                && !directory.eq_ignore_ascii_case("adfs")
-                && directory.parse::<stackbill_core::TenantId>().is_err()
-            {
-                bail!("--directory: '{directory}' is neither a directory (tenant) GUID nor adfs");
-            }
+            let directory = directory_of(directory.as_deref())?;
             let store = open(&db)?;
             let now = store.now();
             let start = start.unwrap_or(now);
@@ -115,20 +112,45 @@ pub(crate) async fn command(command: CollectorCommand) -> Result<()> {
                     .display()
                     .to_string()
             };
+            let credential = match (client_secret_file, client_certificate, seal) {
+                (Some(path), _, false) => ClientCredential::SecretFile(absolute(&path)),
+                (None, Some(path), false) => ClientCredential::CertificateFile(absolute(&path)),
+                (secret, certificate, true) => {
+                    // Checked above: exactly one is given, and it reads.
+                    let (path, kind) = match (secret, certificate) {
+                        (Some(path), _) => (path, "clientSecret"),
+                        (None, Some(path)) => (path, "clientCertificate"),
+                        (None, None) => bail!("give --client-secret-file or --client-certificate"),
+                    };
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let text = text.trim_end_matches(['\r', '\n']);
+                    let keyring = crate::admin::keyring(&db);
+                    let sealed = keyring
+                        .seal(
+                            text.as_bytes(),
+                            &ClientCredential::context(&registration, kind),
+                        )
+                        .context("--seal")?;
+                    if kind == "clientSecret" {
+                        ClientCredential::SealedSecret(sealed)
+                    } else {
+                        ClientCredential::SealedCertificate(sealed)
+                    }
+                }
+                (None, None, false) => bail!("give --client-secret-file or --client-certificate"),
+            };
             let state = store
                 .put_collector(CollectorConfig {
                     registration,
                     admin_endpoint: url,
                     provider_subscription,
                     client_id,
-                    directory: if directory.eq_ignore_ascii_case("adfs") {
-                        "adfs".to_owned()
-                    } else {
-                        directory
-                    },
-                    secret_file: client_secret_file.as_deref().map(absolute),
-                    certificate_file: client_certificate.as_deref().map(absolute),
-                    ca_file: ca_file.as_deref().map(absolute),
+                    directory,
+                    credential,
+                    ca: ca_file
+                        .as_deref()
+                        .map(|path| CaSource::File(absolute(path))),
                     start,
                 })
                 .await?;
@@ -192,17 +214,13 @@ fn check_credential(
     Ok(())
 }
 
-/// An admin endpoint as the collector uses it: http(s), no query, no trailing `/`.
-fn reqwest_like_url(text: &str) -> Result<String> {
-    let trimmed = text.trim().trim_end_matches('/');
-    let scheme_ok = trimmed.starts_with("https://") || trimmed.starts_with("http://");
-    if !scheme_ok || trimmed.contains('?') || trimmed.contains(char::is_whitespace) {
-        bail!(
-            "--admin-endpoint: '{text}' is not an http(s) URL such as \
-             https://adminmanagement.local.azurestack.external"
-        );
-    }
-    Ok(trimmed.to_owned())
+fn admin_endpoint_of(text: &str) -> Result<String> {
+    CollectorConfig::admin_endpoint_of(text)
+        .map_err(|why| anyhow::anyhow!("--admin-endpoint: {why}"))
+}
+
+fn directory_of(text: Option<&str>) -> Result<String> {
+    CollectorConfig::directory_of(text).map_err(|why| anyhow::anyhow!("--directory: {why}"))
 }
 
 /// One registration's outcome, as `--json` prints it.
@@ -253,14 +271,15 @@ fn watch(bar: &ProgressBar, progress: &Arc<Progress>) -> tokio::task::JoinHandle
 /// Collects `state`'s stack once.
 pub(crate) async fn collect_one(
     store: &Store,
+    secrets: &SecretKeyring,
     state: &CollectorState,
     options: &CollectOptions,
     retry: RetryPolicy,
     quiet: bool,
 ) -> (CollectSummary, Option<(String, String)>) {
     let name = state.config.registration.to_string();
-    let client =
-        StackAccess::from_config(&state.config).and_then(|access| StackClient::new(access, retry));
+    let client = StackAccess::from_config(&state.config, secrets)
+        .and_then(|access| StackClient::new(access, retry));
     let client = match client {
         Ok(client) => Arc::new(client),
         Err(error) => {
@@ -292,6 +311,7 @@ pub(crate) async fn run(args: CollectArgs) -> Result<()> {
         return forward(args).await;
     }
     let store = open(&args.db)?;
+    let secrets = crate::admin::keyring(&args.db);
     let all = store.collectors().await?;
     let chosen: Vec<CollectorState> = if args.registrations.is_empty() {
         if all.is_empty() {
@@ -332,7 +352,8 @@ pub(crate) async fn run(args: CollectArgs) -> Result<()> {
     let mut outcomes = Vec::new();
     let mut failed = Vec::new();
     for state in &chosen {
-        let (summary, error) = collect_one(&store, state, &options, retry, args.json).await;
+        let (summary, error) =
+            collect_one(&store, &secrets, state, &options, retry, args.json).await;
         if !args.json {
             eprintln!(
                 "{}: {} hours, {} records: {} accepted, {} duplicates, {} conflicts, {} rejected, {} held",
@@ -363,13 +384,18 @@ pub(crate) async fn run(args: CollectArgs) -> Result<()> {
     Ok(())
 }
 
-/// How long a node holds a stack's lease without renewing it.
-const LEASE: Duration = Duration::from_secs(10 * 60);
+/// How long a node holds a stack's lease without renewing it, unless `serve` is told.
+pub(crate) const LEASE: Duration = Duration::from_secs(120);
 
 /// Collects every configured stack once now and then every `every`, until the process ends.
-/// Each stack is collected by one node at a time (a lease in the database, renewed while it
-/// collects, taken over by another node once its holder died).
-pub(crate) async fn collect_on_schedule(store: Store, every: Duration) {
+/// Each stack is collected by one node at a time (a lease of `lease` in the database, renewed
+/// while it collects, taken over by another node once its holder died).
+pub(crate) async fn collect_on_schedule(
+    store: Store,
+    secrets: Arc<SecretKeyring>,
+    every: Duration,
+    lease: Duration,
+) {
     let mut seed = [0u8; 8];
     let _ = getrandom::fill(&mut seed);
     let holder = format!("{}-{:x}", std::process::id(), u64::from_le_bytes(seed));
@@ -379,7 +405,13 @@ pub(crate) async fn collect_on_schedule(store: Store, every: Duration) {
             Ok(collectors) => {
                 let mut running = tokio::task::JoinSet::new();
                 for state in collectors {
-                    running.spawn(collect_leased(store.clone(), state, holder.clone()));
+                    running.spawn(collect_leased(
+                        store.clone(),
+                        Arc::clone(&secrets),
+                        state,
+                        holder.clone(),
+                        lease,
+                    ));
                 }
                 while running.join_next().await.is_some() {}
             }
@@ -389,10 +421,16 @@ pub(crate) async fn collect_on_schedule(store: Store, every: Duration) {
     }
 }
 
-async fn collect_leased(store: Store, state: CollectorState, holder: String) {
+async fn collect_leased(
+    store: Store,
+    secrets: Arc<SecretKeyring>,
+    state: CollectorState,
+    holder: String,
+    lease: Duration,
+) {
     let name = state.config.registration.clone();
     match store
-        .lease_collector(name.clone(), holder.clone(), LEASE)
+        .lease_collector(name.clone(), holder.clone(), lease)
         .await
     {
         Ok(true) => {}
@@ -409,9 +447,9 @@ async fn collect_leased(store: Store, state: CollectorState, holder: String) {
         let (store, name, holder) = (store.clone(), name.clone(), holder.clone());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 3).await;
+                tokio::time::sleep(lease / 3).await;
                 if let Err(error) = store
-                    .lease_collector(name.clone(), holder.clone(), LEASE)
+                    .lease_collector(name.clone(), holder.clone(), lease)
                     .await
                 {
                     tracing::warn!(registration = %name, %error, "cannot renew the collector lease");
@@ -421,6 +459,7 @@ async fn collect_leased(store: Store, state: CollectorState, holder: String) {
     };
     let (summary, error) = collect_one(
         &store,
+        &secrets,
         &state,
         &CollectOptions::default(),
         RetryPolicy::default(),
@@ -472,22 +511,22 @@ async fn forward(args: CollectArgs) -> Result<()> {
         f.client_secret_file.as_deref(),
         f.client_certificate.as_deref(),
     )?;
-    let server = reqwest_like_url(&server).context("--forward-to")?;
-    let endpoint = reqwest_like_url(&endpoint)?;
-    let directory = f.directory.unwrap_or_default();
+    let server = CollectorConfig::admin_endpoint_of(&server)
+        .map_err(|why| anyhow::anyhow!("--forward-to: {why}"))?;
+    let endpoint = admin_endpoint_of(&endpoint)?;
+    let credential = match (f.client_secret_file, f.client_certificate) {
+        (Some(path), _) => ClientCredential::SecretFile(path.display().to_string()),
+        (None, Some(path)) => ClientCredential::CertificateFile(path.display().to_string()),
+        (None, None) => bail!("give --client-secret-file or --client-certificate"),
+    };
     let config = CollectorConfig {
         registration: "forwarded".parse()?,
         admin_endpoint: endpoint,
         provider_subscription: provider,
         client_id,
-        directory: if directory.eq_ignore_ascii_case("adfs") {
-            "adfs".to_owned()
-        } else {
-            directory
-        },
-        secret_file: f.client_secret_file.map(|p| p.display().to_string()),
-        certificate_file: f.client_certificate.map(|p| p.display().to_string()),
-        ca_file: f.ca_file.map(|p| p.display().to_string()),
+        directory: directory_of(f.directory.as_deref())?,
+        credential,
+        ca: f.ca_file.map(|p| CaSource::File(p.display().to_string())),
         start: f.start.unwrap_or_else(Timestamp::now),
     };
     let retry = RetryPolicy {
@@ -495,7 +534,8 @@ async fn forward(args: CollectArgs) -> Result<()> {
         attempts: args.attempts,
         ..RetryPolicy::default()
     };
-    let access = StackAccess::from_config(&config)
+    // Files only: nothing is sealed when forwarding.
+    let access = StackAccess::from_config(&config, &SecretKeyring::new("stackbill-secret.key"))
         .map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?;
     let client = Arc::new(
         StackClient::new(access, retry).map_err(|err| anyhow::anyhow!("{}: {err}", err.code()))?,

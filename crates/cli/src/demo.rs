@@ -14,7 +14,7 @@ use stackbill_core::{
 };
 use stackbill_core::{Currency, Period, Quantity, RateCard, RecordId, UsageRecord};
 use stackbill_io::generate::{GenerateOptions, generate, sample_guid};
-use stackbill_store::{Store, SystemClock};
+use stackbill_store::{SecretKeyring, Store, SystemClock};
 
 use crate::cli::DemoArgs;
 use crate::output::outln;
@@ -209,14 +209,19 @@ async fn open_demo_store(args: &DemoArgs) -> Result<Store> {
 
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let store = open_demo_store(&args).await?;
+    let secrets = Arc::new(crate::admin::keyring(&crate::cli::DbArgs {
+        db: args.db.clone(),
+        database_url: args.database_url.clone(),
+        secret_key_file: None,
+    }));
     let seeded = seed(&store, usize::try_from(args.tenants)?).await?;
     let quiet = args.output.json;
     let (usage, billing) = match args.usage_records {
-        Some(records) => demo_billing(&store, Usage::Generated(records)).await?,
+        Some(records) => demo_billing(&store, &secrets, Usage::Generated(records)).await?,
         None => {
             // The simulated stacks serve as long as the demo runs (a dropped handle detaches).
             start_stacks(&store, &args, &seeded).await?;
-            demo_billing(&store, Usage::Collected { quiet }).await?
+            demo_billing(&store, &secrets, Usage::Collected { quiet }).await?
         }
     };
     let token = match std::env::var(serve::ADMIN_TOKEN_ENV) {
@@ -285,10 +290,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     if args.usage_records.is_none() {
         tokio::spawn(crate::collector::collect_on_schedule(
             store.clone(),
+            Arc::clone(&secrets),
             std::time::Duration::from_secs(3600),
+            crate::collector::LEASE,
         ));
     }
-    serve::serve(store, auth, listen, |base| {
+    serve::serve(store, secrets, auth, listen, |base| {
         // The banner is for a person; with nobody reading it, the demo serves all the same.
         let _ = outln!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
@@ -444,9 +451,10 @@ async fn start_stacks(store: &Store, args: &DemoArgs, seeded: &Seeded) -> Result
                 provider_subscription: provider,
                 client_id,
                 directory,
-                secret_file: Some(secret_file.display().to_string()),
-                certificate_file: None,
-                ca_file: None,
+                credential: stackbill_store::ClientCredential::SecretFile(
+                    secret_file.display().to_string(),
+                ),
+                ca: None,
                 start: from,
             })
             .await?;
@@ -455,11 +463,16 @@ async fn start_stacks(store: &Store, args: &DemoArgs, seeded: &Seeded) -> Result
 }
 
 /// Collects every configured stack once, as `stackbill collect` does.
-async fn collect_demo_usage(store: &Store, quiet: bool) -> Result<import::Summary> {
+async fn collect_demo_usage(
+    store: &Store,
+    secrets: &SecretKeyring,
+    quiet: bool,
+) -> Result<import::Summary> {
     let mut summary = import::Summary::default();
     for state in store.collectors().await? {
         let (collected, error) = crate::collector::collect_one(
             store,
+            secrets,
             &state,
             &stackbill_collector::collect::CollectOptions::default(),
             stackbill_collector::client::RetryPolicy::default(),
@@ -481,7 +494,11 @@ async fn collect_demo_usage(store: &Store, quiet: bool) -> Result<import::Summar
 /// Prices the usage, finalizes last month (its usage generated, or collected with this
 /// month's so far), adds this month's usage, and one late record for last month, which
 /// shows on this month's draft as an adjustment.
-async fn demo_billing(store: &Store, usage: Usage) -> Result<(import::Summary, Billing)> {
+async fn demo_billing(
+    store: &Store,
+    secrets: &SecretKeyring,
+    usage: Usage,
+) -> Result<(import::Summary, Billing)> {
     store
         .put_rate_card(demo_rate_card()?, stackbill_core::rating::CardOwner::Shared)
         .await?;
@@ -490,7 +507,7 @@ async fn demo_billing(store: &Store, usage: Usage) -> Result<(import::Summary, B
     let this_month = last_month.next();
     let summary = match usage {
         Usage::Generated(records) => import_demo_usage(store, records, last, 1).await?,
-        Usage::Collected { quiet } => collect_demo_usage(store, quiet).await?,
+        Usage::Collected { quiet } => collect_demo_usage(store, secrets, quiet).await?,
     };
     let finals = store.finalize_period(last_month, None).await?;
     let finalized_total = (finals.iter())

@@ -80,9 +80,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let auth = serve::auth_config(&store).await?;
+            let secrets = std::sync::Arc::new(admin::keyring(&args.db));
             if args.collect_every > 0 {
                 let every = std::time::Duration::from_secs(args.collect_every.saturating_mul(60));
-                tokio::spawn(collector::collect_on_schedule(store.clone(), every));
+                tokio::spawn(collector::collect_on_schedule(
+                    store.clone(),
+                    std::sync::Arc::clone(&secrets),
+                    every,
+                    std::time::Duration::from_secs(args.collect_lease),
+                ));
             }
             let listen = serve::Listen {
                 address: args.listen,
@@ -90,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 public_url: args.public_url,
                 header_timeout: std::time::Duration::from_secs(args.header_timeout),
             };
-            serve::serve(store, auth, listen, |url| {
+            serve::serve(store, secrets, auth, listen, |url| {
                 eprintln!("stackbill listening on {url}");
             })
             .await

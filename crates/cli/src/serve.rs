@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use stackbill_api::auth::{new_secret, new_token_id};
 use stackbill_api::{AppState, AuthConfig, hash_secret, router};
-use stackbill_store::{NewToken, Role, Store, TokenGrant};
+use stackbill_store::{NewToken, Role, SecretKeyring, Store, TokenGrant};
 
 /// The environment variable that holds the admin token.
 pub(crate) const ADMIN_TOKEN_ENV: &str = "STACKBILL_ADMIN_TOKEN";
@@ -69,6 +69,7 @@ pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves until SIGTERM or Ctrl-C, then finishes the requests in flight.
 pub(crate) async fn serve(
     store: Store,
+    secrets: Arc<SecretKeyring>,
     auth: AuthConfig,
     listen: Listen,
     ready: impl FnOnce(String),
@@ -82,6 +83,7 @@ pub(crate) async fn serve(
         public_url: listen.public_url.clone(),
         https: listen.tls.is_some(),
         pages: Default::default(),
+        secrets,
     });
     let listener = std::net::TcpListener::bind(listen.address)
         .with_context(|| format!("cannot listen on {}", listen.address))?;

@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use stackbill_core::SubscriptionId;
+use stackbill_store::{CaSource, ClientCredential, SecretKeyring};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::wire::{AccessToken, Metadata, UsagePage, UsageRow, UserSubscription, WireError};
@@ -111,38 +112,54 @@ fn client_assertion(
 }
 
 impl StackAccess {
-    /// The access a stored collector describes, its secret and CA files read now.
-    pub fn from_config(config: &stackbill_store::CollectorConfig) -> Result<Self, StackError> {
+    /// The access a stored collector describes: its secret and CA files read now, a sealed
+    /// secret opened with `keyring`.
+    pub fn from_config(
+        config: &stackbill_store::CollectorConfig,
+        keyring: &SecretKeyring,
+    ) -> Result<Self, StackError> {
         let read = |path: &str, what: &str| {
             std::fs::read(path).map_err(|err| {
                 StackError::Config(format!("cannot read the {what} file {path}: {err}"))
             })
         };
-        let credential = match (&config.secret_file, &config.certificate_file) {
-            (Some(path), _) => {
-                let bytes = read(path, "client secret")?;
-                let secret = String::from_utf8(bytes).map_err(|_| {
-                    StackError::Config(format!("the client secret file {path} is not UTF-8"))
-                })?;
-                Credential::Secret(secret.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            (None, Some(path)) => {
-                let pem = read(path, "client certificate")?;
-                Credential::from_certificate_pem(&pem).map_err(|why| {
-                    StackError::Config(format!("the client certificate file {path}: {why}"))
-                })?
-            }
-            (None, None) => {
-                return Err(StackError::Config(
-                    "the collector has neither a client secret nor a certificate".to_owned(),
-                ));
-            }
+        let unseal = |sealed: &str| {
+            let context = ClientCredential::context(&config.registration, config.credential.kind());
+            keyring.open(sealed, &context).map_err(|err| {
+                StackError::Config(format!(
+                    "the collector's {}: {err}",
+                    config.credential.kind()
+                ))
+            })
         };
-        let ca_pem = config
-            .ca_file
-            .as_deref()
-            .map(|path| read(path, "CA"))
-            .transpose()?;
+        let secret = |bytes: Vec<u8>, source: &str| {
+            let secret = String::from_utf8(bytes).map_err(|_| {
+                StackError::Config(format!("the client secret {source} is not UTF-8"))
+            })?;
+            Ok::<_, StackError>(Credential::Secret(
+                secret.trim_end_matches(['\r', '\n']).to_owned(),
+            ))
+        };
+        let certificate = |pem: Vec<u8>, source: &str| {
+            Credential::from_certificate_pem(&pem).map_err(|why| {
+                StackError::Config(format!("the client certificate {source}: {why}"))
+            })
+        };
+        let credential = match &config.credential {
+            ClientCredential::SecretFile(path) => {
+                secret(read(path, "client secret")?, &format!("file {path}"))?
+            }
+            ClientCredential::CertificateFile(path) => {
+                certificate(read(path, "client certificate")?, &format!("file {path}"))?
+            }
+            ClientCredential::SealedSecret(sealed) => secret(unseal(sealed)?, "stored")?,
+            ClientCredential::SealedCertificate(sealed) => certificate(unseal(sealed)?, "stored")?,
+        };
+        let ca_pem = match &config.ca {
+            Some(CaSource::File(path)) => Some(read(path, "CA")?),
+            Some(CaSource::Pem(pem)) => Some(pem.clone().into_bytes()),
+            None => None,
+        };
         Ok(Self {
             admin_endpoint: config.admin_endpoint.clone(),
             provider_subscription: config.provider_subscription,

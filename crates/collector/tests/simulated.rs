@@ -16,7 +16,7 @@ use stackbill_collector::simulator::{Identity, SimOptions, SimStack};
 use stackbill_core::period::hour_number;
 use stackbill_core::total::Total;
 use stackbill_core::{MeterId, TenantId};
-use stackbill_store::{CollectorConfig, CollectorState, Store};
+use stackbill_store::{ClientCredential, CollectorConfig, CollectorState, SecretKeyring, Store};
 use stackbill_test_support::TestStore;
 use stackbill_test_support::fixtures::{self, CLOUD};
 
@@ -56,17 +56,30 @@ async fn configured(db: &TestStore, sim: &SimStack, endpoint: &str) -> Collector
             provider_subscription: sim.options().provider_subscription,
             client_id: sim.options().client_id.clone(),
             directory,
-            secret_file: Some(secret.display().to_string()),
-            certificate_file: None,
-            ca_file: None,
+            credential: ClientCredential::SecretFile(secret.display().to_string()),
+            ca: None,
             start: FROM.parse().unwrap(),
         })
         .await
         .unwrap()
 }
 
+/// A keyring for collectors whose secrets are files: it is never opened.
+fn no_keyring() -> SecretKeyring {
+    SecretKeyring::new("/nonexistent/secret.key")
+}
+
 async fn run(store: &Store, state: &CollectorState, options: &CollectOptions) -> CollectSummary {
-    let access = StackAccess::from_config(&state.config).unwrap();
+    run_with(store, state, options, &no_keyring()).await
+}
+
+async fn run_with(
+    store: &Store,
+    state: &CollectorState,
+    options: &CollectOptions,
+    keyring: &SecretKeyring,
+) -> CollectSummary {
+    let access = StackAccess::from_config(&state.config, keyring).unwrap();
     let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
     let (summary, error) = collect(store, state, client, options, Arc::default()).await;
     assert!(error.is_none(), "{error:?}");
@@ -177,8 +190,11 @@ async fn a_wrong_secret_is_a_named_failure_recorded_on_the_collector() {
     let db = TestStore::new();
     db.clock.set("2025-05-04T00:00:00Z");
     let state = configured(&db, &sim, &endpoint).await;
-    std::fs::write(state.config.secret_file.as_ref().unwrap(), "wrong").unwrap();
-    let access = StackAccess::from_config(&state.config).unwrap();
+    let ClientCredential::SecretFile(path) = &state.config.credential else {
+        unreachable!("configured with a secret file")
+    };
+    std::fs::write(path, "wrong").unwrap();
+    let access = StackAccess::from_config(&state.config, &no_keyring()).unwrap();
     let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
     let (summary, error) = collect(
         &db.store,
@@ -343,8 +359,7 @@ async fn certificate_credentials_sign_in_and_a_wrong_certificate_is_refused() {
     let state = configured(&db, &sim, &endpoint).await;
     let with_certificate = |file: &str| {
         let mut config = state.config.clone();
-        config.secret_file = None;
-        config.certificate_file = Some(fixture(file));
+        config.credential = ClientCredential::CertificateFile(fixture(file));
         config
     };
     let state = db
@@ -360,7 +375,7 @@ async fn certificate_credentials_sign_in_and_a_wrong_certificate_is_refused() {
         .put_collector(with_certificate("other-certificate.pem"))
         .await
         .unwrap();
-    let access = StackAccess::from_config(&wrong.config).unwrap();
+    let access = StackAccess::from_config(&wrong.config, &no_keyring()).unwrap();
     let client = Arc::new(StackClient::new(access, fast_retries()).unwrap());
     let refill = CollectOptions {
         from: Some(FROM.parse().unwrap()),
@@ -368,4 +383,71 @@ async fn certificate_credentials_sign_in_and_a_wrong_certificate_is_refused() {
     };
     let (_, error) = collect(&db.store, &wrong, client, &refill, Arc::default()).await;
     assert_eq!(error.unwrap().code(), "StackAuthenticationFailed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_secrets_and_certificates_sign_in_and_open_only_with_their_key() {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+
+    let fixture = |name: &str| format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(fixture("client-certificate.pem")).unwrap();
+    let mut options = SimOptions::new(17, 2, FROM.parse().unwrap(), 6);
+    options.client_certificate = Some(
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .as_ref()
+            .to_vec(),
+    );
+    let secret = options.client_secret.clone();
+    let sim = Arc::new(SimStack::new(options));
+    let endpoint = serve(Arc::clone(&sim)).await;
+    let db = TestStore::new();
+    db.clock.set("2025-05-02T00:00:00Z");
+    let keyring = SecretKeyring::new(db.dir().join("secret.key"));
+    let mut config = configured(&db, &sim, &endpoint).await.config;
+    let context = |kind: &str| ClientCredential::context(&config.registration, kind);
+
+    // A sealed secret: the database holds no trace of it, and it signs in.
+    config.credential = ClientCredential::SealedSecret(
+        keyring
+            .seal(secret.as_bytes(), &context("clientSecret"))
+            .unwrap(),
+    );
+    let state = db.store.put_collector(config.clone()).await.unwrap();
+    let ClientCredential::SealedSecret(stored_text) = &state.config.credential else {
+        panic!("stored as {:?}", state.config.credential)
+    };
+    assert!(!stored_text.contains(&secret));
+    run_with(&db.store, &state, &CollectOptions::default(), &keyring).await;
+    assert_eq!(stored(&db.store).await, sim.truth());
+
+    // Another server's key cannot open it, and says which key it needs.
+    let other = SecretKeyring::new(db.dir().join("other.key"));
+    let err = StackAccess::from_config(&state.config, &other).unwrap_err();
+    assert_eq!(err.code(), "CollectorConfigInvalid", "{err}");
+    assert!(err.to_string().contains("--secret-key-file"), "{err}");
+
+    // A sealed certificate signs in too; sealed for another kind, it does not open.
+    config.credential = ClientCredential::SealedCertificate(
+        keyring
+            .seal(pem.as_bytes(), &context("clientCertificate"))
+            .unwrap(),
+    );
+    let state = db.store.put_collector(config.clone()).await.unwrap();
+    let refill = CollectOptions {
+        from: Some(FROM.parse().unwrap()),
+        ..CollectOptions::default()
+    };
+    let summary = run_with(&db.store, &state, &refill, &keyring).await;
+    assert_eq!(summary.accepted, 0);
+    assert!(summary.duplicates > 0);
+    config.credential = ClientCredential::SealedCertificate(
+        keyring
+            .seal(pem.as_bytes(), &context("clientSecret"))
+            .unwrap(),
+    );
+    let state = db.store.put_collector(config).await.unwrap();
+    let err = StackAccess::from_config(&state.config, &keyring).unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
 }

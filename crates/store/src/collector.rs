@@ -16,8 +16,72 @@ use crate::error::{Result, StoreError};
 use crate::store::Store;
 use crate::usage::write_records;
 
-/// How a registration's stack is reached. The secret itself is never stored: only the path
-/// of the file holding it.
+/// How a collector proves who it is to the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredential {
+    /// A file on the server holding the client secret, read at each collection.
+    SecretFile(String),
+    /// A PEM file on the server holding the client certificate and its key.
+    CertificateFile(String),
+    /// The client secret itself, sealed with the server's key ([`crate::SecretKeyring`]).
+    SealedSecret(String),
+    /// The certificate and key PEM itself, sealed with the server's key.
+    SealedCertificate(String),
+}
+
+impl ClientCredential {
+    /// How it is given, as the API names it: `clientSecretFile`, `clientCertificateFile`,
+    /// `clientSecret` or `clientCertificate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SecretFile(_) => "clientSecretFile",
+            Self::CertificateFile(_) => "clientCertificateFile",
+            Self::SealedSecret(_) => "clientSecret",
+            Self::SealedCertificate(_) => "clientCertificate",
+        }
+    }
+
+    /// What a sealed credential of `registration` is bound to.
+    pub fn context(registration: &RegistrationName, kind: &str) -> String {
+        format!("collector:{}:{kind}", key(registration))
+    }
+
+    fn columns(&self) -> [Option<&str>; 4] {
+        let mut columns = [None; 4];
+        let (slot, value) = match self {
+            Self::SecretFile(v) => (0, v),
+            Self::CertificateFile(v) => (1, v),
+            Self::SealedSecret(v) => (2, v),
+            Self::SealedCertificate(v) => (3, v),
+        };
+        columns[slot] = Some(value.as_str());
+        columns
+    }
+
+    fn from_columns(columns: [Option<String>; 4]) -> Result<Self> {
+        match columns {
+            [Some(v), None, None, None] => Ok(Self::SecretFile(v)),
+            [None, Some(v), None, None] => Ok(Self::CertificateFile(v)),
+            [None, None, Some(v), None] => Ok(Self::SealedSecret(v)),
+            [None, None, None, Some(v)] => Ok(Self::SealedCertificate(v)),
+            _ => Err(StoreError::corrupt(
+                "a collector has not exactly one client credential",
+            )),
+        }
+    }
+}
+
+/// The CAs a collector trusts for the stack's endpoints, besides the system's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// A PEM file on the server, read at each collection.
+    File(String),
+    /// The PEM itself (certificates are not secret).
+    Pem(String),
+}
+
+/// How a registration's stack is reached. A secret is stored sealed, or as the path of the
+/// file on the server that holds it; never in clear text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorConfig {
     /// The registration whose stack this is.
@@ -30,14 +94,53 @@ pub struct CollectorConfig {
     pub client_id: String,
     /// The Entra ID directory (tenant) id, or `adfs`.
     pub directory: String,
-    /// The file holding the client secret.
-    pub secret_file: Option<String>,
-    /// The PEM file holding the client certificate and its key.
-    pub certificate_file: Option<String>,
-    /// A PEM file of CAs to trust for the stack's endpoints.
-    pub ca_file: Option<String>,
+    /// The client secret or certificate.
+    pub credential: ClientCredential,
+    /// CAs to trust for the stack's endpoints.
+    pub ca: Option<CaSource>,
     /// The first reported hour to collect.
     pub start: Timestamp,
+}
+
+/// A collector setting that is not valid: why, without the field's name, which each
+/// adapter spells its own way (`--admin-endpoint`, `adminEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
+impl CollectorConfig {
+    /// An admin endpoint as the collector uses it: http(s), no query, no trailing `/`.
+    pub fn admin_endpoint_of(text: &str) -> std::result::Result<String, InvalidSetting> {
+        let trimmed = text.trim().trim_end_matches('/');
+        let scheme_ok = trimmed.starts_with("https://") || trimmed.starts_with("http://");
+        let host = trimmed.split_once("://").map_or("", |(_, rest)| rest);
+        if !scheme_ok
+            || host.is_empty()
+            || trimmed.contains(['?', '#'])
+            || trimmed.contains(char::is_whitespace)
+        {
+            return Err(InvalidSetting(format!(
+                "'{text}' is not an http(s) URL such as \
+                 https://adminmanagement.local.azurestack.external"
+            )));
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    /// A directory as stored: a tenant GUID, `adfs` (any case), or empty (found from the
+    /// stack).
+    pub fn directory_of(text: Option<&str>) -> std::result::Result<String, InvalidSetting> {
+        let text = text.unwrap_or_default().trim();
+        if text.eq_ignore_ascii_case("adfs") {
+            return Ok("adfs".to_owned());
+        }
+        if !text.is_empty() && text.parse::<TenantId>().is_err() {
+            return Err(InvalidSetting(format!(
+                "'{text}' is neither a directory (tenant) GUID nor adfs"
+            )));
+        }
+        Ok(text.to_owned())
+    }
 }
 
 /// A collector's settings and how it fares.
@@ -58,6 +161,15 @@ pub struct CollectorState {
     pub subscribers: usize,
     /// Rows held for unknown user subscriptions.
     pub held: usize,
+}
+
+impl CollectorState {
+    /// Closed reported hours at `now` not collected yet for the subscriber furthest behind;
+    /// `None` while no subscriber is known.
+    pub fn lag_hours(&self, now: Timestamp) -> Option<i64> {
+        self.collected_through
+            .map(|hour| (stackbill_core::period::hour_number(now) - hour - 1).max(0))
+    }
 }
 
 /// A user subscription a stack listed.
@@ -106,7 +218,8 @@ fn key(name: &RegistrationName) -> String {
 
 const COLUMNS: &str = "registration, admin_endpoint, provider_subscription, client_id, directory,
      secret_file, certificate_file, ca_file, start_hour, created_at, last_success_at,
-     last_error_at, last_error_code, last_error_message";
+     last_error_at, last_error_code, last_error_message, secret_sealed, certificate_sealed,
+     ca_pem";
 
 fn load_states(conn: &Conn<'_>, only: Option<&str>) -> Result<Vec<CollectorState>> {
     let sql = format!(
@@ -124,7 +237,7 @@ fn load_states(conn: &Conn<'_>, only: Option<&str>) -> Result<Vec<CollectorState
             _ => None,
         };
         Ok((
-            row.get::<String>(14)?,
+            row.get::<String>(17)?,
             CollectorState {
                 config: CollectorConfig {
                     registration: parse(&row.get::<String>(0)?)?,
@@ -132,9 +245,20 @@ fn load_states(conn: &Conn<'_>, only: Option<&str>) -> Result<Vec<CollectorState
                     provider_subscription: parse(&row.get::<String>(2)?)?,
                     client_id: row.get(3)?,
                     directory: row.get(4)?,
-                    secret_file: row.get(5)?,
-                    certificate_file: row.get(6)?,
-                    ca_file: row.get(7)?,
+                    credential: ClientCredential::from_columns([
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(14)?,
+                        row.get(15)?,
+                    ])?,
+                    ca: match (
+                        row.get::<Option<String>>(7)?,
+                        row.get::<Option<String>>(16)?,
+                    ) {
+                        (Some(path), _) => Some(CaSource::File(path)),
+                        (None, Some(pem)) => Some(CaSource::Pem(pem)),
+                        (None, None) => None,
+                    },
                     start: stackbill_core::period::hour_start(start_hour)
                         .map_err(StoreError::corrupt)?,
                 },
@@ -191,6 +315,12 @@ impl Store {
             }
             let registration_key = key(&config.registration);
             let start_hour = stackbill_core::period::hour_number(config.start);
+            let credential = config.credential.columns();
+            let (ca_file, ca_pem) = match &config.ca {
+                Some(CaSource::File(path)) => (Some(path.as_str()), None),
+                Some(CaSource::Pem(pem)) => (None, Some(pem.as_str())),
+                None => (None, None),
+            };
             tx.execute(
                 "DELETE FROM collectors WHERE registration_key = ?1",
                 params![registration_key],
@@ -198,7 +328,8 @@ impl Store {
             tx.execute(
                 &format!(
                     "INSERT INTO collectors (registration_key, {COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, NULL, NULL, NULL)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, NULL, NULL, NULL,
+                             ?12, ?13, ?14)"
                 ),
                 params![
                     registration_key,
@@ -207,11 +338,14 @@ impl Store {
                     config.provider_subscription.to_string(),
                     config.client_id,
                     config.directory,
-                    config.secret_file,
-                    config.certificate_file,
-                    config.ca_file,
+                    credential[0],
+                    credential[1],
+                    ca_file,
                     start_hour,
-                    micros(now)
+                    micros(now),
+                    credential[2],
+                    credential[3],
+                    ca_pem
                 ],
             )?;
             load_states(tx, Some(&registration_key))?

@@ -20,6 +20,7 @@ mod directory;
 mod error;
 mod migrate;
 mod numeric;
+mod secrets;
 mod store;
 mod tokens;
 mod usage;
@@ -27,10 +28,14 @@ mod values;
 
 pub use billing::{Invoice, InvoiceDiff, InvoiceStatus};
 pub use clock::SystemClock;
-pub use collector::{CollectedHour, CollectorConfig, CollectorState, HeldRow, Subscriber};
+pub use collector::{
+    CaSource, ClientCredential, CollectedHour, CollectorConfig, CollectorState, HeldRow,
+    InvalidSetting, Subscriber,
+};
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::{StorageFault, StoreError};
+pub use secrets::{SecretError, SecretKeyring};
 pub use stackbill_core::BillingError;
 pub use store::Store;
 pub use tokens::{NewToken, Role, TokenGrant, TokenRecord};

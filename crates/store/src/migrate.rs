@@ -51,6 +51,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "../migrations/sqlite/0008_subscription_pricing.sql"
     ),
     migration!(9, "collectors", "../migrations/sqlite/0009_collectors.sql"),
+    migration!(
+        10,
+        "sealed_collector_secrets",
+        "../migrations/sqlite/0010_sealed_collector_secrets.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -70,6 +75,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         4,
         "collectors",
         "../migrations/postgres/0004_collectors.sql"
+    ),
+    migration!(
+        5,
+        "sealed_collector_secrets",
+        "../migrations/postgres/0005_sealed_collector_secrets.sql"
     ),
 ];
 

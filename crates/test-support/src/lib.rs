@@ -309,6 +309,9 @@ pub fn admin_state(db: &TestStore) -> AppState {
         public_url: None,
         https: false,
         pages: Default::default(),
+        secrets: Arc::new(stackbill_store::SecretKeyring::new(
+            db.dir().join("secret.key"),
+        )),
     }
 }
 

@@ -318,9 +318,9 @@ fn killed_collections_rerun_to_the_clean_state() {
     assert!(interrupted > 0, "no kill landed during a collection");
 }
 
-/// A simulated stack with the usage of the day before yesterday (every reported hour of it
-/// closed), its truth file, and the first usage hour.
-fn recent_sim(dir: &std::path::Path) -> (Sim, std::path::PathBuf, jiff::Timestamp) {
+/// A simulated stack of `tenants` with the usage of the day before yesterday (every reported
+/// hour of it closed), its truth file, and the first usage hour.
+fn recent_sim(dir: &std::path::Path, tenants: &str) -> (Sim, std::path::PathBuf, jiff::Timestamp) {
     let truth_file = dir.join("truth.ndjson");
     let now = jiff::Timestamp::now();
     let from = jiff::Timestamp::from_second(now.as_second() / 3600 * 3600 - 48 * 3600).unwrap();
@@ -330,7 +330,7 @@ fn recent_sim(dir: &std::path::Path) -> (Sim, std::path::PathBuf, jiff::Timestam
             "--listen",
             "127.0.0.1:0",
             "--tenants",
-            "3",
+            tenants,
         ])
         .args(["--hours", "24", "--from", &from.to_string()])
         .arg("--truth")
@@ -366,12 +366,16 @@ fn word(text: &str, flag: &str) -> String {
     text[at..].split_whitespace().next().unwrap().to_owned()
 }
 
-/// A `stackbill serve` collecting every minute: the child, its address, and its log lines as
-/// they come.
-fn spawn_serve(db: &TestDb) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+/// A `stackbill serve` collecting every minute, with `extra` flags: the child, its address,
+/// and its log lines as they come.
+fn spawn_serve(db: &TestDb, extra: &[&str]) -> (Child, String, Arc<Mutex<Vec<String>>>) {
     let mut server = crate::command(
         db,
-        &["serve", "--listen", "127.0.0.1:0", "--collect-every", "1"],
+        &[
+            &["serve", "--listen", "127.0.0.1:0", "--collect-every", "1"],
+            extra,
+        ]
+        .concat(),
     )
     .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
     .env("RUST_LOG", "info")
@@ -422,7 +426,13 @@ fn wait_for_success(address: &str) -> Value {
     }
 }
 
-fn add_hub_collector(db: &TestDb, sim: &Sim, secret: &std::path::Path, from: jiff::Timestamp) {
+fn add_hub_collector(
+    db: &TestDb,
+    sim: &Sim,
+    secret: &std::path::Path,
+    from: jiff::Timestamp,
+    extra: &[&str],
+) {
     let mut added = crate::command(
         db,
         &[
@@ -442,7 +452,7 @@ fn add_hub_collector(db: &TestDb, sim: &Sim, secret: &std::path::Path, from: jif
             "--json",
         ],
     );
-    added.stdout(Stdio::null());
+    added.args(extra).stdout(Stdio::null());
     assert!(
         added
             .arg("--client-secret-file")
@@ -459,12 +469,12 @@ fn add_hub_collector(db: &TestDb, sim: &Sim, secret: &std::path::Path, from: jif
 fn serve_collects_configured_stacks_by_itself() {
     let db = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
-    let (sim, truth_file, from) = recent_sim(dir.path());
+    let (sim, truth_file, from) = recent_sim(dir.path(), "3");
     registered(&db);
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "simulated-secret").unwrap();
-    add_hub_collector(&db, &sim, &secret, from);
-    let (mut server, address, _log) = spawn_serve(&db);
+    add_hub_collector(&db, &sim, &secret, from, &[]);
+    let (mut server, address, _log) = spawn_serve(&db, &[]);
     let shown = wait_for_success(&address);
     assert!(shown["lastSuccess"].is_string(), "{shown}");
     assert_eq!(shown["subscribers"], 3, "{shown}");
@@ -493,19 +503,82 @@ fn serve_collects_configured_stacks_by_itself() {
     let _ = server.wait();
 }
 
+/// A collecting `stackbill serve` killed (SIGKILL) at several points, each restart resuming
+/// where the last left off: in the end the store holds the stack's truth, nothing lost or
+/// doubled. The collector's secret is stored sealed (`--seal`), under a key file that the
+/// restarted server opens again.
+#[test]
+fn a_killed_collecting_server_resumes_without_loss_or_double() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, truth_file, from) = recent_sim(dir.path(), "60");
+    registered(&db);
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "simulated-secret").unwrap();
+    let key = dir.path().join("secret.key");
+    let key_flag = ["--secret-key-file", key.to_str().unwrap()];
+    add_hub_collector(
+        &db,
+        &sim,
+        &secret,
+        from,
+        &[&["--seal"][..], &key_flag].concat(),
+    );
+    std::fs::remove_file(&secret).unwrap();
+    assert!(key.is_file(), "the key is created on first use");
+    let location = db.args()[1].to_owned();
+    if let Ok(bytes) = std::fs::read(&location) {
+        assert!(!String::from_utf8_lossy(&bytes).contains("simulated-secret"));
+    }
+    let serve_flags = [&key_flag[..], &["--collect-lease", "2"]].concat();
+    let truth = truth(&truth_file);
+    let mut interrupted = 0;
+    let mut progress = Vec::new();
+    for delay_ms in [100, 300, 600, 1000] {
+        // The killed node's lease expires before the next one starts.
+        std::thread::sleep(Duration::from_millis(2100));
+        let (mut server, _, _) = spawn_serve(&db, &serve_flags);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let killed = Command::new("kill")
+            .args(["-KILL", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = server.wait();
+        let records = stored(&location);
+        if sums(&records) != truth {
+            interrupted += 1;
+        }
+        progress.push(records.len());
+    }
+    assert!(
+        interrupted >= 2 && progress.windows(2).any(|w| w[0] < w[1]),
+        "kills landed during one collection only: {progress:?}"
+    );
+    // The last node's lease expires, and a new node finishes the work.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (mut server, address, _) = spawn_serve(&db, &serve_flags);
+    let shown = wait_for_success(&address);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(shown["lastSuccess"].is_string(), "{shown}");
+    assert_eq!(shown["credential"], "clientSecret", "{shown}");
+    assert_eq!(sums(&stored(&location)), truth);
+}
+
 /// Two nodes on one database collect the same stack under its lease: every hour is
 /// collected by one of them, once (no node re-reads what the other stored).
 #[test]
 fn two_nodes_collect_each_hour_once() {
     let db = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
-    let (sim, truth_file, from) = recent_sim(dir.path());
+    let (sim, truth_file, from) = recent_sim(dir.path(), "3");
     registered(&db);
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "simulated-secret").unwrap();
-    add_hub_collector(&db, &sim, &secret, from);
-    let (mut first, address, first_log) = spawn_serve(&db);
-    let (mut second, _, second_log) = spawn_serve(&db);
+    add_hub_collector(&db, &sim, &secret, from, &[]);
+    let (mut first, address, first_log) = spawn_serve(&db, &[]);
+    let (mut second, _, second_log) = spawn_serve(&db, &[]);
     assert!(wait_for_success(&address)["lastSuccess"].is_string());
     // Let the later node's first round end too.
     std::thread::sleep(Duration::from_secs(2));
@@ -545,7 +618,7 @@ fn two_nodes_collect_each_hour_once() {
 fn a_forwarding_collector_posts_to_the_server_and_keeps_its_own_state() {
     let db = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
-    let (sim, truth_file, from) = recent_sim(dir.path());
+    let (sim, truth_file, from) = recent_sim(dir.path(), "3");
     registered(&db);
     let token = ok_json(
         &db,
@@ -565,7 +638,7 @@ fn a_forwarding_collector_posts_to_the_server_and_keeps_its_own_state() {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "simulated-secret").unwrap();
     let state = dir.path().join("state.json");
-    let (mut server, address, _log) = spawn_serve(&db);
+    let (mut server, address, _log) = spawn_serve(&db, &[]);
     let forward = |server: &str, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stackbill"));
         command

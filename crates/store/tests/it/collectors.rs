@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stackbill_store::{CollectedHour, CollectorConfig, Subscriber};
+use stackbill_store::{CaSource, ClientCredential, CollectedHour, CollectorConfig, Subscriber};
 use stackbill_test_support::TestStore;
 use stackbill_test_support::fixtures::{self, CLOUD, customer, tenant};
 
@@ -18,9 +18,8 @@ async fn with_collector() -> TestStore {
             provider_subscription: customer(9),
             client_id: "app".to_owned(),
             directory: "adfs".to_owned(),
-            secret_file: Some("/dev/null".to_owned()),
-            certificate_file: None,
-            ca_file: None,
+            credential: ClientCredential::SecretFile("/dev/null".to_owned()),
+            ca: None,
             start: "2025-05-01T00:00:00Z".parse().unwrap(),
         })
         .await
@@ -113,4 +112,35 @@ async fn cursors_only_move_forward_and_subscribers_are_remembered() {
     assert!(db.store.remove_collector(hub()).await.unwrap());
     assert!(db.store.collector(hub()).await.unwrap().is_none());
     assert!(db.store.collector_cursors(hub()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_kind_of_credential_and_ca_reads_back_as_written() {
+    let db = with_collector().await;
+    let Some(state) = db.store.collector("hub".parse().unwrap()).await.unwrap() else {
+        panic!("the collector is stored")
+    };
+    for (credential, ca) in [
+        (ClientCredential::SecretFile("/etc/secret".to_owned()), None),
+        (
+            ClientCredential::CertificateFile("/etc/cert.pem".to_owned()),
+            Some(CaSource::File("/etc/ca.pem".to_owned())),
+        ),
+        (
+            ClientCredential::SealedSecret("sb1:0011aabb:c2VhbGVk".to_owned()),
+            Some(CaSource::Pem("-----BEGIN CERTIFICATE-----\n…".to_owned())),
+        ),
+        (
+            ClientCredential::SealedCertificate("sb1:0011aabb:Y2VydA==".to_owned()),
+            None,
+        ),
+    ] {
+        let mut config = state.config.clone();
+        config.credential = credential;
+        config.ca = ca;
+        let written = db.store.put_collector(config.clone()).await.unwrap();
+        assert_eq!(written.config, config);
+        let read = db.store.collector("hub".parse().unwrap()).await.unwrap();
+        assert_eq!(read.map(|s| s.config), Some(config));
+    }
 }
