@@ -37,21 +37,12 @@ impl Drop for Sim {
     }
 }
 
-fn simulate(truth: &std::path::Path, tenants: &str, hours: &str) -> Sim {
+/// `stackbill simulate-stack` with `args`, writing its truth to `truth`; the collector flags
+/// are read from the command it prints.
+fn start_sim(truth: &std::path::Path, args: &[&str]) -> Sim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args([
-            "simulate-stack",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            "5",
-            "--tenants",
-            tenants,
-            "--from",
-            FROM,
-            "--hours",
-            hours,
-        ])
+        .args(["simulate-stack", "--listen", "127.0.0.1:0"])
+        .args(args)
         .arg("--truth")
         .arg(truth)
         .stdout(Stdio::null())
@@ -60,26 +51,45 @@ fn simulate(truth: &std::path::Path, tenants: &str, hours: &str) -> Sim {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut text = String::new();
-    while let Some(Ok(line)) = lines.next() {
+    for line in lines.by_ref() {
+        let line = line.unwrap();
         text.push_str(&line);
-        text.push('\n');
+        text.push(' ');
         if line.contains("collector add") {
             break;
         }
     }
-    let word_after = |flag: &str| {
-        let at = text
-            .find(flag)
-            .unwrap_or_else(|| panic!("{flag} in {text}"))
-            + flag.len();
-        text[at..].split_whitespace().next().unwrap().to_owned()
-    };
     Sim {
-        url: word_after("--admin-endpoint "),
-        provider: word_after("--provider-subscription "),
-        directory: word_after("--directory "),
+        url: word(&text, "--admin-endpoint "),
+        provider: word(&text, "--provider-subscription "),
+        directory: word(&text, "--directory "),
         child,
     }
+}
+
+fn word(text: &str, flag: &str) -> String {
+    let at = text
+        .find(flag)
+        .unwrap_or_else(|| panic!("{flag} in {text}"))
+        + flag.len();
+    text[at..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// A simulated stack of `tenants` over `hours` from [`FROM`].
+fn simulate(truth: &std::path::Path, tenants: &str, hours: &str) -> Sim {
+    start_sim(
+        truth,
+        &[
+            "--seed",
+            "5",
+            "--tenants",
+            tenants,
+            "--from",
+            FROM,
+            "--hours",
+            hours,
+        ],
+    )
 }
 
 fn registered(db: &(impl Location + ?Sized)) {
@@ -112,28 +122,34 @@ fn registered(db: &(impl Location + ?Sized)) {
     );
 }
 
-fn add_collector(db: &(impl Location + ?Sized), sim: &Sim, secret: &std::path::Path) -> Value {
-    ok_json(
-        db,
-        &[
-            "collector",
-            "add",
-            "hub",
-            "--admin-endpoint",
-            &sim.url,
-            "--provider-subscription",
-            &sim.provider,
-            "--client-id",
-            "stackbill-collector",
-            "--client-secret-file",
-            secret.to_str().unwrap(),
-            "--directory",
-            &sim.directory,
-            "--start",
-            FROM,
-            "--json",
-        ],
-    )
+/// `stackbill collector add hub` for `sim` with the secret in `secret`, from `start`, with
+/// `extra` flags.
+fn add_collector(
+    db: &(impl Location + ?Sized),
+    sim: &Sim,
+    secret: &std::path::Path,
+    start: &str,
+    extra: &[&str],
+) -> Value {
+    let flags = [
+        "collector",
+        "add",
+        "hub",
+        "--admin-endpoint",
+        &sim.url,
+        "--provider-subscription",
+        &sim.provider,
+        "--client-id",
+        "stackbill-collector",
+        "--client-secret-file",
+        secret.to_str().unwrap(),
+        "--directory",
+        &sim.directory,
+        "--start",
+        start,
+        "--json",
+    ];
+    ok_json(db, &[&flags[..], extra].concat())
 }
 
 /// Stored quantities summed per (tenant, meter, usage hour), as the truth file gives them.
@@ -217,7 +233,7 @@ fn collected_usage_equals_the_stacks_truth_and_is_collected_once() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("has no collector"));
 
-    let added = add_collector(&db, &sim, &secret);
+    let added = add_collector(&db, &sim, &secret, FROM, &[]);
     assert_eq!(added["registration"], "hub");
     assert!(
         !added.to_string().contains("simulated-secret"),
@@ -275,7 +291,7 @@ fn killed_collections_rerun_to_the_clean_state() {
     std::fs::write(&secret, "simulated-secret").unwrap();
     let template = dir.path().join("template.db");
     registered(&template);
-    add_collector(&template, &sim, &secret);
+    add_collector(&template, &sim, &secret, FROM, &[]);
 
     let collect = |db: &std::path::Path| {
         let mut command = crate::command(db, &["collect", "--to", TO, "--json"]);
@@ -324,46 +340,12 @@ fn recent_sim(dir: &std::path::Path, tenants: &str) -> (Sim, std::path::PathBuf,
     let truth_file = dir.join("truth.ndjson");
     let now = jiff::Timestamp::now();
     let from = jiff::Timestamp::from_second(now.as_second() / 3600 * 3600 - 48 * 3600).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stackbill"))
-        .args([
-            "simulate-stack",
-            "--listen",
-            "127.0.0.1:0",
-            "--tenants",
-            tenants,
-        ])
-        .args(["--hours", "24", "--from", &from.to_string()])
-        .arg("--truth")
-        .arg(&truth_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut text = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        text.push_str(&line);
-        text.push(' ');
-        if line.contains("collector add") {
-            break;
-        }
-    }
-    let sim = Sim {
-        url: word(&text, "--admin-endpoint "),
-        provider: word(&text, "--provider-subscription "),
-        directory: word(&text, "--directory "),
-        child,
-    };
+    let from_text = from.to_string();
+    let sim = start_sim(
+        &truth_file,
+        &["--tenants", tenants, "--hours", "24", "--from", &from_text],
+    );
     (sim, truth_file, from)
-}
-
-fn word(text: &str, flag: &str) -> String {
-    let at = text
-        .find(flag)
-        .unwrap_or_else(|| panic!("{flag} in {text}"))
-        + flag.len();
-    text[at..].split_whitespace().next().unwrap().to_owned()
 }
 
 /// A `stackbill serve` collecting every minute, with `extra` flags: the child, its address,
@@ -426,43 +408,6 @@ fn wait_for_success(address: &str) -> Value {
     }
 }
 
-fn add_hub_collector(
-    db: &TestDb,
-    sim: &Sim,
-    secret: &std::path::Path,
-    from: jiff::Timestamp,
-    extra: &[&str],
-) {
-    let mut added = crate::command(
-        db,
-        &[
-            "collector",
-            "add",
-            "hub",
-            "--admin-endpoint",
-            &sim.url,
-            "--provider-subscription",
-            &sim.provider,
-            "--client-id",
-            "stackbill-collector",
-            "--directory",
-            &sim.directory,
-            "--start",
-            &from.to_string(),
-            "--json",
-        ],
-    );
-    added.args(extra).stdout(Stdio::null());
-    assert!(
-        added
-            .arg("--client-secret-file")
-            .arg(secret)
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 /// `stackbill serve` collects every configured stack by itself, at start and then on its
 /// schedule, and `/metrics` and `/healthz` tell how each collector fares.
 #[test]
@@ -473,7 +418,7 @@ fn serve_collects_configured_stacks_by_itself() {
     registered(&db);
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "simulated-secret").unwrap();
-    add_hub_collector(&db, &sim, &secret, from, &[]);
+    add_collector(&db, &sim, &secret, &from.to_string(), &[]);
     let (mut server, address, _log) = spawn_serve(&db, &[]);
     let shown = wait_for_success(&address);
     assert!(shown["lastSuccess"].is_string(), "{shown}");
@@ -517,11 +462,11 @@ fn a_killed_collecting_server_resumes_without_loss_or_double() {
     std::fs::write(&secret, "simulated-secret").unwrap();
     let key = dir.path().join("secret.key");
     let key_flag = ["--secret-key-file", key.to_str().unwrap()];
-    add_hub_collector(
+    add_collector(
         &db,
         &sim,
         &secret,
-        from,
+        &from.to_string(),
         &[&["--seal"][..], &key_flag].concat(),
     );
     std::fs::remove_file(&secret).unwrap();
@@ -576,7 +521,7 @@ fn two_nodes_collect_each_hour_once() {
     registered(&db);
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "simulated-secret").unwrap();
-    add_hub_collector(&db, &sim, &secret, from, &[]);
+    add_collector(&db, &sim, &secret, &from.to_string(), &[]);
     let (mut first, address, first_log) = spawn_serve(&db, &[]);
     let (mut second, _, second_log) = spawn_serve(&db, &[]);
     assert!(wait_for_success(&address)["lastSuccess"].is_string());
