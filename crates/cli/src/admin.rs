@@ -22,13 +22,36 @@ use crate::output;
 use crate::output::outln;
 use crate::refusal::refused;
 
+/// The database `db` names, which must exist: a command that reads never creates an empty
+/// one in its place.
 pub(crate) fn open(db: &DbArgs) -> Result<Store> {
-    match &db.database_url {
+    if db.database_url.is_none() && !db.db.exists() {
+        let shown = std::path::absolute(&db.db).unwrap_or_else(|_| db.db.clone());
+        anyhow::bail!(
+            "no database at {}: point at yours with --db FILE (or STACKBILL_DB) or \
+             --database-url URL; or create one with `stackbill database init`, `stackbill \
+             serve` or `stackbill partner add`; the demo's is stackbill-demo.db \
+             (export STACKBILL_DB=stackbill-demo.db)",
+            shown.display()
+        );
+    }
+    open_or_create(db)
+}
+
+/// The database `db` names, created (empty, migrated) if it is a file that does not exist,
+/// saying so on standard error.
+pub(crate) fn open_or_create(db: &DbArgs) -> Result<Store> {
+    let created = db.database_url.is_none() && !db.db.exists();
+    let store = match &db.database_url {
         Some(url) => Store::open_postgres(url, Arc::new(SystemClock))
             .map_err(|err| anyhow::anyhow!("cannot open the PostgreSQL database: {err}")),
         None => Store::open(&db.db, Arc::new(SystemClock))
             .map_err(|err| anyhow::anyhow!("cannot open database {}: {err}", db.db.display())),
+    }?;
+    if created {
+        eprintln!("created a new database at {}", store.location());
     }
+    Ok(store)
 }
 
 /// The key that seals collectors' secrets: the one `--secret-key-file` names, else the file
@@ -75,7 +98,7 @@ pub(crate) async fn partner(command: PartnerCommand) -> Result<()> {
                 id: partner_id,
                 name,
             };
-            let written = open(&db)?.put_partner(partner.clone()).await?;
+            let written = open_or_create(&db)?.put_partner(partner.clone()).await?;
             if !output.json {
                 eprintln!("partner {} {}", partner.id, verb(written));
             }
@@ -231,7 +254,10 @@ pub(crate) async fn registration(command: RegistrationCommand) -> Result<()> {
                 default_subscription: subscription,
                 billing_model,
             };
-            let outcome = store.put_registration(registration).await?;
+            let outcome = store
+                .put_registration(registration)
+                .await
+                .map_err(|err| crate::refusal::registration_add(err, billing_model))?;
             let stored = store
                 .registration(name.clone())
                 .await?
@@ -294,7 +320,8 @@ pub(crate) async fn tenant(command: TenantCommand) -> Result<()> {
         } => {
             let mapping = open(&db)?
                 .put_customer_subscription(registration, subscription, tenant, effective_from)
-                .await?;
+                .await
+                .map_err(|err| crate::refusal::tenant_add(err, tenant))?;
             show_mappings(vec![mapping], &output, true)
         }
         TenantCommand::Remove {

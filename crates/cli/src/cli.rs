@@ -29,6 +29,19 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// An instant from the command line: RFC 3339 with a time and an offset; a bare date is
+/// refused with an example of what to give.
+fn instant(text: &str) -> Result<Timestamp, String> {
+    text.parse::<Timestamp>().map_err(|_| {
+        let example = if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+            format!("{text}T00:00:00Z")
+        } else {
+            "2025-05-01T00:00:00Z".to_owned()
+        };
+        format!("'{text}' is not an instant: give a date, a time and an offset, e.g. {example}")
+    })
+}
+
 /// Where the database is.
 #[derive(Debug, Args)]
 pub(crate) struct DbArgs {
@@ -156,7 +169,7 @@ pub(crate) enum CollectorCommand {
         #[arg(long)]
         seal: bool,
         /// The first reported hour to collect (default: the start of the current hour)
-        #[arg(long, value_name = "RFC3339")]
+        #[arg(long, value_parser = instant, value_name = "RFC3339")]
         start: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,
@@ -194,10 +207,10 @@ pub(crate) struct CollectArgs {
     pub(crate) registrations: Vec<RegistrationName>,
     /// Re-collect from this reported hour (a back-fill; what is stored already is counted
     /// as duplicates)
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_parser = instant, value_name = "RFC3339")]
     pub(crate) from: Option<Timestamp>,
     /// Collect the reported hours before this instant only
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_parser = instant, value_name = "RFC3339")]
     pub(crate) to: Option<Timestamp>,
     /// Minutes to wait after a reported hour ends before collecting it
     #[arg(long, default_value_t = 15, value_name = "MINUTES")]
@@ -257,7 +270,7 @@ pub(crate) struct ForwardArgs {
     #[arg(long, value_name = "PEM")]
     pub(crate) ca_file: Option<PathBuf>,
     /// The first reported hour to collect (default: the start of the current hour)
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_parser = instant, value_name = "RFC3339")]
     pub(crate) start: Option<Timestamp>,
     /// Where the forwarding collector keeps its progress (moved only once the server
     /// stored the records)
@@ -281,7 +294,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 20)]
     pub(crate) tenants: usize,
     /// The first usage hour (default: the start of the previous month)
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_parser = instant, value_name = "RFC3339")]
     pub(crate) from: Option<Timestamp>,
     /// Usage hours served (default: up to the current hour)
     #[arg(long)]
@@ -322,7 +335,7 @@ pub(crate) enum InvoiceCommand {
         #[arg(long)]
         partner: Option<PartnerId>,
         /// As the data stood at this instant (RFC 3339)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         as_of: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,
@@ -336,7 +349,7 @@ pub(crate) enum InvoiceCommand {
         /// The month, YYYY-MM
         period: Period,
         /// As the data stood at this instant (RFC 3339)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         as_of: Option<Timestamp>,
         /// Print CSV
         #[arg(long, conflicts_with = "json")]
@@ -365,10 +378,10 @@ pub(crate) enum InvoiceCommand {
         /// The month, YYYY-MM
         period: Period,
         /// The earlier instant (RFC 3339)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         from: Timestamp,
         /// The later instant (RFC 3339; default now)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         to: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,
@@ -395,6 +408,14 @@ pub(crate) enum InvoiceCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DatabaseCommand {
+    /// Create the database (an empty, migrated file, or the schema in PostgreSQL) if it does
+    /// not exist yet; an existing one is brought up to date and left as it is
+    Init {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Copy every row of the embedded database file (directory, usage, invoices, tokens)
     /// into an empty PostgreSQL database, in one transaction
     Copy {
@@ -742,7 +763,7 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         subscription: SubscriptionId,
         /// From when (RFC 3339; default now; may be backdated or scheduled)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         effective_from: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,
@@ -757,7 +778,7 @@ pub(crate) enum TenantCommand {
         #[arg(long)]
         subscription: SubscriptionId,
         /// From when (RFC 3339; default now)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         effective_from: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,
@@ -767,7 +788,7 @@ pub(crate) enum TenantCommand {
         /// Registration name
         registration: RegistrationName,
         /// The instant (RFC 3339; default now)
-        #[arg(long)]
+        #[arg(long, value_parser = instant)]
         as_of: Option<Timestamp>,
         #[command(flatten)]
         db: DbArgs,

@@ -19,6 +19,21 @@ pub(crate) async fn run(command: DatabaseCommand) -> Result<()> {
     match command {
         DatabaseCommand::Copy { db, to, output } => copy(&db, &to, output.json).await,
         DatabaseCommand::Check { db, output } => check(&db, output.json).await,
+        DatabaseCommand::Init { db, output } => init(&db, output.json).await,
+    }
+}
+
+async fn init(db: &crate::cli::DbArgs, json: bool) -> Result<()> {
+    let existed = db.database_url.is_some() || db.db.exists();
+    let store = crate::admin::open_or_create(db)?;
+    store.health().await?;
+    if json {
+        output::json(&json!({ "database": store.location(), "created": !existed }))
+    } else {
+        if existed {
+            outln!("{}: up to date", store.location())?;
+        }
+        Ok(())
     }
 }
 

@@ -208,6 +208,11 @@ async fn open_demo_store(args: &DemoArgs) -> Result<Store> {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+    let listener = if args.no_serve {
+        None
+    } else {
+        Some(serve::bind(args.listen)?)
+    };
     let store = open_demo_store(&args).await?;
     let secrets = Arc::new(crate::admin::keyring(&crate::cli::DbArgs {
         db: args.db.clone(),
@@ -229,6 +234,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         _ => serve::create_admin_token(&store, "demo admin").await?,
     };
     let auth = serve::auth_config(&store).await?;
+    let point_cli = match &args.database_url {
+        Some(url) => format!("export STACKBILL_DATABASE_URL='{url}'"),
+        None => format!("export STACKBILL_DB={}", args.db.display()),
+    };
     if args.output.json {
         crate::output::json(&serde_json::json!({
             "db": store.location(),
@@ -274,15 +283,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             billing.drafts,
             billing.last_month
         );
+        eprintln!("point the command line at it: {point_cli}");
     }
-    if args.no_serve {
+    let Some(listener) = listener else {
         return Ok(());
-    }
+    };
     let (tenant, subscription) = seeded.unregistered[0];
     let billed = sample_guid(0xc0, 2);
     let (last_month, this_month) = (billing.last_month, billing.this_month);
     let listen = serve::Listen {
-        address: args.listen,
+        listener,
         tls: None,
         public_url: None,
         header_timeout: serve::HEADER_TIMEOUT,
@@ -300,6 +310,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         let _ = outln!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
              Try:\n\n  \
+             # point the command line at the demo's database (stackbill invoice list, …)\n  \
+             {point_cli}\n\n  \
              export TOKEN={token}\n\n  \
              # last month's final invoice of one customer, line by line\n  \
              curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/invoices/{billed}/{last_month}\n\n  \

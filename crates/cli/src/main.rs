@@ -69,7 +69,8 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let store = admin::open(&args.db)?;
+            let listener = serve::bind(args.listen)?;
+            let store = admin::open_or_create(&args.db)?;
             // Refuse a database that cannot be written rather than answer 503 to every write.
             if let Err(err) = store.health().await
                 && err.storage_fault() == Some(stackbill_store::StorageFault::ReadOnly)
@@ -91,7 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ));
             }
             let listen = serve::Listen {
-                address: args.listen,
+                listener,
                 tls: args.tls_cert.zip(args.tls_key),
                 public_url: args.public_url,
                 header_timeout: std::time::Duration::from_secs(args.header_timeout),

@@ -50,10 +50,23 @@ pub(crate) async fn auth_config(store: &Store) -> Result<AuthConfig> {
 /// How long requests in flight may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The socket to serve on, bound before anything else happens, so that a busy port fails
+/// the command before it creates a database or a token.
+pub(crate) fn bind(address: SocketAddr) -> Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(address).map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            ": another process listens there; stop it or choose another address with --listen"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {address}: {err}{hint}")
+    })
+}
+
 /// Where and how to listen.
 pub(crate) struct Listen {
-    /// The address.
-    pub(crate) address: SocketAddr,
+    /// The socket, bound by [`bind`].
+    pub(crate) listener: std::net::TcpListener,
     /// Certificate chain and key (PEM) to serve HTTPS with.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     /// The externally visible base URL, for absolute links.
@@ -85,8 +98,7 @@ pub(crate) async fn serve(
         pages: Default::default(),
         secrets,
     });
-    let listener = std::net::TcpListener::bind(listen.address)
-        .with_context(|| format!("cannot listen on {}", listen.address))?;
+    let listener = listen.listener;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let handle = axum_server::Handle::new();

@@ -184,7 +184,7 @@ fn stdin_csv_and_json_files_are_read() {
 
 #[test]
 fn import_failures_exit_non_zero() {
-    let db = TestDb::new();
+    let db = crate::initialized();
     let unknown = db.dir.path().join("usage.txt");
     std::fs::write(&unknown, "").unwrap();
     let output = stackbill(&db, &["usage", "import", unknown.to_str().unwrap()]);

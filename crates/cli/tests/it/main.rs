@@ -5,6 +5,7 @@
 mod collect;
 mod copy;
 mod crash;
+mod day_to_day;
 mod import;
 mod invoice;
 mod nodes;
@@ -208,9 +209,17 @@ fn data_written_by_one_process_is_read_by_the_next() {
     assert_eq!(meter["name"], "Static IP Address Usage");
 }
 
+/// `stackbill database init`: an empty, migrated database for the commands that need one.
+pub(crate) fn initialized() -> TestDb {
+    let db = TestDb::new();
+    let init = stackbill(&db, &["database", "init"]);
+    assert!(init.status.success(), "{init:?}");
+    db
+}
+
 #[test]
 fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
-    let db = TestDb::new();
+    let db = initialized();
     let missing = stackbill(
         &db,
         &[
@@ -259,7 +268,7 @@ fn refusals_exit_1_with_the_code_and_usage_errors_exit_2() {
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
-    let db = TestDb::new();
+    let db = initialized();
     // The reading end is closed before the command prints (as `stackbill ... | head` leaves
     // it once head has its lines): the command stops, with no panic and no error.
     let mut child = command(&db, &["meter", "list", "--json"])
