@@ -7,7 +7,6 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
@@ -118,8 +117,7 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(axum::middleware::from_fn(request_limits))
-        .layer(TraceLayer::new_for_http())
-        .layer(axum::middleware::map_response(request_id))
+        .layer(axum::middleware::from_fn(crate::telemetry::access_log))
 }
 
 /// The longest request URI read, in bytes.
@@ -172,16 +170,6 @@ async fn metrics(State(state): State<AppState>) -> axum::response::Response {
         body,
     )
         .into_response()
-}
-
-/// Every answer carries a fresh `x-ms-request-id`, as ARM's do, to quote in support requests
-/// and to find the request in the server log.
-async fn request_id(mut response: axum::response::Response) -> axum::response::Response {
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-ms-request-id", value);
-    }
-    response
 }
 
 /// Unknown paths: the Azure-compatible API (matched case-insensitively), or a 404.

@@ -60,8 +60,42 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().to_string();
     let started = Instant::now();
-    let response = next.run(request).await;
-    record_request(route, method, response.status().as_u16(), started);
+    let mut response = next.run(request).await;
+    record_request(route.clone(), method, response.status().as_u16(), started);
+    response.extensions_mut().insert(Route(route));
+    response
+}
+
+/// The route template that answered, for the access log.
+#[derive(Debug, Clone)]
+pub(crate) struct Route(pub(crate) String);
+
+/// Gives every answer a fresh `x-ms-request-id`, as ARM's do, to quote in support requests,
+/// and writes one access-log line per request with it: method, route (the matched template,
+/// else the path), status and latency.
+pub(crate) async fn access_log(request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = response
+        .extensions()
+        .get::<Route>()
+        .map_or(path, |route| route.0.clone());
+    tracing::info!(
+        target: "stackbill::access",
+        request_id = %id,
+        %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_ms = format_args!("{latency_ms:.1}"),
+        "request"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-ms-request-id", value);
+    }
     response
 }
 

@@ -125,6 +125,13 @@ pub(crate) enum Command {
     Collect(CollectArgs),
     /// Serve a simulated Azure Stack Hub admin API (for demos and tests)
     SimulateStack(SimulateArgs),
+    /// Print a shell completion script: `stackbill completions bash > /etc/bash_completion.d/stackbill`
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `stackbill man | man -l -`
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,11 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a journal or a file.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         // A closed standard error (a supervisor gone, a pipe nobody reads) must not turn a
         // log line into a panic of the request being logged.
         .log_internal_errors(false)
@@ -116,6 +121,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collector(command) => collector::command(command).await,
         Command::Collect(args) => collector::run(args).await,
         Command::SimulateStack(args) => simulate::run(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "stackbill", &mut out);
+            output::write_stdout(&out)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            output::write_stdout(&out)
+        }
         Command::RegistrationToken {
             cloud_id,
             billing_model,

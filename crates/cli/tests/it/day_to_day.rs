@@ -227,3 +227,84 @@ fn the_demo_says_how_to_point_the_command_line_at_its_database() {
         stderr(&output)
     );
 }
+
+/// The settings `deploy/` gives `serve` are ones it reads, and the systemd unit is valid
+/// (checked with `systemd-analyze verify` where systemd is installed). No container engine
+/// runs here, so the container file is checked for its settings only.
+#[test]
+fn the_deploy_files_give_serve_settings_it_knows() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let help = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).replace(['\n', ' '], "");
+    let unit = std::fs::read_to_string(root.join("deploy/stackbill.service")).unwrap();
+    let container = std::fs::read_to_string(root.join("deploy/Containerfile")).unwrap();
+    let mut settings = 0;
+    for text in [&unit, &container] {
+        for name in text
+            .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .filter(|word| word.starts_with("STACKBILL_") && word.len() > "STACKBILL_".len())
+        {
+            // The admin token is read from the environment only, never from a flag.
+            let known = name == "STACKBILL_ADMIN_TOKEN" || help.contains(&format!("env:{name}"));
+            assert!(known, "serve reads no {name}");
+            settings += 1;
+        }
+    }
+    assert!(settings >= 4, "{settings} settings found");
+    assert!(unit.contains("ExecStart=/usr/local/bin/stackbill serve"));
+    assert!(container.contains("CMD [\"serve\"]"));
+    let Ok(analyze) = which("systemd-analyze") else {
+        eprintln!("systemd-analyze is not installed: the unit's syntax is not verified");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("stackbill.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/stackbill", env!("CARGO_BIN_EXE_stackbill")),
+    )
+    .unwrap();
+    let verified = Command::new(analyze)
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success() && verified.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .ok_or(())
+}
+
+#[test]
+fn completions_and_the_manual_page_are_printed() {
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_stackbill"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(run(&["completions", "bash"]).contains("_stackbill()"));
+    assert!(run(&["completions", "zsh"]).contains("#compdef stackbill"));
+    assert!(run(&["completions", "fish"]).contains("complete -c stackbill"));
+    assert!(run(&["completions", "powershell"]).contains("Register-ArgumentCompleter"));
+    let man = run(&["man"]);
+    assert!(
+        man.contains(".TH stackbill 1") && man.contains("collector"),
+        "{man}"
+    );
+}

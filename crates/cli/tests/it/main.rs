@@ -382,7 +382,8 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
     let db = TestDb::new();
     let mut child = command(&db, &["serve", "--listen", "127.0.0.1:0"])
         .env("STACKBILL_ADMIN_TOKEN", "secret-admin")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,stackbill::access=info")
+        .env_remove("NO_COLOR")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -414,6 +415,29 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
     assert_eq!(meters.status().as_u16(), 200);
     let body: Value = meters.body_mut().read_json().unwrap();
     assert_eq!(body["value"].as_array().unwrap().len(), 2);
+    let request_id = meters
+        .headers()
+        .get("x-ms-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // One access-log line per request, with the id the answer carried, and no colour codes
+    // when standard error is not a terminal.
+    let logged = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains(&request_id))
+        .expect("the request is logged with its id");
+    for part in [
+        "method=GET",
+        "route=/v1/meters",
+        "status=200",
+        "latency_ms=",
+    ] {
+        assert!(logged.contains(part), "{part} in {logged}");
+    }
+    assert!(!logged.contains('\u{1b}'), "colour codes in {logged:?}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
