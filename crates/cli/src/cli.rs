@@ -91,6 +91,9 @@ pub(crate) enum Command {
     /// Browse and extend the meter catalog
     #[command(subcommand)]
     Meter(MeterCommand),
+    /// Rate cards: prices per meter, with tiers and included quantities
+    #[command(subcommand)]
+    Ratecard(RatecardCommand),
     /// Import usage records from files
     #[command(subcommand)]
     Usage(UsageCommand),
@@ -849,4 +852,112 @@ pub(crate) enum MeterCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+}
+
+/// Whose rate card: a partner's own, or (without `--partner`) the shared one.
+#[derive(Debug, Args)]
+pub(crate) struct CardArgs {
+    /// The rate card's name (subscriptions name the card they are priced with)
+    pub(crate) name: RateCardName,
+    /// The partner whose own card it is (default: the card shared by every partner)
+    #[arg(long)]
+    pub(crate) partner: Option<PartnerId>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RatecardCommand {
+    /// Every rate card: owner, name, currency, meters priced
+    List {
+        /// As recorded at this instant
+        #[arg(long, value_parser = instant)]
+        as_of: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// One rate card's prices, with the catalog's meter names and units
+    Show {
+        #[command(flatten)]
+        card: CardArgs,
+        /// As recorded at this instant
+        #[arg(long, value_parser = instant)]
+        as_of: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Create an empty rate card in a currency; prices come with set-price or import
+    Add {
+        #[command(flatten)]
+        card: CardArgs,
+        /// ISO 4217 code (USD, EUR, JPY, ...)
+        #[arg(long)]
+        currency: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Set one meter's price from a date (a new version of the card; earlier prices stay)
+    SetPrice {
+        #[command(flatten)]
+        card: CardArgs,
+        /// The meter (GUID; `stackbill meter list`)
+        meter: MeterId,
+        /// The unit price from quantity 0
+        #[arg(long, allow_hyphen_values = true)]
+        price: Decimal,
+        /// A further graduated tier, FROM=PRICE: the unit price of the quantity past FROM
+        /// (repeat for more tiers)
+        #[arg(long = "tier", value_name = "FROM=PRICE", value_parser = tier)]
+        tiers: Vec<(Decimal, Decimal)>,
+        /// Quantity free of charge each month
+        #[arg(long, default_value = "0")]
+        included: Decimal,
+        /// From when the price applies (default: the beginning of time)
+        #[arg(long, value_parser = instant)]
+        effective_from: Option<Timestamp>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Replace a rate card's prices with a price list CSV (meterId, effectiveDate,
+    /// includedQuantity, fromQuantity, unitPrice; one row per tier), as `export` writes it
+    Import {
+        #[command(flatten)]
+        card: CardArgs,
+        /// The CSV file (`-`: standard input)
+        file: PathBuf,
+        /// ISO 4217 code, for a card that does not exist yet (default: the card's)
+        #[arg(long)]
+        currency: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write a rate card as a price list CSV, with meter names and units
+    Export {
+        #[command(flatten)]
+        card: CardArgs,
+        /// As recorded at this instant
+        #[arg(long, value_parser = instant)]
+        as_of: Option<Timestamp>,
+        /// The file to write (default: standard output)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// A tier flag: `FROM=PRICE`.
+fn tier(text: &str) -> Result<(Decimal, Decimal), String> {
+    let parsed = text
+        .split_once('=')
+        .and_then(|(from, price)| Some((from.trim().parse().ok()?, price.trim().parse().ok()?)));
+    parsed.ok_or_else(|| format!("'{text}' is not FROM=PRICE, e.g. 10000=0.0065"))
 }

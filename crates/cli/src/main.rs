@@ -9,6 +9,7 @@ mod generate;
 mod import;
 mod invoice;
 mod output;
+mod ratecard;
 mod refusal;
 mod serve;
 mod simulate;
@@ -113,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registration(command) => admin::registration(command).await,
         Command::Tenant(command) => admin::tenant(command).await,
         Command::Meter(command) => admin::meter(command).await,
+        Command::Ratecard(command) => ratecard::run(command).await,
         Command::Generate(args) => generate::run(&args),
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
         Command::Invoice(command) => invoice::run(command).await,

@@ -10,6 +10,7 @@ mod csv_format;
 pub mod generate;
 mod lines;
 pub mod parse;
+pub mod price_list;
 pub mod records;
 
 pub use parse::{Format, Item, ReadError};

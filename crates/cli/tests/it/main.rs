@@ -10,6 +10,7 @@ mod import;
 mod invoice;
 mod nodes;
 mod output;
+mod ratecard;
 mod slow;
 mod storage;
 

@@ -142,6 +142,27 @@ impl Store {
         .await
     }
 
+    /// Every rate card with its owner, now or as recorded by `as_of`, shared ones first,
+    /// then by partner and name.
+    pub async fn rate_cards(&self, as_of: Option<Timestamp>) -> Result<Vec<(CardOwner, RateCard)>> {
+        self.read(move |conn| {
+            let mut cards: Vec<(CardOwner, RateCard)> =
+                load_rate_cards(conn, as_of.map(micros), None)?
+                    .into_iter()
+                    .map(|((owner, _), card)| (owner, card))
+                    .collect();
+            cards.sort_by(|(a, x), (b, y)| {
+                let key = |owner: &CardOwner| match owner {
+                    CardOwner::Shared => String::new(),
+                    CardOwner::Partner(p) => p.to_string(),
+                };
+                (key(a), x.name.as_str()).cmp(&(key(b), y.name.as_str()))
+            });
+            Ok(cards)
+        })
+        .await
+    }
+
     /// The rate card a partner's subscriptions named `name` are priced with (SPEC §7): the
     /// partner's own card of that name, else the shared one, never another partner's.
     pub async fn rate_card_for(
