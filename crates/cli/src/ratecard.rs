@@ -235,12 +235,10 @@ pub(crate) async fn run(command: RatecardCommand) -> Result<()> {
             }));
             let rate = MeterRate::new(meter, all, included, effective).map_err(|err| {
                 let flag = match &err {
-                    stackbill_core::rating::RatingError::InvalidRate { target, .. } => {
-                        match *target {
-                            "includedQuantity" => "--included",
-                            _ => "--price/--tier",
-                        }
-                    }
+                    stackbill_core::rating::RatingError::InvalidRate {
+                        target: "includedQuantity",
+                        ..
+                    } => "--included",
                     _ => "--price/--tier",
                 };
                 anyhow::anyhow!("{flag}: {err}")
