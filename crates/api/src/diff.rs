@@ -32,11 +32,37 @@ pub struct InvoiceDiffDto {
     pub total_from: String,
     /// The total at the second instant.
     pub total_to: String,
+    /// Whether the invoice was final at the first instant: records accepted since are late.
+    pub final_at_from: bool,
     /// Whether the invoice was final at the second instant: a change then is billed as
     /// adjustments on a later invoice.
     pub final_at_to: bool,
     /// The meters that changed.
     pub meters: Vec<MeterDiffDto>,
+    /// The adjustments (of earlier final months) that changed.
+    pub adjustments: Vec<AdjustmentDiffDto>,
+}
+
+/// One adjustment's change: quantity and amount at each instant (0 where it was not there).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdjustmentDiffDto {
+    /// The final month it corrects.
+    pub period: String,
+    /// The meter.
+    pub meter_id: String,
+    /// Its name in the catalog (empty when unknown).
+    pub meter_name: String,
+    /// `LateUsage`, `Reassignment` or `Repricing`.
+    pub reason: &'static str,
+    /// Its quantity at the first instant.
+    pub quantity_from: String,
+    /// At the second.
+    pub quantity_to: String,
+    /// Its amount at the first instant.
+    pub amount_from: String,
+    /// At the second.
+    pub amount_to: String,
 }
 
 /// One meter's change and what explains it.
@@ -55,10 +81,11 @@ pub struct MeterDiffDto {
     pub amount_from: String,
     /// At the second.
     pub amount_to: String,
-    /// Records accepted between the instants.
-    pub late_records: usize,
+    /// Records accepted between the instants (late ones when the month was final at the
+    /// first).
+    pub new_records: usize,
     /// Their quantity.
-    pub late_quantity: String,
+    pub new_quantity: String,
     /// Records routed here by registration changes recorded between the instants.
     pub rerouted_in_records: usize,
     /// Their quantity.
@@ -73,6 +100,7 @@ pub struct MeterDiffDto {
 
 /// The wire form of an invoice diff, meters named from the catalog.
 pub fn invoice_diff_dto(diff: InvoiceDiff, meters: &HashMap<MeterId, Meter>) -> InvoiceDiffDto {
+    let name = |id: MeterId| meters.get(&id).map(|m| m.name.clone()).unwrap_or_default();
     InvoiceDiffDto {
         subscription_id: diff.subscription_id.to_string(),
         period: diff.period.to_string(),
@@ -80,27 +108,39 @@ pub fn invoice_diff_dto(diff: InvoiceDiff, meters: &HashMap<MeterId, Meter>) -> 
         to: diff.to.to_string(),
         total_from: diff.total_from.to_string(),
         total_to: diff.total_to.to_string(),
+        final_at_from: diff.status_from == Some(stackbill_store::InvoiceStatus::Final),
         final_at_to: diff.status_to == Some(stackbill_store::InvoiceStatus::Final),
         meters: diff
             .meters
             .into_iter()
             .map(|m| MeterDiffDto {
                 meter_id: m.meter_id.to_string(),
-                meter_name: meters
-                    .get(&m.meter_id)
-                    .map(|meter| meter.name.clone())
-                    .unwrap_or_default(),
+                meter_name: name(m.meter_id),
                 quantity_from: m.quantity.0.to_string(),
                 quantity_to: m.quantity.1.to_string(),
                 amount_from: m.amount.0.to_string(),
                 amount_to: m.amount.1.to_string(),
-                late_records: m.late.records,
-                late_quantity: m.late.quantity.to_string(),
+                new_records: m.added.records,
+                new_quantity: m.added.quantity.to_string(),
                 rerouted_in_records: m.rerouted_in.records,
                 rerouted_in_quantity: m.rerouted_in.quantity.to_string(),
                 rerouted_out_records: m.rerouted_out.records,
                 rerouted_out_quantity: m.rerouted_out.quantity.to_string(),
                 price_changed: m.price_changed,
+            })
+            .collect(),
+        adjustments: diff
+            .adjustments
+            .into_iter()
+            .map(|a| AdjustmentDiffDto {
+                period: a.period.to_string(),
+                meter_id: a.meter_id.to_string(),
+                meter_name: name(a.meter_id),
+                reason: a.reason.as_str(),
+                quantity_from: a.quantity.0.to_string(),
+                quantity_to: a.quantity.1.to_string(),
+                amount_from: a.amount.0.to_string(),
+                amount_to: a.amount.1.to_string(),
             })
             .collect(),
     }

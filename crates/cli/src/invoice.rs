@@ -257,7 +257,7 @@ async fn diff(
         dto.total_from,
         dto.total_to
     )?;
-    if dto.meters.is_empty() {
+    if dto.meters.is_empty() && dto.adjustments.is_empty() {
         outln!("nothing changed")?;
         return Ok(());
     }
@@ -266,10 +266,12 @@ async fn diff(
         .iter()
         .map(|d| {
             let mut why = Vec::new();
-            if d.late_records > 0 {
+            if d.new_records > 0 {
+                // New usage of an open month; late only once the month was final.
+                let kind = if dto.final_at_from { "late" } else { "new" };
                 why.push(format!(
-                    "{} late records (+{})",
-                    d.late_records, d.late_quantity
+                    "{} {kind} records (+{})",
+                    d.new_records, d.new_quantity
                 ));
             }
             if d.rerouted_in_records > 0 {
@@ -287,7 +289,7 @@ async fn diff(
             if d.price_changed {
                 why.push("rate card changed".to_owned());
             }
-            let unbilled = d.late_records + d.rerouted_in_records + d.rerouted_out_records > 0;
+            let unbilled = d.new_records + d.rerouted_in_records + d.rerouted_out_records > 0;
             if unbilled && dto.final_at_to {
                 why.push("after finalization: billed as adjustments on a later invoice".to_owned());
             }
@@ -303,7 +305,32 @@ async fn diff(
             ]
         })
         .collect();
-    output::table(&["METER", "QUANTITY", "AMOUNT", "WHY"], &rows)?;
+    if !rows.is_empty() {
+        output::table(&["METER", "QUANTITY", "AMOUNT", "WHY"], &rows)?;
+    }
+    if !dto.adjustments.is_empty() {
+        if !rows.is_empty() {
+            outln!()?;
+        }
+        let rows: Vec<Vec<String>> = dto
+            .adjustments
+            .iter()
+            .map(|a| {
+                vec![
+                    a.period.clone(),
+                    if a.meter_name.is_empty() {
+                        a.meter_id.clone()
+                    } else {
+                        a.meter_name.clone()
+                    },
+                    a.reason.to_owned(),
+                    format!("{} -> {}", a.quantity_from, a.quantity_to),
+                    format!("{} -> {}", a.amount_from, a.amount_to),
+                ]
+            })
+            .collect();
+        output::table(&["ADJUSTS", "METER", "REASON", "QUANTITY", "AMOUNT"], &rows)?;
+    }
     Ok(())
 }
 

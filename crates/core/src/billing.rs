@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use crate::error_code::ErrorCode;
 use crate::ids::{CloudId, MeterId, PartnerId, RateCardName};
-use crate::invoice::InvoiceLine;
+use crate::invoice::{Adjustment, AdjustmentReason, InvoiceLine};
 use crate::period::Period;
 use crate::rating::RatingError;
 use crate::total::Total;
@@ -203,14 +203,73 @@ pub struct MeterChange {
     pub quantity: (Total, Total),
     /// The line's amount at the first instant, and at the second.
     pub amount: (Decimal, Decimal),
-    /// Records accepted between the two instants.
-    pub late: RecordCount,
+    /// Records accepted between the two instants: new usage in an open month, late usage
+    /// in a final one.
+    pub added: RecordCount,
     /// Records known at the first instant, routed here by the registrations of the second.
     pub rerouted_in: RecordCount,
     /// Records billed here at the first instant, routed elsewhere by the second.
     pub rerouted_out: RecordCount,
     /// The amount changed and the rate card's version differs between the instants.
     pub price_changed: bool,
+}
+
+/// One adjustment's change on an invoice between two instants: (corrected period, meter,
+/// reason) with its quantity and amount at each (zero where it was not there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustmentChange {
+    /// The final period it corrects.
+    pub period: Period,
+    /// The meter.
+    pub meter_id: MeterId,
+    /// Why.
+    pub reason: AdjustmentReason,
+    /// Its quantity at the first instant, and at the second.
+    pub quantity: (Total, Total),
+    /// Its amount at the first instant, and at the second.
+    pub amount: (Decimal, Decimal),
+}
+
+/// The adjustments that differ between an invoice's adjustments at two instants, by
+/// (period, meter, reason).
+pub fn adjustment_changes(
+    from: &[Adjustment],
+    to: &[Adjustment],
+) -> Result<Vec<AdjustmentChange>, RatingError> {
+    type Sums = BTreeMap<(Period, MeterId, AdjustmentReason), (Total, Decimal)>;
+    let sums = |adjustments: &[Adjustment]| -> Result<Sums, RatingError> {
+        let mut out = Sums::new();
+        for a in adjustments {
+            let overflow = || RatingError::Overflow {
+                meter_id: a.meter_id,
+                what: "the adjustments of one meter",
+            };
+            let entry = out
+                .entry((a.period, a.meter_id, a.reason))
+                .or_insert((Total::ZERO, Decimal::ZERO));
+            entry.0 = entry.0.checked_add(a.quantity).ok_or_else(overflow)?;
+            entry.1 = crate::sum::exact_add(entry.1, a.amount).ok_or_else(overflow)?;
+        }
+        Ok(out)
+    };
+    let (before, after) = (sums(from)?, sums(to)?);
+    let keys: BTreeSet<_> = before.keys().chain(after.keys()).copied().collect();
+    let zero = (Total::ZERO, Decimal::ZERO);
+    Ok(keys
+        .into_iter()
+        .filter_map(|key| {
+            let (q1, a1) = before.get(&key).copied().unwrap_or(zero);
+            let (q2, a2) = after.get(&key).copied().unwrap_or(zero);
+            let (period, meter_id, reason) = key;
+            (q1 != q2 || a1 != a2).then_some(AdjustmentChange {
+                period,
+                meter_id,
+                reason,
+                quantity: (q1, q2),
+                amount: (a1, a2),
+            })
+        })
+        .collect())
 }
 
 /// What an invoice's change between two instants is computed from.
@@ -266,7 +325,7 @@ fn only_in(
 }
 
 /// Explains, meter by meter, how an invoice changed between two instants: records that
-/// arrived late, records re-routed here or away by registration changes, and rate card
+/// arrived between the instants, records re-routed here or away by registration changes, and rate card
 /// changes. Meters whose line and records did not change are left out.
 pub fn explain_change(facts: DiffFacts<'_>) -> Result<Vec<MeterChange>, RatingError> {
     let (from, to, known) = (
@@ -293,17 +352,17 @@ pub fn explain_change(facts: DiffFacts<'_>) -> Result<Vec<MeterChange>, RatingEr
             to.get(&meter_id).unwrap_or(&empty),
             known.get(&meter_id).unwrap_or(&empty),
         );
-        let late = only_in(meter_id, r2, k)?;
+        let added = only_in(meter_id, r2, k)?;
         let rerouted_in = only_in(meter_id, k, r1)?;
         let rerouted_out = only_in(meter_id, r1, k)?;
-        if q1 == q2 && a1 == a2 && late.records + rerouted_in.records + rerouted_out.records == 0 {
+        if q1 == q2 && a1 == a2 && added.records + rerouted_in.records + rerouted_out.records == 0 {
             continue;
         }
         changes.push(MeterChange {
             meter_id,
             quantity: (q1, q2),
             amount: (a1, a2),
-            late,
+            added,
             rerouted_in,
             rerouted_out,
             price_changed: facts.rate_card_changed && a1 != a2,
@@ -435,7 +494,7 @@ mod tests {
             quantity: quantity.parse().unwrap(),
         };
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].late, count(1, "8"));
+        assert_eq!(changes[0].added, count(1, "8"));
         assert_eq!(changes[0].rerouted_in, count(1, "4"));
         assert_eq!(changes[0].rerouted_out, count(1, "1"));
         assert!(!changes[0].price_changed);

@@ -425,8 +425,8 @@ async fn a_diff_explains_late_and_rerouted_records_over_http() {
         (
             &gained["reroutedInRecords"],
             &gained["reroutedInQuantity"],
-            &gained["lateRecords"],
-            &gained["lateQuantity"],
+            &gained["newRecords"],
+            &gained["newQuantity"],
         ),
         (&json!(3), &json!("15"), &json!(1), &json!("4")),
         "{gained}"

@@ -84,8 +84,45 @@ fn the_demo_month_end_lists_shows_diffs_and_exports() {
         .iter()
         .find(|m| m["meterName"] == "Base VM Size Hours")
         .unwrap();
-    assert_eq!(vm["lateRecords"], 1, "{diff}");
-    assert_eq!(vm["lateQuantity"], "64");
+    assert_eq!(vm["newRecords"], 1, "{diff}");
+    assert_eq!(vm["newQuantity"], "64");
+
+    // This month's draft since before anything: its usage is new (the month is open, nothing
+    // of it is late), and the adjustment carrying last month's late record is a difference.
+    let draft = ok_json(
+        &db,
+        &[
+            "invoice",
+            "diff",
+            &subscription,
+            &this,
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(draft["finalAtFrom"], false, "{draft}");
+    let adjustment = &draft["adjustments"][0];
+    assert_eq!(adjustment["reason"], "LateUsage", "{draft}");
+    assert_eq!(adjustment["period"], last.as_str(), "{draft}");
+    assert_eq!(adjustment["amountFrom"], "0", "{draft}");
+    let text = stackbill(
+        &db,
+        &[
+            "invoice",
+            "diff",
+            &subscription,
+            &this,
+            "--from",
+            "2000-01-01T00:00:00Z",
+        ],
+    );
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(" new records (+") && !text.contains("late records"),
+        "{text}"
+    );
+    assert!(text.contains("LateUsage"), "{text}");
 
     let out = dir.path().join("export");
     let export = stackbill(

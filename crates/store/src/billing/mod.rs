@@ -22,7 +22,8 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::billing::{
-    DiffFacts, MeterChange, PartnerScope, check_finalizable, explain_change,
+    AdjustmentChange, DiffFacts, MeterChange, PartnerScope, adjustment_changes, check_finalizable,
+    explain_change,
 };
 use stackbill_core::invoice::{Adjustment, InvoiceLine};
 use stackbill_core::rating::{CardOwner, card_for};
@@ -86,10 +87,14 @@ pub struct InvoiceDiff {
     pub total_from: Decimal,
     /// Its total at the second.
     pub total_to: Decimal,
+    /// Its status at the first instant, if it had an invoice then.
+    pub status_from: Option<InvoiceStatus>,
     /// Its status at the second instant, if it had an invoice then.
     pub status_to: Option<InvoiceStatus>,
     /// The meters that changed, and why.
     pub meters: Vec<MeterChange>,
+    /// The adjustments (of earlier final months) that changed.
+    pub adjustments: Vec<AdjustmentChange>,
 }
 
 impl Store {
@@ -323,8 +328,8 @@ impl Store {
     }
 
     /// How one subscription's invoice of a period changed between two instants, meter by
-    /// meter, and why (late records, records re-routed in or out, a rate card change); read
-    /// in one snapshot.
+    /// meter, and why (records accepted between them, records re-routed in or out, a rate
+    /// card change), and its adjustments that changed; read in one snapshot.
     pub async fn invoice_diff(
         &self,
         subscription: SubscriptionId,
@@ -367,6 +372,11 @@ impl Store {
                 rate_card_changed,
             })
             .map_err(BillingError::from)?;
+            let adjustments = adjustment_changes(
+                before.as_ref().map_or(&[][..], |i| &i.adjustments),
+                after.as_ref().map_or(&[][..], |i| &i.adjustments),
+            )
+            .map_err(BillingError::from)?;
             Ok(InvoiceDiff {
                 subscription_id: subscription,
                 period,
@@ -374,8 +384,10 @@ impl Store {
                 to,
                 total_from: before.as_ref().map_or(Decimal::ZERO, |i| i.total),
                 total_to: after.as_ref().map_or(Decimal::ZERO, |i| i.total),
+                status_from: before.map(|i| i.status),
                 status_to: after.map(|i| i.status),
                 meters,
+                adjustments,
             })
         })
         .await
