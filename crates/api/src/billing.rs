@@ -22,7 +22,11 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct InvoiceDto {
     subscription_id: String,
+    /// The subscription's display name: the customer, for a customer subscription.
+    customer_name: String,
     partner_id: Option<String>,
+    /// The partner's name.
+    partner_name: Option<String>,
     period: String,
     currency: String,
     status: &'static str,
@@ -40,6 +44,19 @@ struct LineDto {
     meter_name: String,
     unit: String,
     quantity: String,
+    /// The unit price from quantity 0, before markup (absent when unpriced, and on lines
+    /// finalized before it was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit_price: Option<String>,
+    /// Further tiers price the quantity past their thresholds differently.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tiered: bool,
+    /// Quantity free of charge in the month.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    included_quantity: Option<String>,
+    /// The subscription's markup the line was rated with, in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    markup_percent: Option<String>,
     amount: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     unpriced: bool,
@@ -50,20 +67,59 @@ struct LineDto {
 struct AdjustmentDto {
     period: String,
     meter_id: String,
+    meter_name: String,
+    unit: String,
     quantity: String,
     amount: String,
     reason: &'static str,
 }
 
-/// The wire shape of an invoice, with meter names and units from the catalog.
-pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> InvoiceDto {
-    let meter = |id: MeterId| {
-        meters.get(&id).map_or((String::new(), String::new()), |m| {
-            (m.name.clone(), m.unit.clone())
+/// What an invoice names besides ids: the catalog's meters, the subscriptions' display names
+/// and the partners' names.
+#[derive(Debug, Default)]
+pub struct InvoiceNames {
+    /// The meter catalog.
+    pub meters: HashMap<MeterId, Meter>,
+    /// Subscriptions' display names.
+    pub subscriptions: HashMap<SubscriptionId, String>,
+    /// Partners' names.
+    pub partners: HashMap<PartnerId, String>,
+}
+
+impl InvoiceNames {
+    /// The names as the store has them now.
+    pub async fn load(store: &stackbill_store::Store) -> Result<Self, stackbill_store::StoreError> {
+        Ok(Self {
+            meters: store.meters_by_id().await?,
+            subscriptions: (store.subscriptions(None).await?.into_iter())
+                .map(|s| (s.id, s.display_name))
+                .collect(),
+            partners: (store.partners().await?.into_iter())
+                .map(|p| (p.id, p.name))
+                .collect(),
         })
+    }
+}
+
+/// The wire shape of an invoice, with meter names and units from the catalog and the
+/// customer's and partner's names.
+pub fn invoice_dto(invoice: Invoice, names: &InvoiceNames) -> InvoiceDto {
+    let meter = |id: MeterId| {
+        names
+            .meters
+            .get(&id)
+            .map_or((String::new(), String::new()), |m| {
+                (m.name.clone(), m.unit.clone())
+            })
     };
     InvoiceDto {
         subscription_id: invoice.subscription_id.to_string(),
+        customer_name: (names.subscriptions.get(&invoice.subscription_id))
+            .cloned()
+            .unwrap_or_default(),
+        partner_name: (invoice.partner_id.as_ref())
+            .and_then(|p| names.partners.get(p))
+            .cloned(),
         partner_id: invoice.partner_id.map(|p| p.to_string()),
         period: invoice.period.to_string(),
         currency: invoice.currency.to_string(),
@@ -81,6 +137,14 @@ pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> Invoic
                     meter_name,
                     unit,
                     quantity: l.quantity.to_string(),
+                    unit_price: l
+                        .price
+                        .as_ref()
+                        .map(|p| p.unit_price.normalize().to_string()),
+                    tiered: l.price.as_ref().is_some_and(|p| p.tiered),
+                    included_quantity: (l.price.as_ref())
+                        .map(|p| p.included_quantity.normalize().to_string()),
+                    markup_percent: l.markup_percent.map(|m| m.normalize().to_string()),
                     amount: l.amount.to_string(),
                     unpriced: l.unpriced,
                 }
@@ -89,12 +153,17 @@ pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> Invoic
         adjustments: invoice
             .adjustments
             .into_iter()
-            .map(|a| AdjustmentDto {
-                period: a.period.to_string(),
-                meter_id: a.meter_id.to_string(),
-                quantity: a.quantity.to_string(),
-                amount: a.amount.to_string(),
-                reason: a.reason.as_str(),
+            .map(|a| {
+                let (meter_name, unit) = meter(a.meter_id);
+                AdjustmentDto {
+                    period: a.period.to_string(),
+                    meter_id: a.meter_id.to_string(),
+                    meter_name,
+                    unit,
+                    quantity: a.quantity.to_string(),
+                    amount: a.amount.to_string(),
+                    reason: a.reason.as_str(),
+                }
             })
             .collect(),
         total: invoice.total.to_string(),
@@ -102,8 +171,8 @@ pub fn invoice_dto(invoice: Invoice, meters: &HashMap<MeterId, Meter>) -> Invoic
     }
 }
 
-async fn meter_names(state: &AppState) -> Result<HashMap<MeterId, Meter>, ApiError> {
-    Ok(state.store.meters_by_id().await?)
+async fn names(state: &AppState) -> Result<InvoiceNames, ApiError> {
+    Ok(InvoiceNames::load(&state.store).await?)
 }
 
 /// Every invoice of a month
@@ -143,10 +212,10 @@ pub(crate) async fn list_invoices(
         .store
         .invoice_list(period, partner, query.instant("asOf")?)
         .await?;
-    let meters = meter_names(&state).await?;
+    let names = names(&state).await?;
     let dtos: Vec<InvoiceDto> = invoices
         .into_iter()
-        .map(|i| invoice_dto(i, &meters))
+        .map(|i| invoice_dto(i, &names))
         .collect();
     let Json(page) = crate::page::page(dtos, &query, &uri)?;
     Ok(Json(InvoicePageDto::new(page, failed_dtos(failed))))
@@ -183,55 +252,94 @@ pub struct FailedInvoiceDto {
     message: String,
 }
 
-fn csv_escape(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
-}
+/// The columns of [`invoice_csv`].
+pub const INVOICE_CSV_COLUMNS: [&str; 19] = [
+    "subscriptionId",
+    "customerName",
+    "partnerId",
+    "partnerName",
+    "period",
+    "currency",
+    "status",
+    "kind",
+    "adjustedPeriod",
+    "meterId",
+    "meterName",
+    "unit",
+    "quantity",
+    "unitPrice",
+    "includedQuantity",
+    "markupPercent",
+    "amount",
+    "unpriced",
+    "reason",
+];
 
-/// An invoice as CSV: one row per line and per adjustment.
+/// An invoice as CSV: one row per line, per adjustment, and its total.
 pub fn invoice_csv(invoice: &InvoiceDto) -> String {
-    let mut out = String::from(
-        "subscriptionId,period,currency,status,kind,adjustedPeriod,meterId,meterName,unit,quantity,amount,unpriced,reason\n",
-    );
+    let mut csv = csv::Writer::from_writer(Vec::new());
     let head = [
-        &invoice.subscription_id,
+        invoice.subscription_id.as_str(),
+        &invoice.customer_name,
+        invoice.partner_id.as_deref().unwrap_or(""),
+        invoice.partner_name.as_deref().unwrap_or(""),
         &invoice.period,
         &invoice.currency,
         invoice.status,
     ];
-    let head: Vec<String> = head.iter().map(|f| csv_escape(f)).collect();
+    let mut rows: Vec<Vec<&str>> = Vec::new();
     for line in &invoice.lines {
-        out.push_str(&format!(
-            "{},line,,{},{},{},{},{},{},\n",
-            head.join(","),
-            line.meter_id,
-            csv_escape(&line.meter_name),
-            csv_escape(&line.unit),
-            line.quantity,
-            line.amount,
-            line.unpriced
-        ));
+        rows.push(vec![
+            "line",
+            "",
+            &line.meter_id,
+            &line.meter_name,
+            &line.unit,
+            &line.quantity,
+            line.unit_price.as_deref().unwrap_or(""),
+            line.included_quantity.as_deref().unwrap_or(""),
+            line.markup_percent.as_deref().unwrap_or(""),
+            &line.amount,
+            if line.unpriced { "true" } else { "false" },
+            "",
+        ]);
     }
     for a in &invoice.adjustments {
-        out.push_str(&format!(
-            "{},adjustment,{},{},,,{},{},,{}\n",
-            head.join(","),
-            a.period,
-            a.meter_id,
-            a.quantity,
-            a.amount,
-            a.reason
-        ));
+        rows.push(vec![
+            "adjustment",
+            &a.period,
+            &a.meter_id,
+            &a.meter_name,
+            &a.unit,
+            &a.quantity,
+            "",
+            "",
+            "",
+            &a.amount,
+            "",
+            a.reason,
+        ]);
     }
-    out.push_str(&format!(
-        "{},total,,,,,,{},,\n",
-        head.join(","),
-        invoice.total
-    ));
-    out
+    rows.push(vec![
+        "total",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        &invoice.total,
+        "",
+        "",
+    ]);
+    // Writing into memory cannot fail; a record of the wrong width is a bug caught by tests.
+    let _ = csv.write_record(INVOICE_CSV_COLUMNS);
+    for row in rows {
+        let _ = csv.write_record(head.iter().copied().chain(row));
+    }
+    String::from_utf8(csv.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// One invoice (CSV with Accept: text/csv)
@@ -267,7 +375,7 @@ pub(crate) async fn get_invoice(
                 format!("subscription {subscription} has no usage or adjustment in {period}"),
             )
         })?;
-    let dto = invoice_dto(invoice, &meter_names(&state).await?);
+    let dto = invoice_dto(invoice, &names(&state).await?);
     let wants_csv = headers
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -314,11 +422,11 @@ pub(crate) async fn finalize(
         .store
         .finalize_period_reporting(period, partner)
         .await?;
-    let meters = meter_names(&state).await?;
+    let names = names(&state).await?;
     let page = ListDto {
         value: invoices
             .into_iter()
-            .map(|i| invoice_dto(i, &meters))
+            .map(|i| invoice_dto(i, &names))
             .collect(),
         next_link: None,
     };

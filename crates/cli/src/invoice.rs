@@ -1,16 +1,16 @@
 //! `stackbill invoice`: list, show, finalize, diff and export, straight on the database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use stackbill_api::billing::{InvoiceDto, invoice_csv, invoice_dto};
+use stackbill_api::billing::{InvoiceDto, InvoiceNames, invoice_csv, invoice_dto};
 use stackbill_api::diff::invoice_diff_dto;
 use stackbill_core::sum::exact_add;
-use stackbill_core::{ErrorCode, Meter, MeterId, Period, SubscriptionId};
+use stackbill_core::{ErrorCode, MeterId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Store, StoreError};
 
 use crate::admin::open;
@@ -19,18 +19,26 @@ use crate::output;
 use crate::output::{out, outln};
 use crate::refusal::refused;
 
-async fn meters(store: &Store) -> Result<HashMap<MeterId, Meter>> {
-    Ok(store.meters_by_id().await?)
+async fn names(store: &Store) -> Result<InvoiceNames> {
+    Ok(InvoiceNames::load(store).await?)
 }
 
 /// Invoices as a JSON array of the API's invoice shape.
 async fn print_json(store: &Store, invoices: Vec<Invoice>) -> Result<()> {
-    let meters = meters(store).await?;
+    let names = names(store).await?;
     let dtos: Vec<InvoiceDto> = invoices
         .into_iter()
-        .map(|i| invoice_dto(i, &meters))
+        .map(|i| invoice_dto(i, &names))
         .collect();
     output::json(&dtos)
+}
+
+/// "Name (id)", or the id alone when it has no name.
+fn named(name: Option<&String>, id: &str) -> String {
+    match name {
+        Some(name) if !name.is_empty() => format!("{name} ({id})"),
+        _ => id.to_owned(),
+    }
 }
 
 fn status(invoice: &Invoice) -> &'static str {
@@ -75,14 +83,21 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 print_json(&store, invoices).await?;
                 return report_failed(period, failed);
             }
+            let names = names(&store).await?;
             let rows: Vec<Vec<String>> = invoices
                 .iter()
                 .map(|i| {
                     vec![
                         i.subscription_id.to_string(),
-                        i.partner_id
-                            .as_ref()
-                            .map_or_else(|| "-".to_owned(), ToString::to_string),
+                        names
+                            .subscriptions
+                            .get(&i.subscription_id)
+                            .cloned()
+                            .unwrap_or_default(),
+                        i.partner_id.as_ref().map_or_else(
+                            || "-".to_owned(),
+                            |p| named(names.partners.get(p), p.as_str()),
+                        ),
                         status(i).to_owned(),
                         i.lines.len().to_string(),
                         i.adjustments.len().to_string(),
@@ -93,6 +108,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             output::table(
                 &[
                     "SUBSCRIPTION",
+                    "CUSTOMER",
                     "PARTNER",
                     "STATUS",
                     "LINES",
@@ -116,7 +132,8 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 .invoice(subscription, period, as_of)
                 .await?
                 .ok_or_else(|| not_found(subscription, period))?;
-            let dto = invoice_dto(invoice.clone(), &meters(&store).await?);
+            let names = names(&store).await?;
+            let dto = invoice_dto(invoice.clone(), &names);
             if csv {
                 out!("{}", invoice_csv(&dto))?;
                 return Ok(());
@@ -124,62 +141,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             if output.json {
                 return output::json(&dto);
             }
-            outln!(
-                "invoice {} {} ({}), {} {}",
-                invoice.subscription_id,
-                invoice.period,
-                status(&invoice),
-                invoice.currency,
-                invoice
-                    .partner_id
-                    .map(|p| format!("billed to {p}"))
-                    .unwrap_or_default()
-            )?;
-            let meters = meters(&store).await?;
-            let name = |id: MeterId| {
-                meters
-                    .get(&id)
-                    .map_or_else(|| id.to_string(), |m| m.name.clone())
-            };
-            let rows: Vec<Vec<String>> = invoice
-                .lines
-                .iter()
-                .map(|l| {
-                    vec![
-                        name(l.meter_id),
-                        l.quantity.to_string(),
-                        meters
-                            .get(&l.meter_id)
-                            .map(|m| m.unit.clone())
-                            .unwrap_or_default(),
-                        if l.unpriced {
-                            format!("{} (no price)", l.amount)
-                        } else {
-                            l.amount.to_string()
-                        },
-                    ]
-                })
-                .collect();
-            output::table(&["METER", "QUANTITY", "UNIT", "AMOUNT"], &rows)?;
-            if !invoice.adjustments.is_empty() {
-                outln!("\nadjustments of earlier final periods:")?;
-                let rows: Vec<Vec<String>> = invoice
-                    .adjustments
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.period.to_string(),
-                            name(a.meter_id),
-                            a.quantity.to_string(),
-                            a.amount.to_string(),
-                            a.reason.as_str().to_owned(),
-                        ]
-                    })
-                    .collect();
-                output::table(&["PERIOD", "METER", "QUANTITY", "AMOUNT", "REASON"], &rows)?;
-            }
-            outln!("\ntotal {} {}", invoice.total, invoice.currency)?;
-            Ok(())
+            show(&invoice, &names)
         }
         InvoiceCommand::Finalize {
             period,
@@ -248,7 +210,7 @@ async fn diff(
     json: bool,
 ) -> Result<()> {
     let diff = store.invoice_diff(subscription, period, from, to).await?;
-    let dto = invoice_diff_dto(diff, &meters(store).await?);
+    let dto = invoice_diff_dto(diff, &store.meters_by_id().await?);
     if json {
         return output::json(&dto);
     }
@@ -338,11 +300,93 @@ async fn diff(
 #[serde(rename_all = "camelCase")]
 struct SummaryRow {
     subscription_id: String,
+    customer_name: String,
+    partner_name: Option<String>,
     status: &'static str,
     currency: String,
     lines: usize,
     adjustments: usize,
     total: String,
+}
+
+/// One invoice for a person: who, the lines with their prices, the adjustments, the total.
+fn show(invoice: &Invoice, names: &InvoiceNames) -> Result<()> {
+    let customer = names.subscriptions.get(&invoice.subscription_id);
+    outln!(
+        "invoice {} {} ({}), {}{}",
+        named(customer, &invoice.subscription_id.to_string()),
+        invoice.period,
+        status(invoice),
+        invoice.currency,
+        invoice
+            .partner_id
+            .as_ref()
+            .map(|p| format!(", billed to {}", named(names.partners.get(p), p.as_str())))
+            .unwrap_or_default()
+    )?;
+    let meter = |id: MeterId| names.meters.get(&id);
+    let name = |id: MeterId| meter(id).map_or_else(|| id.to_string(), |m| m.name.clone());
+    let unit = |id: MeterId| meter(id).map(|m| m.unit.clone()).unwrap_or_default();
+    let rows: Vec<Vec<String>> = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            let price = match &l.price {
+                Some(p) if p.tiered => format!("{} (tiered)", p.unit_price.normalize()),
+                Some(p) => p.unit_price.normalize().to_string(),
+                None if l.unpriced => "no price".to_owned(),
+                None => "-".to_owned(),
+            };
+            vec![
+                name(l.meter_id),
+                l.quantity.to_string(),
+                unit(l.meter_id),
+                price,
+                l.price.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |p| p.included_quantity.normalize().to_string(),
+                ),
+                l.markup_percent
+                    .map_or_else(|| "-".to_owned(), |m| format!("{}%", m.normalize())),
+                l.amount.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "METER",
+            "QUANTITY",
+            "UNIT",
+            "UNIT PRICE",
+            "INCLUDED",
+            "MARKUP",
+            "AMOUNT",
+        ],
+        &rows,
+    )?;
+    if !invoice.adjustments.is_empty() {
+        outln!("\nadjustments of earlier final periods:")?;
+        let rows: Vec<Vec<String>> = invoice
+            .adjustments
+            .iter()
+            .map(|a| {
+                vec![
+                    a.period.to_string(),
+                    name(a.meter_id),
+                    a.quantity.to_string(),
+                    unit(a.meter_id),
+                    a.amount.to_string(),
+                    a.reason.as_str().to_owned(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["PERIOD", "METER", "QUANTITY", "UNIT", "AMOUNT", "REASON"],
+            &rows,
+        )?;
+    }
+    outln!("\ntotal {} {}", invoice.total, invoice.currency)?;
+    Ok(())
 }
 
 async fn export(
@@ -354,7 +398,7 @@ async fn export(
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let invoices = store.invoices(period, partner, None).await?;
-    let meters = meters(store).await?;
+    let names = names(store).await?;
     let mut summaries: BTreeMap<String, Vec<SummaryRow>> = BTreeMap::new();
     let mut written = 0;
     for invoice in invoices {
@@ -364,6 +408,12 @@ async fn export(
             .map_or_else(|| "no-partner".to_owned(), ToString::to_string);
         summaries.entry(partner).or_default().push(SummaryRow {
             subscription_id: invoice.subscription_id.to_string(),
+            customer_name: (names.subscriptions.get(&invoice.subscription_id))
+                .cloned()
+                .unwrap_or_default(),
+            partner_name: (invoice.partner_id.as_ref())
+                .and_then(|p| names.partners.get(p))
+                .cloned(),
             status: status(&invoice),
             currency: invoice.currency.to_string(),
             lines: invoice.lines.len(),
@@ -371,7 +421,7 @@ async fn export(
             total: invoice.total.to_string(),
         });
         let name = format!("{}-{period}", invoice.subscription_id);
-        let dto = invoice_dto(invoice, &meters);
+        let dto = invoice_dto(invoice, &names);
         let (path, text) = match format {
             ExportFormat::Csv => (out.join(format!("{name}.csv")), invoice_csv(&dto)),
             ExportFormat::Json => (
@@ -390,15 +440,11 @@ async fn export(
         let text = match format {
             ExportFormat::Json => serde_json::to_string_pretty(rows)?,
             ExportFormat::Csv => {
-                let mut text =
-                    String::from("subscriptionId,status,currency,lines,adjustments,total\n");
+                let mut csv = csv::Writer::from_writer(Vec::new());
                 for r in rows {
-                    text.push_str(&format!(
-                        "{},{},{},{},{},{}\n",
-                        r.subscription_id, r.status, r.currency, r.lines, r.adjustments, r.total
-                    ));
+                    csv.serialize(r)?;
                 }
-                text
+                String::from_utf8(csv.into_inner()?)?
             }
         };
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;

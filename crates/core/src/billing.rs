@@ -471,6 +471,8 @@ mod tests {
             quantity: quantity.parse().unwrap(),
             amount: amount.parse().unwrap(),
             unpriced: false,
+            price: None,
+            markup_percent: None,
         };
         // Billed then: a, b. Now: b (a re-routed away), c (re-routed here), d (late).
         let then = [record("a", meter, "1"), record("b", meter, "2")];

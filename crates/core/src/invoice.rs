@@ -38,6 +38,23 @@ pub struct InvoiceLine {
     pub amount: Decimal,
     /// No price was found.
     pub unpriced: bool,
+    /// The price it was rated at, when one was found (and, on a final invoice, when it was
+    /// finalized by a version of stackbill that kept it).
+    pub price: Option<LinePrice>,
+    /// The subscription's markup it was rated with, in percent (unknown on final invoices
+    /// finalized before stackbill kept it).
+    pub markup_percent: Option<Decimal>,
+}
+
+/// The price a line was rated at, as an invoice shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinePrice {
+    /// The unit price from quantity 0 (before markup).
+    pub unit_price: Decimal,
+    /// Further tiers price the quantity past their thresholds differently.
+    pub tiered: bool,
+    /// Quantity free of charge in the period.
+    pub included_quantity: Decimal,
 }
 
 /// Rates each meter's period quantity: one line per meter that has usage (a zero quantity
@@ -60,6 +77,14 @@ pub fn rate_lines(
                 quantity,
                 amount: rated.amount,
                 unpriced: rated.unpriced,
+                price: price.and_then(|rate| {
+                    Some(LinePrice {
+                        unit_price: rate.tiers().first()?.unit_price,
+                        tiered: rate.tiers().len() > 1,
+                        included_quantity: rate.included_quantity,
+                    })
+                }),
+                markup_percent: Some(pricing.markup_percent),
             })
         })
         .collect()
@@ -241,6 +266,8 @@ mod tests {
                 quantity: q(quantity),
                 amount: d(amount),
                 unpriced: false,
+                price: None,
+                markup_percent: None,
             },
         )
     }

@@ -56,6 +56,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "sealed_collector_secrets",
         "../migrations/sqlite/0010_sealed_collector_secrets.sql"
     ),
+    migration!(
+        11,
+        "final_line_prices",
+        "../migrations/sqlite/0011_final_line_prices.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -80,6 +85,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         5,
         "sealed_collector_secrets",
         "../migrations/postgres/0005_sealed_collector_secrets.sql"
+    ),
+    migration!(
+        6,
+        "final_line_prices",
+        "../migrations/postgres/0006_final_line_prices.sql"
     ),
 ];
 

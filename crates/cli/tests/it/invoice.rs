@@ -52,6 +52,37 @@ fn the_demo_month_end_lists_shows_diffs_and_exports() {
     assert_eq!(adjustment["period"], last.as_str());
     assert_eq!(adjustment["reason"], "LateUsage");
     assert_eq!(adjustment["quantity"], "64");
+    assert_eq!(adjustment["meterName"], "Base VM Size Hours");
+    assert_eq!(adjustment["unit"], "Virtual core hours");
+
+    // Invoices for people: who is billed and to whom, and what each line was priced at,
+    // as the final invoice kept it.
+    let has_vm = |i: &&Value| {
+        i["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["meterName"] == "Base VM Size Hours")
+    };
+    let final_invoice = finals
+        .iter()
+        .filter(|i| i["partnerId"] == "contoso-csp")
+        .find(has_vm)
+        .unwrap();
+    assert!(
+        !final_invoice["customerName"].as_str().unwrap().is_empty(),
+        "{final_invoice}"
+    );
+    assert_eq!(final_invoice["partnerName"], "Contoso Cloud Partners");
+    let vm_line = final_invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["meterName"] == "Base VM Size Hours")
+        .unwrap();
+    assert_eq!(vm_line["unitPrice"], "0.008", "{vm_line}");
+    assert_eq!(vm_line["tiered"], true, "{vm_line}");
+    assert!(vm_line["markupPercent"].is_string(), "{vm_line}");
     let subscription = with_adjustment[0]["subscriptionId"]
         .as_str()
         .unwrap()

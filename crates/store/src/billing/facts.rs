@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::billing::{Finalizations, PartnerScope, PricingVersion, pricing_in};
-use stackbill_core::invoice::{Adjustment, Billed, InvoiceLine, Pricing, rate_lines};
+use stackbill_core::invoice::{Adjustment, Billed, InvoiceLine, LinePrice, Pricing, rate_lines};
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::sum::exact_add;
@@ -137,15 +137,30 @@ pub(super) fn load_final_invoice(
         return Ok(None);
     };
     let lines = conn.query_map(
-        "SELECT meter_id, quantity, amount, unpriced FROM final_invoice_lines
+        "SELECT meter_id, quantity, amount, unpriced, unit_price, tiered, included_quantity,
+         markup_percent FROM final_invoice_lines
          WHERE subscription_id = ?1 AND period = ?2 ORDER BY meter_id",
         params![subscription.to_string(), period.to_string()],
         |row| {
+            let price = match (
+                row.get::<Option<Decimal>>(4)?,
+                row.get::<Option<i64>>(5)?,
+                row.get::<Option<Decimal>>(6)?,
+            ) {
+                (Some(unit_price), Some(tiered), Some(included_quantity)) => Some(LinePrice {
+                    unit_price,
+                    tiered: tiered != 0,
+                    included_quantity,
+                }),
+                _ => None,
+            };
             Ok(InvoiceLine {
                 meter_id: parse(&row.get::<String>(0)?)?,
                 quantity: row.get(1)?,
                 amount: row.get(2)?,
                 unpriced: row.get::<i64>(3)? != 0,
+                price,
+                markup_percent: row.get(7)?,
             })
         },
     )?;
@@ -375,15 +390,21 @@ pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) ->
     for l in &invoice.lines {
         conn.execute(
             "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity,
-             amount, unpriced)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             amount, unpriced, unit_price, tiered, included_quantity, markup_percent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 sub,
                 period,
                 l.meter_id.to_string(),
                 TotalParam(l.quantity),
                 Num(l.amount),
-                i64::from(l.unpriced)
+                i64::from(l.unpriced),
+                l.price.as_ref().map(|p| Num(p.unit_price.normalize())),
+                l.price.as_ref().map(|p| i64::from(p.tiered)),
+                l.price
+                    .as_ref()
+                    .map(|p| Num(p.included_quantity.normalize())),
+                l.markup_percent.map(|m| Num(m.normalize()))
             ],
         )?;
     }
