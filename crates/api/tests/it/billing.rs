@@ -211,15 +211,17 @@ async fn invoices_come_as_csv_on_request() {
         .unwrap();
     let text = String::from_utf8(body.to_vec()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("subscriptionId,period,currency,status,kind"));
+    assert!(lines[0].starts_with(
+        "subscriptionId,customerName,partnerId,partnerName,period,currency,status,kind"
+    ));
     assert!(
         lines[1].contains(
-            ",line,,b4438d5d-453b-4ee1-b42a-dc72e377f1e4,TableCapacity,GB*hours,15,6.60,false,"
+            ",line,,b4438d5d-453b-4ee1-b42a-dc72e377f1e4,TableCapacity,GB*hours,15,0.5,1,10,6.60,false,"
         ),
         "{text}"
     );
     assert!(
-        lines.last().unwrap().contains(",total,,,,,,6.60,,"),
+        lines.last().unwrap().contains(",total,,,,,,,,,6.60,,"),
         "{text}"
     );
 }
@@ -264,7 +266,7 @@ async fn finalized_invoices_never_change_and_late_usage_becomes_an_adjustment() 
     // 19 units, 1 included: 10 × 0.50 + 8 × 0.25 = 7.00, plus 10 % = 7.70; billed 6.60.
     assert_eq!(
         june.body["adjustments"],
-        json!([{"period": "2025-05", "meterId": METER, "quantity": "4", "amount": "1.10", "reason": "LateUsage"}])
+        json!([{"period": "2025-05", "meterId": METER, "meterName": "TableCapacity", "unit": "GB*hours", "quantity": "4", "amount": "1.10", "reason": "LateUsage"}])
     );
     assert_eq!(june.body["total"], "1.10");
 
