@@ -42,7 +42,9 @@ impl Caller {
     }
 
     /// Admins see everything (`None`); a partner sees its own (`Some`); others may not.
-    pub(crate) fn partner_scope(&self) -> Result<Option<&PartnerId>, ApiError> {
+    /// Whose data the caller sees: everybody's (`None`, an admin) or one partner's; a customer
+    /// or a stack is refused.
+    pub fn partner_scope(&self) -> Result<Option<&PartnerId>, ApiError> {
         match self {
             Self::Admin => Ok(None),
             Self::Partner(partner) => Ok(Some(partner)),
@@ -134,7 +136,7 @@ pub(crate) async fn check_mapping_reader(
 
 /// Admins and the owning partner may see a subscription's data; to another partner it does
 /// not exist; a customer never sees a CSP subscription's usage or invoices.
-pub(crate) async fn check_subscription(
+pub async fn check_subscription(
     store: &Store,
     caller: &Caller,
     id: SubscriptionId,

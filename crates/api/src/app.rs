@@ -16,6 +16,12 @@ use crate::{billing, collectors, diff, ratecards, registrations, routes, tokens,
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's router with `pages` (the console's) merged in, behind the same limits, metrics
+/// and access log.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let v1 = Router::new()
         .route("/partners", get(routes::list_partners))
         .route(
@@ -103,6 +109,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { axum::Json(crate::openapi::document()) }),
         )
         .nest("/v1", v1)
+        .merge(pages)
         .route_layer(axum::middleware::from_fn(crate::telemetry::track))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

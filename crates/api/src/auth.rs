@@ -44,6 +44,26 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
+/// The caller a token's secret stands for, if it is a valid token now (the admin token of
+/// the environment, or a live token of the store).
+pub async fn caller_for_secret(
+    state: &AppState,
+    secret: &str,
+) -> Result<Option<Caller>, stackbill_store::StoreError> {
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    let hash = hash_secret(secret);
+    if state.auth.env_admin_sha256 == Some(hash) {
+        return Ok(Some(Caller::Admin));
+    }
+    Ok(state
+        .store
+        .token_by_secret(hash)
+        .await?
+        .and_then(|t| Caller::from_grant(&t.grant)))
+}
+
 /// Resolves the bearer token of a request to its caller, or the 401 answer.
 pub(crate) async fn resolve_caller(
     state: &AppState,
@@ -63,14 +83,10 @@ pub(crate) async fn resolve_caller(
             "the request needs an 'Authorization: Bearer <token>' header",
         ));
     };
-    let hash = hash_secret(secret);
-    if state.auth.env_admin_sha256 == Some(hash) {
-        return Ok(Caller::Admin);
-    }
-    match state.store.token_by_secret(hash).await {
-        Ok(token) => token
-            .and_then(|t| Caller::from_grant(&t.grant))
-            .ok_or_else(|| unauthorized("the bearer token is not valid for this API")),
+    match caller_for_secret(state, secret).await {
+        Ok(caller) => {
+            caller.ok_or_else(|| unauthorized("the bearer token is not valid for this API"))
+        }
         Err(err) => Err(ApiError::from(err).into_response()),
     }
 }

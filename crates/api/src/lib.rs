@@ -26,7 +26,7 @@ pub mod usage;
 mod usage_pages;
 
 pub use access::Caller;
-pub use app::{MAX_HEADER_BYTES, MAX_URI_BYTES, router};
+pub use app::{MAX_HEADER_BYTES, MAX_URI_BYTES, router, router_with};
 pub use auth::hash_secret;
 pub use error::{ApiError, ErrorCode};
 pub use state::{AppState, AuthConfig};

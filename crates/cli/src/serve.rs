@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use stackbill_api::auth::{new_secret, new_token_id};
-use stackbill_api::{AppState, AuthConfig, hash_secret, router};
+use stackbill_api::{AppState, AuthConfig, hash_secret, router_with};
 use stackbill_store::{NewToken, Role, SecretKeyring, Store, TokenGrant};
 
 /// The environment variable that holds the admin token.
@@ -90,14 +90,17 @@ pub(crate) async fn serve(
     if stackbill_api::telemetry::metrics_handle().is_none() {
         tracing::warn!("serving without /metrics");
     }
-    let app = router(AppState {
-        store: store.clone(),
-        auth: Arc::new(auth),
-        public_url: listen.public_url.clone(),
-        https: listen.tls.is_some(),
-        pages: Default::default(),
-        secrets,
-    });
+    let app = router_with(
+        AppState {
+            store: store.clone(),
+            auth: Arc::new(auth),
+            public_url: listen.public_url.clone(),
+            https: listen.tls.is_some(),
+            pages: Default::default(),
+            secrets,
+        },
+        stackbill_console::pages(),
+    );
     let listener = listen.listener;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;

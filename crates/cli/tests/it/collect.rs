@@ -525,6 +525,14 @@ fn two_nodes_collect_each_hour_once() {
     let (mut first, address, first_log) = spawn_serve(&db, &[]);
     let (mut second, _, second_log) = spawn_serve(&db, &[]);
     assert!(wait_for_success(&address)["lastSuccess"].is_string());
+    // The round that succeeded is logged by its node (on a busy machine, a moment later).
+    let logged = |log: &Arc<Mutex<Vec<String>>>| {
+        log.lock().unwrap().iter().any(|l| l.contains(" collected"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(logged(&first_log) || logged(&second_log)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Let the later node's first round end too.
     std::thread::sleep(Duration::from_secs(2));
     let _ = first.kill();

@@ -1,0 +1,30 @@
+//! The operator console served by `stackbill serve` at `/`: server-rendered HTML over the same
+//! store, and the same authorization, as the API.
+//!
+//! Sign-in takes an API token (admin, partner or customer) and keeps it in a session cookie
+//! (`HttpOnly`, `SameSite=Strict`, `Secure` over HTTPS); every page resolves it to its
+//! [`Caller`] again, so a revoked token signs out at once, and every page asks the API's
+//! access rules (a partner never sees another's objects: they answer as missing). Every form
+//! carries a CSRF token derived from the session (the sign-in form: from a cookie of its own)
+//! and a POST without it is refused. The one stylesheet is embedded, served under its hash
+//! and linked with its SRI hash; pages work without JavaScript.
+
+mod pages;
+mod session;
+
+use axum::Router;
+use axum::routing::{get, post};
+use stackbill_api::AppState;
+
+pub use session::SESSION_COOKIE;
+
+/// The console's routes, to merge into the API's router (`stackbill_api::router_with`).
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/invoices", get(pages::invoices))
+        .route("/invoices/{subscription}/{period}", get(pages::invoice))
+        .route("/assets/{file}", get(pages::asset))
+}

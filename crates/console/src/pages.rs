@@ -1,0 +1,705 @@
+//! The console's pages: sign-in and out, the month's overview, invoices and one invoice.
+//!
+//! A page's steps fail with the answer to give (a redirect to sign in, or an error page), so
+//! their `Err` is a `Response`, built at most once per request.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::OnceLock;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use stackbill_api::billing::InvoiceNames;
+use stackbill_api::{ApiError, AppState, Caller};
+use stackbill_core::sum::exact_add;
+use stackbill_core::{PartnerId, Period, SubscriptionId};
+use stackbill_store::{Invoice, InvoiceStatus};
+
+use crate::session::{
+    LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, encode_token, same, session, set_cookie,
+};
+
+const CSS: &[u8] = include_bytes!("../assets/console.css");
+
+/// The stylesheet's address (named by its hash, so it can be cached for good) and its SRI.
+fn stylesheet() -> &'static (String, String) {
+    static STYLESHEET: OnceLock<(String, String)> = OnceLock::new();
+    STYLESHEET.get_or_init(|| {
+        let digest = Sha256::digest(CSS);
+        let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        (
+            format!("/assets/console.{short}.css"),
+            format!(
+                "sha256-{}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            ),
+        )
+    })
+}
+
+/// What every page's frame shows.
+pub(crate) struct Layout {
+    css_href: &'static str,
+    css_integrity: &'static str,
+    who: Option<String>,
+    csrf: String,
+}
+
+impl Layout {
+    fn new(session: Option<&Session>) -> Self {
+        let (href, integrity) = stylesheet();
+        Self {
+            css_href: href,
+            css_integrity: integrity,
+            who: session.map(|s| describe(&s.caller)),
+            csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+fn describe(caller: &Caller) -> String {
+    match caller {
+        Caller::Admin => "admin".to_owned(),
+        Caller::Partner(partner) => format!("partner {partner}"),
+        Caller::Customer(partner, tenant) => format!("customer {tenant} of {partner}"),
+        Caller::Stack(cloud) => format!("stack {cloud}"),
+    }
+}
+
+fn render(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a console page cannot be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page cannot be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    heading: String,
+    message: String,
+}
+
+fn error_page(
+    session: Option<&Session>,
+    status: StatusCode,
+    heading: &str,
+    message: String,
+) -> Response {
+    render(
+        &ErrorPage {
+            layout: Layout::new(session),
+            heading: heading.to_owned(),
+            message,
+        },
+        status,
+    )
+}
+
+/// An API refusal as a page with the same status: another partner's object is missing here
+/// as it is over the API.
+fn refusal(session: &Session, error: ApiError) -> Response {
+    let status = stackbill_api::error::status(error.code);
+    if status.is_server_error() {
+        tracing::error!(code = %error.code, message = %error.message, "a console page failed");
+    }
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        _ => "Cannot show this page",
+    };
+    error_page(Some(session), status, heading, error.message)
+}
+
+fn store_failure(session: &Session, error: stackbill_store::StoreError) -> Response {
+    refusal(session, ApiError::from(error))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    csrf: String,
+    error: Option<String>,
+}
+
+fn login_page(state: &AppState, error: Option<String>, status: StatusCode) -> Response {
+    let nonce = stackbill_api::auth::new_secret().unwrap_or_default();
+    let mut response = render(
+        &LoginPage {
+            layout: Layout::new(None),
+            csrf: nonce.clone(),
+            error,
+        },
+        status,
+    );
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(state, LOGIN_COOKIE, Some(&nonce)),
+    );
+    response
+}
+
+/// `GET /login`.
+pub(crate) async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if session(&state, &headers).await.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    login_page(&state, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /login`: a valid token (not a stack's) becomes the session.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !same(&form.csrf, &expected) {
+        return login_page(
+            &state,
+            Some("The sign-in form expired; sign in again.".to_owned()),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let token = form.token.trim();
+    let caller = match stackbill_api::auth::caller_for_secret(&state, token).await {
+        Ok(caller) => caller,
+        Err(error) => {
+            tracing::error!(%error, "cannot check a token at sign-in");
+            return login_page(
+                &state,
+                Some("The database cannot be read now; try again shortly.".to_owned()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
+    };
+    match caller {
+        None => login_page(
+            &state,
+            Some("This token is not valid: it is mistyped, revoked or unknown.".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Some(Caller::Stack(_)) => login_page(
+            &state,
+            Some(
+                "A stack token only sends usage; sign in with an admin, partner or customer token."
+                    .to_owned(),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        Some(_) => {
+            let mut response = Redirect::to("/").into_response();
+            let headers = response.headers_mut();
+            headers.append(
+                header::SET_COOKIE,
+                set_cookie(&state, SESSION_COOKIE, Some(&encode_token(token))),
+            );
+            headers.append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, None));
+            response
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /logout`.
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let Some(session) = session(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    if !same(&form.csrf, &session.csrf) {
+        return error_page(
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "The form lacks its CSRF token; reload the page and try again.".to_owned(),
+        );
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, None));
+    response
+}
+
+/// The session, or the answer that sends the browser to sign in.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    session(state, headers)
+        .await
+        .ok_or_else(|| Redirect::to("/login").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PeriodQuery {
+    period: Option<String>,
+}
+
+fn period_of(state: &AppState, session: &Session, query: &PeriodQuery) -> Result<Period, Response> {
+    match query.period.as_deref().filter(|p| !p.is_empty()) {
+        None => Ok(Period::containing(state.store.now())),
+        Some(text) => text.parse().map_err(|_| {
+            error_page(
+                Some(session),
+                StatusCode::BAD_REQUEST,
+                "Cannot show this page",
+                format!("'{text}' is not a month: give YYYY-MM, e.g. 2025-06"),
+            )
+        }),
+    }
+}
+
+/// Whose invoices the session may see: everybody's (admin) or one partner's; a customer sees
+/// no CSP subscription's usage or invoices.
+fn scope(session: &Session) -> Result<Option<PartnerId>, Response> {
+    session
+        .caller
+        .partner_scope()
+        .map(|scope| scope.cloned())
+        .map_err(|error| refusal(session, error))
+}
+
+/// One row of an invoice list.
+pub(crate) struct InvoiceRow {
+    customer: String,
+    subscription: String,
+    partner: String,
+    status: &'static str,
+    lines: usize,
+    adjustments: usize,
+    total: String,
+    currency: String,
+}
+
+fn status_text(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Draft => "draft",
+        InvoiceStatus::Final => "final",
+    }
+}
+
+fn partner_text(names: &InvoiceNames, partner: Option<&PartnerId>) -> String {
+    match partner {
+        Some(id) => names
+            .partners
+            .get(id)
+            .filter(|name| !name.is_empty())
+            .map_or_else(|| id.to_string(), |name| format!("{name} ({id})")),
+        None => "-".to_owned(),
+    }
+}
+
+fn rows(invoices: &[Invoice], names: &InvoiceNames) -> Vec<InvoiceRow> {
+    invoices
+        .iter()
+        .map(|i| InvoiceRow {
+            customer: names
+                .subscriptions
+                .get(&i.subscription_id)
+                .cloned()
+                .unwrap_or_default(),
+            subscription: i.subscription_id.to_string(),
+            partner: partner_text(names, i.partner_id.as_ref()),
+            status: status_text(i.status),
+            lines: i.lines.len(),
+            adjustments: i.adjustments.len(),
+            total: i.total.to_string(),
+            currency: i.currency.to_string(),
+        })
+        .collect()
+}
+
+/// A total per partner and currency: amounts of different currencies are never added.
+pub(crate) struct Total {
+    partner: String,
+    currency: String,
+    amount: String,
+    invoices: usize,
+}
+
+fn totals<'a>(invoices: impl Iterator<Item = &'a Invoice>, names: &InvoiceNames) -> Vec<Total> {
+    let mut sums: BTreeMap<(String, String), (Decimal, usize, bool)> = BTreeMap::new();
+    for i in invoices {
+        let entry = sums
+            .entry((
+                partner_text(names, i.partner_id.as_ref()),
+                i.currency.to_string(),
+            ))
+            .or_insert((Decimal::ZERO, 0, false));
+        match exact_add(entry.0, i.total) {
+            Some(sum) => entry.0 = sum,
+            None => entry.2 = true,
+        }
+        entry.1 += 1;
+    }
+    sums.into_iter()
+        .map(
+            |((partner, currency), (amount, invoices, overflow))| Total {
+                partner,
+                currency,
+                amount: if overflow {
+                    "too large to add up".to_owned()
+                } else {
+                    amount.to_string()
+                },
+                invoices,
+            },
+        )
+        .collect()
+}
+
+/// A collector's row.
+pub(crate) struct CollectorRow {
+    registration: String,
+    last_success: String,
+    lag: String,
+    error: String,
+    failing: bool,
+    held: usize,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    layout: Layout,
+    period: Period,
+    previous: Period,
+    totals: Vec<Total>,
+    rows: Vec<InvoiceRow>,
+    finals: Vec<Total>,
+    collectors: Vec<CollectorRow>,
+}
+
+/// `GET /`: the month's revenue so far, last month's finals and the collectors.
+pub(crate) async fn overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if let Caller::Customer(partner, tenant) = &session.caller {
+        let message = format!(
+            "Signed in as the customer of directory {tenant} with partner {partner}. The usage \
+             and invoices of CSP subscriptions are billed to the partner; ask {partner} for \
+             them."
+        );
+        return error_page(Some(&session), StatusCode::OK, "Your registration", message);
+    }
+    match overview_page(&state, &session, &query).await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+async fn overview_page(
+    state: &AppState,
+    session: &Session,
+    query: &PeriodQuery,
+) -> Result<OverviewPage, Response> {
+    let period = period_of(state, session, query)?;
+    let scope = scope(session)?;
+    let failure = |error| store_failure(session, error);
+    let names = InvoiceNames::load(&state.store).await.map_err(failure)?;
+    let (invoices, _) = (state.store)
+        .invoice_list(period, scope.clone(), None)
+        .await
+        .map_err(failure)?;
+    let previous = period.previous();
+    let (last, _) = (state.store)
+        .invoice_list(previous, scope.clone(), None)
+        .await
+        .map_err(failure)?;
+    let visible: Option<HashSet<String>> = match &scope {
+        None => None,
+        Some(partner) => Some(
+            (state.store.registrations(Some(partner.clone())).await)
+                .map_err(failure)?
+                .into_iter()
+                .map(|r| r.name.as_str().to_ascii_lowercase())
+                .collect(),
+        ),
+    };
+    let now = state.store.now();
+    let collectors = (state.store.collectors().await)
+        .map_err(failure)?
+        .into_iter()
+        .filter(|c| {
+            visible
+                .as_ref()
+                .is_none_or(|v| v.contains(&c.config.registration.as_str().to_ascii_lowercase()))
+        })
+        .map(|c| CollectorRow {
+            registration: c.config.registration.to_string(),
+            last_success: c
+                .last_success
+                .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+            lag: c
+                .lag_hours(now)
+                .map_or_else(|| "-".to_owned(), |h| h.to_string()),
+            failing: c.last_error.is_some(),
+            error: c
+                .last_error
+                .as_ref()
+                .map_or_else(String::new, |(at, code, message)| {
+                    format!("{code} at {at}: {message}")
+                }),
+            held: c.held,
+        })
+        .collect();
+    Ok(OverviewPage {
+        layout: Layout::new(Some(session)),
+        period,
+        previous,
+        totals: totals(invoices.iter(), &names),
+        rows: rows(&invoices, &names),
+        finals: totals(
+            last.iter().filter(|i| i.status == InvoiceStatus::Final),
+            &names,
+        ),
+        collectors,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "invoices.html")]
+struct InvoicesPage {
+    layout: Layout,
+    period: Period,
+    rows: Vec<InvoiceRow>,
+}
+
+/// `GET /invoices?period=`.
+pub(crate) async fn invoices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PeriodQuery>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let page = async {
+        let period = period_of(&state, &session, &query)?;
+        let scope = scope(&session)?;
+        let failure = |error| store_failure(&session, error);
+        let names = InvoiceNames::load(&state.store).await.map_err(failure)?;
+        let (invoices, _) = (state.store)
+            .invoice_list(period, scope, None)
+            .await
+            .map_err(failure)?;
+        Ok::<_, Response>(InvoicesPage {
+            layout: Layout::new(Some(&session)),
+            period,
+            rows: rows(&invoices, &names),
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+/// A line as the invoice page shows it.
+pub(crate) struct LineRow {
+    meter: String,
+    unit: String,
+    quantity: String,
+    unit_price: String,
+    included: String,
+    markup: String,
+    amount: String,
+}
+
+/// An adjustment as the invoice page shows it.
+pub(crate) struct AdjustmentRow {
+    period: String,
+    meter: String,
+    unit: String,
+    quantity: String,
+    reason: &'static str,
+    amount: String,
+}
+
+/// One invoice, for the page.
+pub(crate) struct InvoiceView {
+    subscription: String,
+    customer: String,
+    partner: Option<String>,
+    period: String,
+    status: &'static str,
+    currency: String,
+    lines: Vec<LineRow>,
+    adjustments: Vec<AdjustmentRow>,
+    total: String,
+}
+
+#[derive(Template)]
+#[template(path = "invoice.html")]
+struct InvoicePage {
+    layout: Layout,
+    invoice: InvoiceView,
+}
+
+fn invoice_view(invoice: &Invoice, names: &InvoiceNames) -> InvoiceView {
+    let meter = |id| {
+        names.meters.get(&id).map_or_else(
+            || (id.to_string(), String::new()),
+            |m| (m.name.clone(), m.unit.clone()),
+        )
+    };
+    let customer = names
+        .subscriptions
+        .get(&invoice.subscription_id)
+        .filter(|name| !name.is_empty())
+        .cloned()
+        .unwrap_or_else(|| invoice.subscription_id.to_string());
+    InvoiceView {
+        subscription: invoice.subscription_id.to_string(),
+        customer,
+        partner: invoice
+            .partner_id
+            .as_ref()
+            .map(|p| partner_text(names, Some(p))),
+        period: invoice.period.to_string(),
+        status: status_text(invoice.status),
+        currency: invoice.currency.to_string(),
+        lines: invoice
+            .lines
+            .iter()
+            .map(|l| {
+                let (meter, unit) = meter(l.meter_id);
+                LineRow {
+                    meter,
+                    unit,
+                    quantity: l.quantity.to_string(),
+                    unit_price: match &l.price {
+                        Some(p) if p.tiered => format!("{} (tiered)", p.unit_price.normalize()),
+                        Some(p) => p.unit_price.normalize().to_string(),
+                        None if l.unpriced => "no price".to_owned(),
+                        None => "-".to_owned(),
+                    },
+                    included: l.price.as_ref().map_or_else(
+                        || "-".to_owned(),
+                        |p| p.included_quantity.normalize().to_string(),
+                    ),
+                    markup: l
+                        .markup_percent
+                        .map_or_else(|| "-".to_owned(), |m| format!("{} %", m.normalize())),
+                    amount: l.amount.to_string(),
+                }
+            })
+            .collect(),
+        adjustments: invoice
+            .adjustments
+            .iter()
+            .map(|a| {
+                let (meter, unit) = meter(a.meter_id);
+                AdjustmentRow {
+                    period: a.period.to_string(),
+                    meter,
+                    unit,
+                    quantity: a.quantity.to_string(),
+                    reason: a.reason.as_str(),
+                    amount: a.amount.to_string(),
+                }
+            })
+            .collect(),
+        total: invoice.total.to_string(),
+    }
+}
+
+/// `GET /invoices/{subscription}/{period}`: another partner's invoice is missing here too.
+pub(crate) async fn invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((subscription, period)): Path<(String, String)>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let not_found =
+        |what: String| error_page(Some(&session), StatusCode::NOT_FOUND, "Not found", what);
+    let (Ok(subscription), Ok(period)) = (
+        subscription.parse::<SubscriptionId>(),
+        period.parse::<Period>(),
+    ) else {
+        return not_found(format!("There is no invoice {subscription} {period}."));
+    };
+    if let Err(error) =
+        stackbill_api::access::check_subscription(&state.store, &session.caller, subscription).await
+    {
+        return refusal(&session, error);
+    }
+    let page = async {
+        let failure = |error| store_failure(&session, error);
+        let names = InvoiceNames::load(&state.store).await.map_err(failure)?;
+        let invoice = (state.store)
+            .invoice(subscription, period, None)
+            .await
+            .map_err(failure)?
+            .ok_or_else(|| {
+                not_found(format!(
+                    "Subscription {subscription} has no usage or adjustment in {period}."
+                ))
+            })?;
+        Ok::<_, Response>(InvoicePage {
+            layout: Layout::new(Some(&session)),
+            invoice: invoice_view(&invoice, &names),
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+/// `GET /assets/{file}`: the stylesheet, under its hashed name, cached for good.
+pub(crate) async fn asset(Path(file): Path<String>) -> Response {
+    let (href, _) = stylesheet();
+    if href.strip_prefix("/assets/") != Some(file.as_str()) {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        CSS,
+    )
+        .into_response()
+}

@@ -1,0 +1,294 @@
+//! The console over the real router and a real store (SQLite, or PostgreSQL with
+//! `STACKBILL_TEST_POSTGRES`): sign-in with a token into an `HttpOnly`, `SameSite=Strict`
+//! cookie, CSRF on every form, the same authorization as the API (another partner's invoice
+//! is missing), and pages whose numbers are the API's.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use stackbill_core::Period;
+use stackbill_test_support::fixtures::{self, CLOUD, METERS};
+use stackbill_test_support::{ADMIN_TOKEN, TestApp, admin_state};
+
+/// An answer as the browser sees it.
+struct Page {
+    status: StatusCode,
+    cookies: Vec<String>,
+    location: Option<String>,
+    body: String,
+}
+
+async fn send(
+    router: &Router,
+    method: Method,
+    path: &str,
+    cookie: &str,
+    form: Option<&str>,
+) -> Page {
+    let mut request = Request::builder().method(method).uri(path);
+    if !cookie.is_empty() {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let request = match form {
+        Some(form) => request
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = tower::ServiceExt::oneshot(router.clone(), request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let cookies = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Page {
+        status,
+        cookies,
+        location,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// The value of a form's hidden `csrf` field.
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// `name=value` of a `Set-Cookie` header.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Signs in with `token`; the session cookie.
+async fn sign_in(router: &Router, token: &str) -> String {
+    let form = send(router, Method::GET, "/login", "", None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let login_cookie = pair(&form.cookies[0]);
+    let body = format!("token={}&csrf={}", form_encode(token), csrf(&form.body));
+    let signed = send(router, Method::POST, "/login", &login_cookie, Some(&body)).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let session = signed
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("stackbill_session="))
+        .unwrap();
+    pair(session)
+}
+
+/// An app with the console, partner p1's customers billed for May 2025, and partner p2.
+async fn app() -> (TestApp, Router) {
+    let app = TestApp::new();
+    let store = &app.db.store;
+    fixtures::csp(store, &["10"]).await;
+    fixtures::register(store, "hub", CLOUD.parse().unwrap()).await;
+    let may: Period = "2025-05".parse().unwrap();
+    fixtures::map_tenants(store, "hub", &[1], may.start()).await;
+    store
+        .ingest(fixtures::month_of_usage(
+            "may",
+            CLOUD.parse().unwrap(),
+            may,
+            &[1, 3],
+            &METERS,
+            "1.5",
+        ))
+        .await
+        .unwrap();
+    app.put(
+        "/v1/ratecards/default",
+        json!({"currency": "USD", "meters": [{"meterId": METERS[0], "rates": {"0": "0.01"}}]}),
+    )
+    .await;
+    app.put("/v1/partners/p2", json!({"name": "Other CSP"}))
+        .await;
+    let router = stackbill_api::router_with(admin_state(&app.db), stackbill_console::pages());
+    (app, router)
+}
+
+#[tokio::test]
+async fn signing_in_keeps_the_token_in_a_strict_cookie_and_every_form_needs_its_csrf_token() {
+    let (_app, router) = app().await;
+    let away = send(&router, Method::GET, "/", "", None).await;
+    assert_eq!(away.status, StatusCode::SEE_OTHER);
+    assert_eq!(away.location.as_deref(), Some("/login"));
+
+    let form = send(&router, Method::GET, "/login", "", None).await;
+    assert!(form.cookies[0].contains("HttpOnly") && form.cookies[0].contains("SameSite=Strict"));
+    let login_cookie = pair(&form.cookies[0]);
+    let token = csrf(&form.body);
+    let forged = format!("token={ADMIN_TOKEN}&csrf=forged");
+    let refused = send(
+        &router,
+        Method::POST,
+        "/login",
+        &login_cookie,
+        Some(&forged),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let wrong = format!("token=not-a-token&csrf={token}");
+    let refused = send(&router, Method::POST, "/login", &login_cookie, Some(&wrong)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.body.contains("This token is not valid"),
+        "{}",
+        refused.body
+    );
+
+    let session = sign_in(&router, ADMIN_TOKEN).await;
+    let signed = send(
+        &router,
+        Method::POST,
+        "/login",
+        &login_cookie,
+        Some(&format!("token={ADMIN_TOKEN}&csrf={token}")),
+    )
+    .await;
+    let set = signed
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("stackbill_session="))
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"),
+        "{set}"
+    );
+    let home = send(&router, Method::GET, "/", &session, None).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains("<span>admin</span>"), "{}", home.body);
+
+    // The stylesheet is served under the name and hash the page gives.
+    let href_at = home.body.find("href=\"/assets/").unwrap() + "href=\"".len();
+    let href = home.body[href_at..].split('"').next().unwrap().to_owned();
+    let integrity_at = home.body.find("integrity=\"").unwrap() + "integrity=\"".len();
+    let integrity = home.body[integrity_at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let css = send(&router, Method::GET, &href, "", None).await;
+    assert_eq!(css.status, StatusCode::OK);
+    let digest = sha2::Sha256::digest(css.body.as_bytes());
+    use base64::Engine as _;
+    assert_eq!(
+        integrity,
+        format!(
+            "sha256-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    );
+
+    // Signing out needs the session's CSRF token.
+    let no_csrf = send(&router, Method::POST, "/logout", &session, Some("csrf=")).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let out = send(
+        &router,
+        Method::POST,
+        "/logout",
+        &session,
+        Some(&format!("csrf={}", csrf(&home.body))),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.cookies[0].contains("Max-Age=0"), "{:?}", out.cookies);
+}
+
+#[tokio::test]
+async fn pages_show_the_apis_numbers_and_another_partners_invoice_is_missing() {
+    let (app, router) = app().await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let listed = app.get("/v1/invoices?period=2025-05").await;
+    let invoices = listed.body["value"].as_array().unwrap().clone();
+    assert!(!invoices.is_empty());
+    let page = send(
+        &router,
+        Method::GET,
+        "/invoices?period=2025-05",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for invoice in &invoices {
+        let total = format!(
+            "{} {}",
+            invoice["total"].as_str().unwrap(),
+            invoice["currency"].as_str().unwrap()
+        );
+        assert!(page.body.contains(&total), "{total} in {}", page.body);
+    }
+    let overview = send(&router, Method::GET, "/?period=2025-05", &admin, None).await;
+    assert_eq!(overview.status, StatusCode::OK, "{}", overview.body);
+    let sum: rust_decimal::Decimal = invoices
+        .iter()
+        .map(|i| {
+            i["total"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert!(
+        overview.body.contains(&format!("{sum} USD")),
+        "{sum} in {}",
+        overview.body
+    );
+
+    let sub = invoices[0]["subscriptionId"].as_str().unwrap().to_owned();
+    let path = format!("/invoices/{sub}/2025-05");
+    let detail = send(&router, Method::GET, &path, &admin, None).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let api: Value = app.get(&format!("/v1/invoices/{sub}/2025-05")).await.body;
+    assert!(detail.body.contains(&format!(
+        "<span id=\"total\">{}</span>",
+        api["total"].as_str().unwrap()
+    )));
+    assert!(detail.body.contains("TableCapacity"), "{}", detail.body);
+
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let hidden = send(&router, Method::GET, &path, &p2, None).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    assert!(!hidden.body.contains("id=\"total\""), "{}", hidden.body);
+    let theirs = send(&router, Method::GET, "/invoices?period=2025-05", &p2, None).await;
+    assert!(!theirs.body.contains(&sub), "{}", theirs.body);
+
+    // A revoked token signs out at once.
+    let tokens = app.get("/v1/tokens?partnerId=p2").await;
+    let id = tokens.body["value"][0]["id"].as_str().unwrap().to_owned();
+    app.call(Method::DELETE, &format!("/v1/tokens/{id}"), None)
+        .await;
+    let gone = send(&router, Method::GET, "/", &p2, None).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+}
