@@ -309,6 +309,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         // The banner is for a person; with nobody reading it, the demo serves all the same.
         let _ = outln!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\
+             The console: open {base}/ and sign in with the admin token.\n\n\
              Try:\n\n  \
              # point the command line at the demo's database (stackbill invoice list, …)\n  \
              {point_cli}\n\n  \
