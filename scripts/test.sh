@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test stackbill has: formatting, lints, the Rust test suites on SQLite
-# and again on PostgreSQL, and the Azure SDK conformance suite (the real azure-mgmt-*
-# clients against a real server).
-# Needs a Rust toolchain and python3 with venv; installs the SDK from PyPI into a virtualenv
-# and Debian's postgresql package when no PostgreSQL server is installed.
+# and again on PostgreSQL, the Azure SDK conformance suite (the real azure-mgmt-* clients
+# against a real server), and the console in a real headless Chromium.
+# Needs a Rust toolchain and python3 with venv; installs the SDK and Playwright from PyPI into
+# a virtualenv, and Debian's postgresql and chromium packages when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -37,3 +37,20 @@ echo "-- on SQLite"
 (cd sdk-tests && env -u STACKBILL_TEST_POSTGRES STACKBILL_BIN="$bin" "$venv/bin/python" -m pytest -q)
 echo "-- on PostgreSQL"
 (cd sdk-tests && STACKBILL_BIN="$bin" "$venv/bin/python" -m pytest -q)
+
+echo "== The console in a real browser (browser-tests/)"
+if ! command -v chromium > /dev/null; then
+  echo "installing Chromium (Debian package chromium)" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  fi
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r browser-tests/requirements.txt
+# Screenshots of every page, for people to look at.
+screenshots=${STACKBILL_SCREENSHOTS:-"$(realpath "$target")/console-screenshots"}
+(cd browser-tests && env -u STACKBILL_TEST_POSTGRES STACKBILL_BIN="$bin" \
+  STACKBILL_SCREENSHOTS="$screenshots" "$venv/bin/python" -m pytest -q)
+echo "console screenshots: $screenshots"

@@ -1,0 +1,149 @@
+"""The console as people use it, in a real browser: sign in, read the month end, and find
+exactly the API's numbers; another partner's invoice is missing; a form without its CSRF
+token is refused; no page logs an error."""
+
+import datetime
+import os
+
+import pytest
+
+from conftest import ADMIN_TOKEN
+
+
+class Tab:
+    """A page that records every console error and failed request."""
+
+    def __init__(self, context):
+        self.page = context.new_page()
+        self.errors = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url}"))
+
+    def goto(self, url):
+        return self.page.goto(url)
+
+    def clean(self):
+        """Asserts no error was logged, and the stylesheet applied (its SRI hash held)."""
+        assert self.errors == []
+        family = self.page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert "system-ui" in family, family
+
+
+def sign_in(browser, server, token, **context_options):
+    context = browser.new_context(**context_options)
+    tab = Tab(context)
+    tab.goto(server.base + "/")
+    assert tab.page.url.endswith("/login")
+    tab.page.fill("#token", token)
+    tab.page.click("button[type=submit]")
+    tab.page.wait_for_load_state()
+    return context, tab
+
+
+def months():
+    today = datetime.date.today()
+    this = today.strftime("%Y-%m")
+    last = (today.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
+    return last, this
+
+
+def test_the_month_end_reads_as_the_api_says(browser, server, screenshots):
+    last, this = months()
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    assert page.url == server.base + "/", page.url
+    tab.clean()
+    page.screenshot(path=os.path.join(screenshots, "overview.png"), full_page=True)
+
+    # The overview's subscriptions are this month's invoices, total for total.
+    api = server.api(f"/v1/invoices?period={this}")["value"]
+    shown = {
+        row.query_selector("td:nth-child(2)").inner_text(): row.query_selector("td.num").inner_text()
+        for row in page.query_selector_all("#revenue tbody tr")
+    }
+    assert shown == {i["subscriptionId"]: f"{i['total']} {i['currency']}" for i in api}
+
+    # Last month's invoices, all final, and one of them line by line.
+    tab.goto(f"{server.base}/invoices?period={last}")
+    tab.clean()
+    page.screenshot(path=os.path.join(screenshots, "invoices.png"), full_page=True)
+    finals = server.api(f"/v1/invoices?period={last}")["value"]
+    rows = page.query_selector_all("#invoices tbody tr")
+    assert len(rows) == len(finals)
+    assert all(r.query_selector("span.tag").inner_text() == "final" for r in rows)
+    invoice = max(finals, key=lambda i: len(i["lines"]))
+    page.click(f"a[href='/invoices/{invoice['subscriptionId']}/{last}']")
+    page.wait_for_load_state()
+    tab.clean()
+    page.screenshot(path=os.path.join(screenshots, "invoice.png"), full_page=True)
+    assert page.inner_text("#total") == invoice["total"]
+    assert len(page.query_selector_all("#lines tbody tr")) == len(invoice["lines"])
+    for line in invoice["lines"]:
+        assert line["meterName"] in page.inner_text("#lines")
+
+    # This month's draft with the adjustment carrying last month's late record.
+    adjusted = next(i for i in api if i["adjustments"])
+    tab.goto(f"{server.base}/invoices/{adjusted['subscriptionId']}/{this}")
+    tab.clean()
+    assert "LateUsage" in page.inner_text("#adjustments")
+    assert page.inner_text("#total") == adjusted["total"]
+
+    # Dark and narrow: the same pages render, with no error.
+    dark = browser.new_context(color_scheme="dark", viewport={"width": 390, "height": 844})
+    dark.add_cookies(context.cookies())
+    narrow = Tab(dark)
+    narrow.goto(server.base + "/")
+    narrow.clean()
+    narrow.page.screenshot(path=os.path.join(screenshots, "overview-dark-phone.png"), full_page=True)
+    background = narrow.page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(17, 20, 24)", background
+    dark.close()
+
+    # Signing out ends the session.
+    page.click("header button[type=submit]")
+    page.wait_for_load_state()
+    assert page.url.endswith("/login")
+    tab.goto(server.base + "/")
+    assert page.url.endswith("/login")
+    context.close()
+
+
+def test_another_partners_invoice_is_missing_and_forms_need_their_csrf_token(browser, server, screenshots):
+    last, _ = months()
+    server.cli("partner", "add", "fabrikam-csp", "--name", "Fabrikam")
+    created = server.api("/v1/tokens", method="POST",
+                         body={"role": "partner", "partnerId": "fabrikam-csp", "name": "browser"})
+    context, tab = sign_in(browser, server, created["token"])
+    tab.clean()
+    contoso = server.api(f"/v1/invoices?period={last}")["value"][0]
+    answer = tab.goto(f"{server.base}/invoices/{contoso['subscriptionId']}/{last}")
+    assert answer.status == 404
+    assert "Not found" in tab.page.inner_text("h1")
+    assert contoso["total"] not in tab.page.inner_text("main")
+    tab.page.screenshot(path=os.path.join(screenshots, "not-found.png"))
+    tab.goto(f"{server.base}/invoices?period={last}")
+    assert contoso["subscriptionId"] not in tab.page.inner_text("main")
+
+    status = tab.page.evaluate(
+        """fetch('/logout', {method: 'POST',
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+             body: 'csrf=forged'}).then(r => r.status)"""
+    )
+    assert status == 403
+    context.close()
+
+
+def test_a_wrong_token_is_named_and_the_sign_in_page_is_clean(browser, server, screenshots):
+    context = browser.new_context()
+    tab = Tab(context)
+    tab.goto(server.base + "/login")
+    tab.page.screenshot(path=os.path.join(screenshots, "sign-in.png"))
+    tab.page.fill("#token", "not-a-token")
+    tab.page.click("button[type=submit]")
+    tab.page.wait_for_load_state()
+    assert "not valid" in tab.page.inner_text("[role=alert]")
+    # The 401 answer itself is the one expected failure the browser logs.
+    tab.errors = [e for e in tab.errors if "401" not in e]
+    tab.clean()
+    context.close()
