@@ -89,6 +89,30 @@ def test_the_month_end_reads_as_the_api_says(browser, server, screenshots):
     assert "LateUsage" in page.inner_text("#adjustments")
     assert page.inner_text("#total") == adjusted["total"]
 
+    # Finalizing this month from the console (offered only for ended months, so asked for
+    # by address): confirmed, then refused by the API's rule.
+    tab.goto(f"{server.base}/invoices?period={this}")
+    assert page.query_selector(f"a[href='/finalize?period={this}']") is None
+    tab.goto(f"{server.base}/finalize?period={this}")
+    tab.clean()
+    assert "cannot be undone" in page.inner_text("main")
+    page.screenshot(path=os.path.join(screenshots, "finalize.png"))
+    with page.expect_response(lambda r: r.url.endswith("/finalize")) as answer:
+        page.click("main button[type=submit]")
+    assert answer.value.status == 409
+    assert "has not ended yet" in page.inner_text("[role=alert]")
+    tab.errors = [e for e in tab.errors if "409" not in e]
+    tab.clean()
+    assert server.api(f"/v1/invoices?period={this}")["value"][0]["status"] == "draft"
+
+    # A line's raw records add up to it.
+    tab.goto(f"{server.base}/invoices/{invoice['subscriptionId']}/{last}")
+    first = invoice["lines"][0]
+    page.click(f"#lines a[href$='meter={first['meterId']}']")
+    page.wait_for_load_state()
+    tab.clean()
+    assert f"{first['quantity']} {first['unit']} in all" in page.inner_text("main")
+
     # Dark and narrow: the same pages render, with no error.
     dark = browser.new_context(color_scheme="dark", viewport={"width": 390, "height": 844})
     dark.add_cookies(context.cookies())

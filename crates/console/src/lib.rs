@@ -26,5 +26,14 @@ pub fn pages() -> Router<AppState> {
         .route("/logout", post(pages::logout))
         .route("/invoices", get(pages::invoices))
         .route("/invoices/{subscription}/{period}", get(pages::invoice))
+        .route(
+            "/invoices/{subscription}/{period}/csv",
+            get(pages::invoice_csv),
+        )
+        .route(
+            "/invoices/{subscription}/{period}/records",
+            get(pages::records),
+        )
+        .route("/finalize", get(pages::finalize_form).post(pages::finalize))
         .route("/assets/{file}", get(pages::asset))
 }

@@ -500,6 +500,8 @@ struct InvoicesPage {
     layout: Layout,
     period: Period,
     rows: Vec<InvoiceRow>,
+    drafts: usize,
+    can_finalize: bool,
 }
 
 /// `GET /invoices?period=`.
@@ -525,6 +527,11 @@ pub(crate) async fn invoices(
             layout: Layout::new(Some(&session)),
             period,
             rows: rows(&invoices, &names),
+            drafts: invoices
+                .iter()
+                .filter(|i| i.status == InvoiceStatus::Draft)
+                .count(),
+            can_finalize: period.end() <= state.store.now(),
         })
     };
     match page.await {
@@ -535,6 +542,7 @@ pub(crate) async fn invoices(
 
 /// A line as the invoice page shows it.
 pub(crate) struct LineRow {
+    meter_id: String,
     meter: String,
     unit: String,
     quantity: String,
@@ -572,6 +580,7 @@ pub(crate) struct InvoiceView {
 struct InvoicePage {
     layout: Layout,
     invoice: InvoiceView,
+    as_of: String,
 }
 
 fn invoice_view(invoice: &Invoice, names: &InvoiceNames) -> InvoiceView {
@@ -603,6 +612,7 @@ fn invoice_view(invoice: &Invoice, names: &InvoiceNames) -> InvoiceView {
             .map(|l| {
                 let (meter, unit) = meter(l.meter_id);
                 LineRow {
+                    meter_id: l.meter_id.to_string(),
                     meter,
                     unit,
                     quantity: l.quantity.to_string(),
@@ -642,44 +652,346 @@ fn invoice_view(invoice: &Invoice, names: &InvoiceNames) -> InvoiceView {
     }
 }
 
-/// `GET /invoices/{subscription}/{period}`: another partner's invoice is missing here too.
+/// `GET /invoices/{subscription}/{period}[?asOf=]`: another partner's invoice is missing
+/// here too.
 pub(crate) async fn invoice(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((subscription, period)): Path<(String, String)>,
+    Query(query): Query<AsOfQuery>,
+) -> Response {
+    let as_of = query
+        .as_of
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let (session, invoice) =
+        match visible_invoice(&state, &headers, &subscription, &period, as_of).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let names = match InvoiceNames::load(&state.store).await {
+        Ok(names) => names,
+        Err(error) => return store_failure(&session, error),
+    };
+    let page = InvoicePage {
+        layout: Layout::new(Some(&session)),
+        invoice: invoice_view(&invoice, &names),
+        as_of: as_of.unwrap_or_default().to_owned(),
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AsOfQuery {
+    #[serde(rename = "asOf")]
+    as_of: Option<String>,
+}
+
+/// The session and the invoice named by the path, when the session may see it.
+async fn visible_invoice(
+    state: &AppState,
+    headers: &HeaderMap,
+    subscription: &str,
+    period: &str,
+    as_of: Option<&str>,
+) -> Result<(Session, Invoice), Response> {
+    let session = signed_in(state, headers).await?;
+    let as_of = match as_of {
+        None => None,
+        Some(text) => Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+            error_page(
+                Some(&session),
+                StatusCode::BAD_REQUEST,
+                "Cannot show this page",
+                format!("'{text}' is not an instant: give e.g. 2025-06-01T00:00:00Z"),
+            )
+        })?),
+    };
+    let missing = |session: &Session, what: String| {
+        error_page(Some(session), StatusCode::NOT_FOUND, "Not found", what)
+    };
+    let (Ok(id), Ok(month)) = (
+        subscription.parse::<SubscriptionId>(),
+        period.parse::<Period>(),
+    ) else {
+        return Err(missing(
+            &session,
+            format!("There is no invoice {subscription} {period}."),
+        ));
+    };
+    if let Err(error) =
+        stackbill_api::access::check_subscription(&state.store, &session.caller, id).await
+    {
+        return Err(refusal(&session, error));
+    }
+    match state.store.invoice(id, month, as_of).await {
+        Ok(Some(invoice)) => Ok((session, invoice)),
+        Ok(None) => Err(missing(
+            &session,
+            format!("Subscription {id} has no usage or adjustment in {month}."),
+        )),
+        Err(error) => Err(store_failure(&session, error)),
+    }
+}
+
+/// `GET /invoices/{subscription}/{period}/csv`: the invoice as the API's CSV, to download.
+pub(crate) async fn invoice_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((subscription, period)): Path<(String, String)>,
+) -> Response {
+    let (session, invoice) =
+        match visible_invoice(&state, &headers, &subscription, &period, None).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let names = match InvoiceNames::load(&state.store).await {
+        Ok(names) => names,
+        Err(error) => return store_failure(&session, error),
+    };
+    let file = format!(
+        "attachment; filename=\"{}-{}.csv\"",
+        invoice.subscription_id, invoice.period
+    );
+    let csv =
+        stackbill_api::billing::invoice_csv(&stackbill_api::billing::invoice_dto(invoice, &names));
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        csv,
+    )
+        .into_response()
+}
+
+/// Records a drill-down page shows.
+const RECORDS_PER_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+pub(crate) struct RecordsQuery {
+    meter: Option<String>,
+    page: Option<usize>,
+}
+
+/// One raw record.
+pub(crate) struct RecordRow {
+    id: String,
+    cloud: String,
+    tenant: String,
+    start: String,
+    quantity: String,
+}
+
+#[derive(Template)]
+#[template(path = "records.html")]
+struct RecordsPage {
+    layout: Layout,
+    subscription: String,
+    period: String,
+    meter_id: String,
+    meter: String,
+    unit: String,
+    count: usize,
+    quantity: String,
+    rows: Vec<RecordRow>,
+    page: usize,
+    pages: usize,
+    previous: Option<usize>,
+    next: Option<usize>,
+}
+
+/// `GET /invoices/{subscription}/{period}/records?meter=&page=`: the raw records behind a
+/// line, a page at a time.
+pub(crate) async fn records(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((subscription, period)): Path<(String, String)>,
+    Query(query): Query<RecordsQuery>,
+) -> Response {
+    let (session, invoice) =
+        match visible_invoice(&state, &headers, &subscription, &period, None).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        };
+    let Some(meter) = query
+        .meter
+        .as_deref()
+        .and_then(|m| m.parse::<stackbill_core::MeterId>().ok())
+    else {
+        return error_page(
+            Some(&session),
+            StatusCode::BAD_REQUEST,
+            "Cannot show this page",
+            "Choose a line of the invoice: its meter is missing or not a GUID.".to_owned(),
+        );
+    };
+    let page = async {
+        let failure = |error| store_failure(&session, error);
+        let records = (state.store)
+            .invoice_records(
+                invoice.subscription_id,
+                invoice.period,
+                Some(meter),
+                None,
+                None,
+            )
+            .await
+            .map_err(failure)?;
+        let names = InvoiceNames::load(&state.store).await.map_err(failure)?;
+        let total = records
+            .iter()
+            .try_fold(stackbill_core::total::Total::ZERO, |sum, r| {
+                sum.checked_add(stackbill_core::total::Total::from_decimal(
+                    r.quantity.value(),
+                ))
+            })
+            .map_or_else(|| "too large to add up".to_owned(), |t| t.to_string());
+        let pages = records.len().div_ceil(RECORDS_PER_PAGE).max(1);
+        let page = query.page.unwrap_or(1).clamp(1, pages);
+        let (name, unit) = names.meters.get(&meter).map_or_else(
+            || (meter.to_string(), String::new()),
+            |m| (m.name.clone(), m.unit.clone()),
+        );
+        Ok::<_, Response>(RecordsPage {
+            layout: Layout::new(Some(&session)),
+            subscription: invoice.subscription_id.to_string(),
+            period: invoice.period.to_string(),
+            meter_id: meter.to_string(),
+            meter: name,
+            unit,
+            count: records.len(),
+            quantity: total,
+            rows: records
+                .iter()
+                .skip((page - 1) * RECORDS_PER_PAGE)
+                .take(RECORDS_PER_PAGE)
+                .map(|r| RecordRow {
+                    id: r.id.as_str().to_owned(),
+                    cloud: r.cloud_id.to_string(),
+                    tenant: r.tenant_id.to_string(),
+                    start: r.usage_start.to_string(),
+                    quantity: r.quantity.to_string(),
+                })
+                .collect(),
+            page,
+            pages,
+            previous: (page > 1).then(|| page - 1),
+            next: (page < pages).then(|| page + 1),
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "finalize.html")]
+struct FinalizePage {
+    layout: Layout,
+    period: Period,
+    partner: Option<String>,
+    drafts: usize,
+    totals: Vec<Total>,
+    done: Option<String>,
+}
+
+/// `GET /finalize?period=`: what finalizing the month freezes, and the form that does it.
+pub(crate) async fn finalize_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<PeriodQuery>,
 ) -> Response {
     let session = match signed_in(&state, &headers).await {
         Ok(session) => session,
         Err(response) => return response,
     };
-    let not_found =
-        |what: String| error_page(Some(&session), StatusCode::NOT_FOUND, "Not found", what);
-    let (Ok(subscription), Ok(period)) = (
-        subscription.parse::<SubscriptionId>(),
-        period.parse::<Period>(),
-    ) else {
-        return not_found(format!("There is no invoice {subscription} {period}."));
-    };
-    if let Err(error) =
-        stackbill_api::access::check_subscription(&state.store, &session.caller, subscription).await
-    {
-        return refusal(&session, error);
-    }
     let page = async {
+        let period = period_of(&state, &session, &query)?;
+        let scope = scope(&session)?;
         let failure = |error| store_failure(&session, error);
         let names = InvoiceNames::load(&state.store).await.map_err(failure)?;
-        let invoice = (state.store)
-            .invoice(subscription, period, None)
+        let (invoices, _) = (state.store)
+            .invoice_list(period, scope.clone(), None)
             .await
-            .map_err(failure)?
-            .ok_or_else(|| {
-                not_found(format!(
-                    "Subscription {subscription} has no usage or adjustment in {period}."
-                ))
-            })?;
-        Ok::<_, Response>(InvoicePage {
+            .map_err(failure)?;
+        let drafts: Vec<&Invoice> = invoices
+            .iter()
+            .filter(|i| i.status == InvoiceStatus::Draft)
+            .collect();
+        Ok::<_, Response>(FinalizePage {
             layout: Layout::new(Some(&session)),
-            invoice: invoice_view(&invoice, &names),
+            period,
+            partner: scope.as_ref().map(|p| partner_text(&names, Some(p))),
+            drafts: drafts.len(),
+            totals: totals(drafts.into_iter(), &names),
+            done: None,
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct FinalizeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    period: String,
+}
+
+/// `POST /finalize`: freezes the month's drafts (an admin's: everybody's; a partner's: its
+/// own), with the API's rules (a month that has not ended is refused).
+pub(crate) async fn finalize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<FinalizeForm>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    if !same(&form.csrf, &session.csrf) {
+        return error_page(
+            Some(&session),
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "The form lacks its CSRF token; reload the page and try again.".to_owned(),
+        );
+    }
+    let page = async {
+        let query = PeriodQuery {
+            period: Some(form.period.clone()),
+        };
+        let period = period_of(&state, &session, &query)?;
+        let scope = scope(&session)?;
+        let (finals, failed) = (state.store)
+            .finalize_period_reporting(period, scope.clone())
+            .await
+            .map_err(|error| store_failure(&session, error))?;
+        let mut done = format!("{period} is final: {} invoices frozen.", finals.len());
+        if !failed.is_empty() {
+            done.push_str(&format!(
+                " {} could not be computed and stay drafts: {}.",
+                failed.len(),
+                failed
+                    .iter()
+                    .map(|(id, error)| format!("{id} ({error})"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        Ok::<_, Response>(FinalizePage {
+            layout: Layout::new(Some(&session)),
+            period,
+            partner: None,
+            drafts: 0,
+            totals: Vec::new(),
+            done: Some(done),
         })
     };
     match page.await {

@@ -292,3 +292,124 @@ async fn pages_show_the_apis_numbers_and_another_partners_invoice_is_missing() {
     let gone = send(&router, Method::GET, "/", &p2, None).await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_line_drills_down_to_its_records_and_a_month_is_finalized_after_confirmation() {
+    let (app, router) = app().await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let sub = fixtures::customer(1).to_string();
+    let path = format!("/invoices/{sub}/2025-05");
+    let api: Value = app.get(&format!("/v1/invoices/{sub}/2025-05")).await.body;
+    let line = &api["lines"][0];
+
+    // The records behind a line add up to its quantity, 100 to a page.
+    let records = send(
+        &router,
+        Method::GET,
+        &format!("{path}/records?meter={}", line["meterId"].as_str().unwrap()),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(records.status, StatusCode::OK, "{}", records.body);
+    assert!(
+        records.body.contains(&format!(
+            "{} {}",
+            line["quantity"].as_str().unwrap(),
+            line["unit"].as_str().unwrap()
+        )),
+        "{}",
+        records.body
+    );
+    assert_eq!(records.body.matches("<tr><td>").count(), 100);
+    assert!(records.body.contains("rel=\"next\""));
+
+    // The CSV download is the API's CSV.
+    let csv = send(&router, Method::GET, &format!("{path}/csv"), &admin, None).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.body.starts_with("subscriptionId,customerName,"),
+        "{}",
+        csv.body
+    );
+
+    // As of an instant before any usage, the invoice did not exist.
+    let before = send(
+        &router,
+        Method::GET,
+        &format!("{path}?asOf=2025-01-01T00:00:00Z"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(before.status, StatusCode::NOT_FOUND, "{}", before.body);
+
+    // Finalizing asks first, needs the CSRF token, then freezes the month.
+    let list = send(
+        &router,
+        Method::GET,
+        "/invoices?period=2025-05",
+        &admin,
+        None,
+    )
+    .await;
+    assert!(
+        list.body.contains("href=\"/finalize?period=2025-05\""),
+        "{}",
+        list.body
+    );
+    let confirm = send(
+        &router,
+        Method::GET,
+        "/finalize?period=2025-05",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.body.contains("cannot be undone"),
+        "{}",
+        confirm.body
+    );
+    let token = csrf(&confirm.body);
+    let forged = send(
+        &router,
+        Method::POST,
+        "/finalize",
+        &admin,
+        Some("csrf=forged&period=2025-05"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get(&format!("/v1/invoices/{sub}/2025-05")).await.body["status"],
+        "draft"
+    );
+    let done = send(
+        &router,
+        Method::POST,
+        "/finalize",
+        &admin,
+        Some(&format!("csrf={token}&period=2025-05")),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("2025-05 is final"), "{}", done.body);
+    assert_eq!(
+        app.get(&format!("/v1/invoices/{sub}/2025-05")).await.body["status"],
+        "final"
+    );
+
+    // A month that has not ended is refused with the API's reason.
+    let open = send(
+        &router,
+        Method::POST,
+        "/finalize",
+        &admin,
+        Some(&format!("csrf={token}&period=2025-06")),
+    )
+    .await;
+    assert_eq!(open.status, StatusCode::CONFLICT, "{}", open.body);
+    assert!(open.body.contains("2025-06"), "{}", open.body);
+}
