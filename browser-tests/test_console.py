@@ -171,3 +171,28 @@ def test_a_wrong_token_is_named_and_the_sign_in_page_is_clean(browser, server, s
     tab.errors = [e for e in tab.errors if "401" not in e]
     tab.clean()
     context.close()
+
+
+def test_an_unmapped_tenant_is_mapped_from_the_console_and_the_api_sees_it(browser, server, screenshots):
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    link = page.query_selector("#unmapped a")
+    assert link is not None, "the demo has tenants billed to a default subscription"
+    href = link.get_attribute("href")
+    registration = href.split("/")[2].split("?")[0]
+    tenant = href.split("tenant=")[1]
+    subscriptions = server.api("/v1/subscriptions?$top=1000")["value"]
+    own = next(s for s in subscriptions if s.get("customerTenantId") == tenant)
+    link.click()
+    page.wait_for_load_state()
+    tab.clean()
+    assert page.input_value("#tenant") == tenant
+    page.fill("#subscription", own["subscriptionId"])
+    page.click("form[action$='/map'] button[type=submit]")
+    page.wait_for_load_state()
+    tab.clean()
+    assert f"Tenant {tenant} is billed to {own['subscriptionId']}" in page.inner_text("[role=status]")
+    page.screenshot(path=os.path.join(screenshots, "stack.png"), full_page=True)
+    mapping = server.api(f"/v1/registrations/{registration}/customerSubscriptions/{own['subscriptionId']}")
+    assert mapping["tenantId"] == tenant
+    context.close()

@@ -102,7 +102,7 @@ pub(crate) async fn registration_partner(
 }
 
 /// Admins and the owning partner may manage a registration; to another partner it does not exist.
-pub(crate) async fn check_registration(
+pub async fn check_registration(
     store: &Store,
     caller: &Caller,
     name: &RegistrationName,

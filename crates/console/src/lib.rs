@@ -11,6 +11,7 @@
 
 mod pages;
 mod session;
+mod stacks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -35,5 +36,9 @@ pub fn pages() -> Router<AppState> {
             get(pages::records),
         )
         .route("/finalize", get(pages::finalize_form).post(pages::finalize))
+        .route("/stacks", get(stacks::stacks))
+        .route("/stacks/{name}", get(stacks::stack))
+        .route("/stacks/{name}/map", post(stacks::map))
+        .route("/stacks/{name}/end", post(stacks::end))
         .route("/assets/{file}", get(pages::asset))
 }

@@ -46,14 +46,14 @@ fn stylesheet() -> &'static (String, String) {
 
 /// What every page's frame shows.
 pub(crate) struct Layout {
-    css_href: &'static str,
-    css_integrity: &'static str,
-    who: Option<String>,
-    csrf: String,
+    pub(crate) css_href: &'static str,
+    pub(crate) css_integrity: &'static str,
+    pub(crate) who: Option<String>,
+    pub(crate) csrf: String,
 }
 
 impl Layout {
-    fn new(session: Option<&Session>) -> Self {
+    pub(crate) fn new(session: Option<&Session>) -> Self {
         let (href, integrity) = stylesheet();
         Self {
             css_href: href,
@@ -73,7 +73,7 @@ fn describe(caller: &Caller) -> String {
     }
 }
 
-fn render(template: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -95,7 +95,7 @@ struct ErrorPage {
     message: String,
 }
 
-fn error_page(
+pub(crate) fn error_page(
     session: Option<&Session>,
     status: StatusCode,
     heading: &str,
@@ -113,7 +113,7 @@ fn error_page(
 
 /// An API refusal as a page with the same status: another partner's object is missing here
 /// as it is over the API.
-fn refusal(session: &Session, error: ApiError) -> Response {
+pub(crate) fn refusal(session: &Session, error: ApiError) -> Response {
     let status = stackbill_api::error::status(error.code);
     if status.is_server_error() {
         tracing::error!(code = %error.code, message = %error.message, "a console page failed");
@@ -126,7 +126,7 @@ fn refusal(session: &Session, error: ApiError) -> Response {
     error_page(Some(session), status, heading, error.message)
 }
 
-fn store_failure(session: &Session, error: stackbill_store::StoreError) -> Response {
+pub(crate) fn store_failure(session: &Session, error: stackbill_store::StoreError) -> Response {
     refusal(session, ApiError::from(error))
 }
 
@@ -255,7 +255,7 @@ pub(crate) async fn logout(
 }
 
 /// The session, or the answer that sends the browser to sign in.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     session(state, headers)
         .await
         .ok_or_else(|| Redirect::to("/login").into_response())
@@ -263,10 +263,14 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Res
 
 #[derive(Deserialize)]
 pub(crate) struct PeriodQuery {
-    period: Option<String>,
+    pub(crate) period: Option<String>,
 }
 
-fn period_of(state: &AppState, session: &Session, query: &PeriodQuery) -> Result<Period, Response> {
+pub(crate) fn period_of(
+    state: &AppState,
+    session: &Session,
+    query: &PeriodQuery,
+) -> Result<Period, Response> {
     match query.period.as_deref().filter(|p| !p.is_empty()) {
         None => Ok(Period::containing(state.store.now())),
         Some(text) => text.parse().map_err(|_| {
@@ -282,7 +286,7 @@ fn period_of(state: &AppState, session: &Session, query: &PeriodQuery) -> Result
 
 /// Whose invoices the session may see: everybody's (admin) or one partner's; a customer sees
 /// no CSP subscription's usage or invoices.
-fn scope(session: &Session) -> Result<Option<PartnerId>, Response> {
+pub(crate) fn scope(session: &Session) -> Result<Option<PartnerId>, Response> {
     session
         .caller
         .partner_scope()
@@ -309,7 +313,7 @@ fn status_text(status: InvoiceStatus) -> &'static str {
     }
 }
 
-fn partner_text(names: &InvoiceNames, partner: Option<&PartnerId>) -> String {
+pub(crate) fn partner_text(names: &InvoiceNames, partner: Option<&PartnerId>) -> String {
     match partner {
         Some(id) => names
             .partners
@@ -379,6 +383,69 @@ fn totals<'a>(invoices: impl Iterator<Item = &'a Invoice>, names: &InvoiceNames)
         .collect()
 }
 
+/// A tenant whose usage this month went to its stack's default subscription: the CSP's
+/// most likely lost revenue, one click from being mapped.
+pub(crate) struct UnmappedRow {
+    registration: String,
+    tenant: String,
+    records: usize,
+    amount: String,
+}
+
+/// At most this many unmapped tenants are listed, the busiest first.
+const UNMAPPED_SHOWN: usize = 20;
+
+/// The tenants billed to each visible registration's default subscription in `period`.
+async fn unmapped_tenants(
+    state: &AppState,
+    scope: Option<PartnerId>,
+    period: Period,
+) -> Result<Vec<UnmappedRow>, stackbill_store::StoreError> {
+    let registrations = state.store.registrations(scope).await?;
+    let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    for r in &registrations {
+        if !seen.insert(r.default_subscription) {
+            continue;
+        }
+        let records = (state.store)
+            .invoice_records(r.default_subscription, period, None, None, None)
+            .await?;
+        let mut by_tenant: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for record in &records {
+            let stack = registrations
+                .iter()
+                .find(|x| x.cloud_id == record.cloud_id)
+                .map_or_else(|| record.cloud_id.to_string(), |x| x.name.to_string());
+            *by_tenant
+                .entry((stack, record.tenant_id.to_string()))
+                .or_default() += 1;
+        }
+        let billed = state
+            .store
+            .invoice(r.default_subscription, period, None)
+            .await?;
+        let amount = billed.map_or_else(String::new, |i| format!("{} {}", i.total, i.currency));
+        rows.extend(
+            by_tenant
+                .into_iter()
+                .map(|((registration, tenant), records)| UnmappedRow {
+                    registration,
+                    tenant,
+                    records,
+                    amount: amount.clone(),
+                }),
+        );
+    }
+    rows.sort_by(|a, b| {
+        b.records
+            .cmp(&a.records)
+            .then_with(|| a.tenant.cmp(&b.tenant))
+    });
+    rows.truncate(UNMAPPED_SHOWN);
+    Ok(rows)
+}
+
 /// A collector's row.
 pub(crate) struct CollectorRow {
     registration: String,
@@ -399,6 +466,7 @@ struct OverviewPage {
     rows: Vec<InvoiceRow>,
     finals: Vec<Total>,
     collectors: Vec<CollectorRow>,
+    unmapped: Vec<UnmappedRow>,
 }
 
 /// `GET /`: the month's revenue so far, last month's finals and the collectors.
@@ -480,7 +548,11 @@ async fn overview_page(
             held: c.held,
         })
         .collect();
+    let unmapped = unmapped_tenants(state, scope.clone(), period)
+        .await
+        .map_err(failure)?;
     Ok(OverviewPage {
+        unmapped,
         layout: Layout::new(Some(session)),
         period,
         previous,

@@ -413,3 +413,118 @@ async fn a_line_drills_down_to_its_records_and_a_month_is_finalized_after_confir
     assert_eq!(open.status, StatusCode::CONFLICT, "{}", open.body);
     assert!(open.body.contains("2025-06"), "{}", open.body);
 }
+
+#[tokio::test]
+async fn an_unmapped_tenant_is_mapped_from_the_console_under_the_apis_rules() {
+    let (app, router) = app().await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let tenant = fixtures::tenant(3).to_string();
+    let sub = fixtures::customer(3).to_string();
+    app.put(
+        &format!("/v1/subscriptions/{sub}"),
+        json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": tenant}),
+    )
+    .await;
+
+    // Tenant 3's May usage went to the default subscription: the overview offers to map it.
+    let overview = send(&router, Method::GET, "/?period=2025-05", &admin, None).await;
+    let link = format!("/stacks/hub?tenant={tenant}");
+    assert!(overview.body.contains(&link), "{}", overview.body);
+    let stack = send(&router, Method::GET, &link, &admin, None).await;
+    assert_eq!(stack.status, StatusCode::OK, "{}", stack.body);
+    assert!(
+        stack.body.contains(&format!("value=\"{tenant}\"")),
+        "the tenant is filled in"
+    );
+    let token = csrf(&stack.body);
+
+    // Without the CSRF token nothing changes.
+    let forged = format!("csrf=forged&tenant={tenant}&subscription={sub}");
+    let refused = send(
+        &router,
+        Method::POST,
+        "/stacks/hub/map",
+        &admin,
+        Some(&forged),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mapped = app.get("/v1/registrations/hub/customerSubscriptions").await;
+    assert_eq!(mapped.body["value"].as_array().unwrap().len(), 1);
+
+    // Another partner's customer is refused with the API's code.
+    app.put(
+        "/v1/subscriptions/c0000000-0000-0000-0000-000000000099",
+        json!({"offerType": "CSP", "partnerId": "p2", "customerTenantId": tenant}),
+    )
+    .await;
+    let foreign =
+        format!("csrf={token}&tenant={tenant}&subscription=c0000000-0000-0000-0000-000000000099");
+    let refused = send(
+        &router,
+        Method::POST,
+        "/stacks/hub/map",
+        &admin,
+        Some(&foreign),
+    )
+    .await;
+    assert!(refused.status.is_client_error(), "{}", refused.status);
+    assert!(
+        refused.body.contains("BadCustomerSubscriptionId"),
+        "{}",
+        refused.body
+    );
+
+    // Mapped from May on (backdated): the API sees it, the timeline marks it.
+    let form = format!(
+        "csrf={token}&tenant={tenant}&subscription={sub}&effective_from=2025-05-01T00%3A00%3A00Z"
+    );
+    let done = send(
+        &router,
+        Method::POST,
+        "/stacks/hub/map",
+        &admin,
+        Some(&form),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("backdated"), "{}", done.body);
+    let mapping = app
+        .get(&format!(
+            "/v1/registrations/hub/customerSubscriptions/{sub}"
+        ))
+        .await;
+    assert_eq!(mapping.status, 200, "{mapping:?}");
+    assert_eq!(mapping.body["tenantId"], tenant.as_str());
+    let overview = send(&router, Method::GET, "/?period=2025-05", &admin, None).await;
+    assert!(
+        !overview.body.contains(&link),
+        "tenant 3 is no longer unmapped"
+    );
+
+    // Ending the mapping sends its usage to the default subscription again.
+    let end = format!("csrf={token}&subscription={sub}");
+    let ended = send(&router, Method::POST, "/stacks/hub/end", &admin, Some(&end)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert!(
+        ended.body.contains("billed to the default subscription"),
+        "{}",
+        ended.body
+    );
+    let gone = app
+        .get(&format!(
+            "/v1/registrations/hub/customerSubscriptions/{sub}"
+        ))
+        .await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+
+    // Another partner does not see the stack.
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let hidden = send(&router, Method::GET, "/stacks/hub", &p2, None).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let list = send(&router, Method::GET, "/stacks", &p2, None).await;
+    assert!(!list.body.contains("/stacks/hub"), "{}", list.body);
+}
