@@ -56,6 +56,12 @@ def test_the_month_end_reads_as_the_api_says(browser, server, screenshots):
     tab.clean()
     page.screenshot(path=os.path.join(screenshots, "overview.png"), full_page=True)
 
+    # One chart per charted meter, drawn by the vendored uPlot (its SRI hash held).
+    charted = page.evaluate("JSON.parse(document.getElementById('usage-data').textContent).meters.length")
+    assert charted > 0
+    page.wait_for_selector("#usage-charts figure.chart canvas")
+    assert len(page.query_selector_all("#usage-charts figure.chart canvas")) == charted
+
     # The overview's subscriptions are this month's invoices, total for total.
     api = server.api(f"/v1/invoices?period={this}")["value"]
     shown = {

@@ -298,6 +298,34 @@ fn hour_text(hour: i64) -> String {
 }
 
 /// Usage per meter and hour or day
+/// The usage of stack `cloud` that `caller` may see: all of it for an admin; for a partner,
+/// what its own registrations of the stack covered, not that of another partner's
+/// registration before or after them.
+pub async fn cloud_scope(
+    store: &stackbill_store::Store,
+    caller: &Caller,
+    cloud: CloudId,
+) -> Result<UsageScope, ApiError> {
+    let Some(own) = caller.partner_scope()? else {
+        return Ok(UsageScope::Cloud(cloud));
+    };
+    let mut own_spans = Vec::new();
+    for (registration, span) in store.cloud_history(cloud).await? {
+        let partner = subscription_partner(store, registration.default_subscription).await?;
+        if partner.as_ref() == Some(own) {
+            own_spans.push(span);
+        }
+    }
+    if own_spans.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::RegistrationNotFound,
+            format!("no registration of cloud {cloud} was found"),
+        )
+        .with_target("cloudId"));
+    }
+    Ok(UsageScope::CloudWithin(cloud, own_spans))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/usage/aggregates",
@@ -335,30 +363,10 @@ pub(crate) async fn get_aggregates(
             ));
         }
     };
-    if let Some(own) = caller.partner_scope()? {
+    if caller.partner_scope()?.is_some() {
         match scope.clone() {
             UsageScope::Subscription(id) => check_subscription(&state.store, &caller, id).await?,
-            UsageScope::Cloud(cloud) => {
-                // A partner sees the usage its own registrations of the stack covered, not
-                // that of another partner's registration before or after them.
-                let mut own_spans = Vec::new();
-                for (registration, span) in state.store.cloud_history(cloud).await? {
-                    let partner =
-                        subscription_partner(&state.store, registration.default_subscription)
-                            .await?;
-                    if partner.as_ref() == Some(own) {
-                        own_spans.push(span);
-                    }
-                }
-                if own_spans.is_empty() {
-                    return Err(ApiError::new(
-                        ErrorCode::RegistrationNotFound,
-                        format!("no registration of cloud {cloud} was found"),
-                    )
-                    .with_target("cloudId"));
-                }
-                scope = UsageScope::CloudWithin(cloud, own_spans);
-            }
+            UsageScope::Cloud(cloud) => scope = cloud_scope(&state.store, &caller, cloud).await?,
             UsageScope::CloudWithin(..) => {}
             UsageScope::Tenant(_) => {
                 return Err(forbidden(

@@ -9,6 +9,7 @@
 //! and a POST without it is refused. The one stylesheet is embedded, served under its hash
 //! and linked with its SRI hash; pages work without JavaScript.
 
+mod assets;
 mod pages;
 mod session;
 mod stacks;
@@ -40,5 +41,5 @@ pub fn pages() -> Router<AppState> {
         .route("/stacks/{name}", get(stacks::stack))
         .route("/stacks/{name}/map", post(stacks::map))
         .route("/stacks/{name}/end", post(stacks::end))
-        .route("/assets/{file}", get(pages::asset))
+        .route("/assets/{file}", get(assets::asset))
 }

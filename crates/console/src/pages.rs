@@ -5,59 +5,38 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::OnceLock;
 
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use base64::Engine as _;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use stackbill_api::billing::InvoiceNames;
 use stackbill_api::{ApiError, AppState, Caller};
 use stackbill_core::sum::exact_add;
 use stackbill_core::{PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus};
 
+use crate::assets::{Link, scripts, stylesheets};
 use crate::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, encode_token, same, session, set_cookie,
 };
 
-const CSS: &[u8] = include_bytes!("../assets/console.css");
-
-/// The stylesheet's address (named by its hash, so it can be cached for good) and its SRI.
-fn stylesheet() -> &'static (String, String) {
-    static STYLESHEET: OnceLock<(String, String)> = OnceLock::new();
-    STYLESHEET.get_or_init(|| {
-        let digest = Sha256::digest(CSS);
-        let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        (
-            format!("/assets/console.{short}.css"),
-            format!(
-                "sha256-{}",
-                base64::engine::general_purpose::STANDARD.encode(digest)
-            ),
-        )
-    })
-}
-
 /// What every page's frame shows.
 pub(crate) struct Layout {
-    pub(crate) css_href: &'static str,
-    pub(crate) css_integrity: &'static str,
+    pub(crate) stylesheets: [Link; 2],
+    pub(crate) scripts: [Link; 2],
     pub(crate) who: Option<String>,
     pub(crate) csrf: String,
 }
 
 impl Layout {
     pub(crate) fn new(session: Option<&Session>) -> Self {
-        let (href, integrity) = stylesheet();
         Self {
-            css_href: href,
-            css_integrity: integrity,
+            stylesheets: stylesheets(),
+            scripts: scripts(),
             who: session.map(|s| describe(&s.caller)),
             csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
         }
@@ -446,6 +425,74 @@ async fn unmapped_tenants(
     Ok(rows)
 }
 
+/// Meters charted on the overview, the largest first.
+const CHARTED_METERS: usize = 6;
+
+/// The month's usage per day and meter on the stacks the session may see, as the JSON the
+/// overview's charts draw (quantities as exact decimal strings; `<` escaped so that no text
+/// can close the script element it sits in).
+async fn usage_chart(
+    state: &AppState,
+    session: &Session,
+    scope: Option<PartnerId>,
+    period: Period,
+    names: &InvoiceNames,
+) -> Result<String, ApiError> {
+    use stackbill_core::total::Total;
+    let (first, end) = period.hours();
+    // Up to today: the days still to come have no usage to draw.
+    let today_end =
+        (stackbill_core::period::hour_number(state.store.now()).div_euclid(24) + 1) * 24;
+    let end = end.min(today_end.max(first));
+    let days: Vec<i64> = (first..end).step_by(24).collect();
+    let mut clouds: Vec<stackbill_core::CloudId> = (state.store.registrations(scope).await?)
+        .into_iter()
+        .map(|r| r.cloud_id)
+        .collect();
+    clouds.sort_unstable_by_key(ToString::to_string);
+    clouds.dedup();
+    let mut sums: BTreeMap<stackbill_core::MeterId, Vec<Total>> = BTreeMap::new();
+    for cloud in clouds {
+        let usage_scope =
+            stackbill_api::usage::cloud_scope(&state.store, &session.caller, cloud).await?;
+        for aggregate in (state.store)
+            .usage_aggregates(usage_scope, first, end, 24)
+            .await?
+        {
+            let Ok(day) = usize::try_from((aggregate.start_hour - first).div_euclid(24)) else {
+                continue;
+            };
+            let values = sums
+                .entry(aggregate.meter_id)
+                .or_insert_with(|| vec![Total::ZERO; days.len()]);
+            if let Some(value) = values.get_mut(day) {
+                *value = value.checked_add(aggregate.quantity).unwrap_or(*value);
+            }
+        }
+    }
+    let total = |values: &[Total]| {
+        values
+            .iter()
+            .fold(Total::ZERO, |sum, v| sum.checked_add(*v).unwrap_or(sum))
+    };
+    let mut meters: Vec<(stackbill_core::MeterId, Vec<Total>)> = sums.into_iter().collect();
+    meters.sort_by_key(|m| std::cmp::Reverse(total(&m.1)));
+    meters.truncate(CHARTED_METERS);
+    let json = serde_json::json!({
+        "days": days.iter().map(|h| h * 3600).collect::<Vec<_>>(),
+        "meters": meters.iter().map(|(id, values)| {
+            let meter = names.meters.get(id);
+            serde_json::json!({
+                "id": id.to_string(),
+                "name": meter.map_or_else(|| id.to_string(), |m| m.name.clone()),
+                "unit": meter.map(|m| m.unit.clone()).unwrap_or_default(),
+                "values": values.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
+    });
+    Ok(json.to_string().replace('<', "\\u003c"))
+}
+
 /// A collector's row.
 pub(crate) struct CollectorRow {
     registration: String,
@@ -467,6 +514,7 @@ struct OverviewPage {
     finals: Vec<Total>,
     collectors: Vec<CollectorRow>,
     unmapped: Vec<UnmappedRow>,
+    usage_json: String,
 }
 
 /// `GET /`: the month's revenue so far, last month's finals and the collectors.
@@ -551,7 +599,11 @@ async fn overview_page(
     let unmapped = unmapped_tenants(state, scope.clone(), period)
         .await
         .map_err(failure)?;
+    let usage_json = usage_chart(state, session, scope.clone(), period, &names)
+        .await
+        .map_err(|error| refusal(session, error))?;
     Ok(OverviewPage {
+        usage_json,
         unmapped,
         layout: Layout::new(Some(session)),
         period,
@@ -1070,20 +1122,4 @@ pub(crate) async fn finalize(
         Ok(page) => render(&page, StatusCode::OK),
         Err(response) => response,
     }
-}
-
-/// `GET /assets/{file}`: the stylesheet, under its hashed name, cached for good.
-pub(crate) async fn asset(Path(file): Path<String>) -> Response {
-    let (href, _) = stylesheet();
-    if href.strip_prefix("/assets/") != Some(file.as_str()) {
-        return (StatusCode::NOT_FOUND, "no such asset").into_response();
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        CSS,
-    )
-        .into_response()
 }

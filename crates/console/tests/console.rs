@@ -263,6 +263,20 @@ async fn pages_show_the_apis_numbers_and_another_partners_invoice_is_missing() {
         overview.body
     );
 
+    // The usage chart's data: each charted meter's daily sums, exact: two tenants, 24 hours
+    // of 1.5 a day each.
+    let at = overview.body.find("id=\"usage-data\">").unwrap() + "id=\"usage-data\">".len();
+    let json: Value =
+        serde_json::from_str(overview.body[at..].split("</script>").next().unwrap()).unwrap();
+    assert_eq!(json["days"].as_array().unwrap().len(), 31);
+    assert_eq!(json["meters"].as_array().unwrap().len(), 2, "{json}");
+    for meter in json["meters"].as_array().unwrap() {
+        for value in meter["values"].as_array().unwrap() {
+            let value: rust_decimal::Decimal = value.as_str().unwrap().parse().unwrap();
+            assert_eq!(value, rust_decimal::Decimal::from(72), "{meter}");
+        }
+    }
+
     let sub = invoices[0]["subscriptionId"].as_str().unwrap().to_owned();
     let path = format!("/invoices/{sub}/2025-05");
     let detail = send(&router, Method::GET, &path, &admin, None).await;
