@@ -202,3 +202,27 @@ def test_an_unmapped_tenant_is_mapped_from_the_console_and_the_api_sees_it(brows
     mapping = server.api(f"/v1/registrations/{registration}/customerSubscriptions/{own['subscriptionId']}")
     assert mapping["tenantId"] == tenant
     context.close()
+
+
+def test_a_price_set_in_the_console_is_the_apis(browser, server, screenshots):
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    tab.goto(server.base + "/ratecards")
+    tab.clean()
+    page.click("a[href='/ratecards/shared/default']")
+    page.wait_for_load_state()
+    tab.clean()
+    page.screenshot(path=os.path.join(screenshots, "ratecard.png"), full_page=True)
+    meter = server.api("/v1/ratecards/default")["meters"][0]["meterId"]
+    page.fill("#meter", meter)
+    page.fill("#price", "0.0123")
+    page.fill("#tiers", "1000=0.011")
+    page.fill("#effective_from", "2030-01-01T00:00:00Z")
+    page.click("form[action$='/price'] button[type=submit]")
+    page.wait_for_load_state()
+    tab.clean()
+    assert "is priced 0.0123" in page.inner_text("[role=status]")
+    entries = [m for m in server.api("/v1/ratecards/default")["meters"]
+               if m["meterId"] == meter and m["effectiveDate"] == "2030-01-01T00:00:00Z"]
+    assert entries and entries[0]["rates"] == {"0": "0.0123", "1000": "0.011"}
+    context.close()

@@ -243,10 +243,7 @@ pub(crate) async fn run(command: RatecardCommand) -> Result<()> {
                 };
                 anyhow::anyhow!("{flag}: {err}")
             })?;
-            rate_card
-                .rates
-                .retain(|r| !(r.meter_id == meter && r.effective_date == effective));
-            rate_card.rates.push(rate);
+            rate_card.set_rate(rate);
             save(&store, &card, rate_card, output.json).await
         }
         RatecardCommand::Import {

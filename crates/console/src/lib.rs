@@ -11,6 +11,7 @@
 
 mod assets;
 mod pages;
+mod ratecards;
 mod session;
 mod stacks;
 
@@ -37,6 +38,14 @@ pub fn pages() -> Router<AppState> {
             get(pages::records),
         )
         .route("/finalize", get(pages::finalize_form).post(pages::finalize))
+        .route("/ratecards", get(ratecards::cards))
+        .route("/ratecards/{owner}/{name}", get(ratecards::card))
+        .route("/ratecards/{owner}/{name}/csv", get(ratecards::csv))
+        .route(
+            "/ratecards/{owner}/{name}/price",
+            post(ratecards::set_price),
+        )
+        .route("/ratecards/{owner}/{name}/upload", post(ratecards::upload))
         .route("/stacks", get(stacks::stacks))
         .route("/stacks/{name}", get(stacks::stack))
         .route("/stacks/{name}/map", post(stacks::map))

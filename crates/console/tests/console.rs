@@ -542,3 +542,185 @@ async fn an_unmapped_tenant_is_mapped_from_the_console_under_the_apis_rules() {
     let list = send(&router, Method::GET, "/stacks", &p2, None).await;
     assert!(!list.body.contains("/stacks/hub"), "{}", list.body);
 }
+
+/// A multipart upload of `csv` as the form's `file`, with its CSRF token.
+async fn upload(router: &Router, path: &str, cookie: &str, token: &str, csv: &str) -> Page {
+    let body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{token}\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"prices.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{csv}\r\n--XyZ--\r\n"
+    );
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
+        .body(Body::from(body))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router.clone(), request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Page {
+        status,
+        cookies: Vec::new(),
+        location: None,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn rate_cards_are_read_and_changed_as_new_versions_by_those_who_may() {
+    let (app, router) = app().await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let list = send(&router, Method::GET, "/ratecards", &admin, None).await;
+    assert!(
+        list.body.contains("href=\"/ratecards/shared/default\""),
+        "{}",
+        list.body
+    );
+    let card = send(
+        &router,
+        Method::GET,
+        "/ratecards/shared/default",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(card.status, StatusCode::OK, "{}", card.body);
+    assert!(
+        card.body.contains("TableCapacity") && card.body.contains("0.01"),
+        "{}",
+        card.body
+    );
+    let token = csrf(&card.body);
+
+    let price = format!(
+        "meter={}&price=0.02&tiers=100%3D0.015&included=5",
+        METERS[1]
+    );
+    let forged = send(
+        &router,
+        Method::POST,
+        "/ratecards/shared/default/price",
+        &admin,
+        Some(&format!("csrf=forged&{price}")),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let set = send(
+        &router,
+        Method::POST,
+        "/ratecards/shared/default/price",
+        &admin,
+        Some(&format!("csrf={token}&{price}")),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let api = app.get("/v1/ratecards/default").await;
+    let entry = api.body["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meterId"] == METERS[1])
+        .unwrap()
+        .clone();
+    assert_eq!(entry["rates"], json!({"0": "0.02", "100": "0.015"}));
+    assert_eq!(entry["includedQuantity"], "5");
+    let bad = send(
+        &router,
+        Method::POST,
+        "/ratecards/shared/default/price",
+        &admin,
+        Some(&format!("csrf={token}&meter={}&price=cheap", METERS[0])),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body
+            .contains("Unit price: &#x27;cheap&#x27; is not a decimal number")
+            || bad.body.contains("is not a decimal number"),
+        "{}",
+        bad.body
+    );
+
+    // A price list replaces every price; a bad cell is named and changes nothing.
+    let csv = send(
+        &router,
+        Method::GET,
+        "/ratecards/shared/default/csv",
+        &admin,
+        None,
+    )
+    .await;
+    assert!(
+        csv.body.starts_with("meterId,meterName,unit,"),
+        "{}",
+        csv.body
+    );
+    let broken = csv.body.replace("0.015", "lots");
+    let refused = upload(
+        &router,
+        "/ratecards/shared/default/upload",
+        &admin,
+        &token,
+        &broken,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("column unitPrice"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(app.get("/v1/ratecards/default").await.body, api.body);
+    let only_first = format!("meterId,fromQuantity,unitPrice\n{},0,0.03\n", METERS[0]);
+    let loaded = upload(
+        &router,
+        "/ratecards/shared/default/upload",
+        &admin,
+        &token,
+        &only_first,
+    )
+    .await;
+    assert_eq!(loaded.status, StatusCode::OK, "{}", loaded.body);
+    let replaced = app.get("/v1/ratecards/default").await;
+    assert_eq!(
+        replaced.body["meters"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        replaced.body
+    );
+
+    // A partner reads the shared card but does not change it, and never sees another's.
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let shared = send(&router, Method::GET, "/ratecards/shared/default", &p2, None).await;
+    assert_eq!(shared.status, StatusCode::OK);
+    assert!(
+        !shared.body.contains("/price\""),
+        "no form for a card it may not change"
+    );
+    let p2_token = csrf(&shared.body);
+    let refused = send(
+        &router,
+        Method::POST,
+        "/ratecards/shared/default/price",
+        &p2,
+        Some(&format!("csrf={p2_token}&{price}")),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    app.put(
+        "/v1/ratecards/own?partnerId=p1",
+        json!({"currency": "EUR", "meters": []}),
+    )
+    .await;
+    let hidden = send(&router, Method::GET, "/ratecards/p1/own", &p2, None).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+}

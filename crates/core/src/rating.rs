@@ -193,6 +193,14 @@ pub struct RateCard {
 }
 
 impl RateCard {
+    /// Sets `rate` as its meter's price from its effective date, replacing the entry of that
+    /// meter and date if there is one; the other dates stay the meter's price history.
+    pub fn set_rate(&mut self, rate: MeterRate) {
+        self.rates
+            .retain(|r| !(r.meter_id == rate.meter_id && r.effective_date == rate.effective_date));
+        self.rates.push(rate);
+    }
+
     /// The price of `meter` for a period starting at `period_start`: the entry with the
     /// latest effective date on or before it.
     pub fn rate_for(&self, meter: MeterId, period_start: Timestamp) -> Option<&MeterRate> {
