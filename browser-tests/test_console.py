@@ -226,3 +226,28 @@ def test_a_price_set_in_the_console_is_the_apis(browser, server, screenshots):
                if m["meterId"] == meter and m["effectiveDate"] == "2030-01-01T00:00:00Z"]
     assert entries and entries[0]["rates"] == {"0": "0.0123", "1000": "0.011"}
     context.close()
+
+
+def test_a_customer_is_found_by_name_and_shown_with_its_usage_and_invoices(browser, server, screenshots):
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    tab.goto(server.base + "/customers")
+    tab.clean()
+    page.fill("#q", "northwind")
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_load_state()
+    tab.clean()
+    rows = page.query_selector_all("#customers tbody tr a")
+    assert len(rows) == 1, page.inner_text("#customers")
+    rows[0].click()
+    page.wait_for_load_state()
+    tab.clean()
+    assert "Northwind Traders" in page.inner_text("h1")
+    page.wait_for_selector("#usage-charts figure.chart canvas")
+    page.screenshot(path=os.path.join(screenshots, "customer.png"), full_page=True)
+    subscription = page.url.rsplit("/", 1)[1]
+    last, this = months()
+    for month in (last, this):
+        total = server.api(f"/v1/invoices/{subscription}/{month}")["total"]
+        assert total in page.inner_text("#customer-invoices")
+    context.close()

@@ -10,6 +10,8 @@
 //! and linked with its SRI hash; pages work without JavaScript.
 
 mod assets;
+mod chart;
+mod customers;
 mod pages;
 mod ratecards;
 mod session;
@@ -38,6 +40,8 @@ pub fn pages() -> Router<AppState> {
             get(pages::records),
         )
         .route("/finalize", get(pages::finalize_form).post(pages::finalize))
+        .route("/customers", get(customers::customers))
+        .route("/customers/{subscription}", get(customers::customer))
         .route("/ratecards", get(ratecards::cards))
         .route("/ratecards/{owner}/{name}", get(ratecards::card))
         .route("/ratecards/{owner}/{name}/csv", get(ratecards::csv))

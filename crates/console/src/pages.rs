@@ -20,6 +20,7 @@ use stackbill_core::{PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus};
 
 use crate::assets::{Link, scripts, stylesheets};
+use crate::chart::DailyUsage;
 use crate::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, encode_token, same, session, set_cookie,
 };
@@ -425,12 +426,7 @@ async fn unmapped_tenants(
     Ok(rows)
 }
 
-/// Meters charted on the overview, the largest first.
-const CHARTED_METERS: usize = 6;
-
-/// The month's usage per day and meter on the stacks the session may see, as the JSON the
-/// overview's charts draw (quantities as exact decimal strings; `<` escaped so that no text
-/// can close the script element it sits in).
+/// The month's usage per day and meter on the stacks the session may see, as chart JSON.
 async fn usage_chart(
     state: &AppState,
     session: &Session,
@@ -438,59 +434,25 @@ async fn usage_chart(
     period: Period,
     names: &InvoiceNames,
 ) -> Result<String, ApiError> {
-    use stackbill_core::total::Total;
-    let (first, end) = period.hours();
-    // Up to today: the days still to come have no usage to draw.
-    let today_end =
-        (stackbill_core::period::hour_number(state.store.now()).div_euclid(24) + 1) * 24;
-    let end = end.min(today_end.max(first));
-    let days: Vec<i64> = (first..end).step_by(24).collect();
+    let mut usage = DailyUsage::new(period, state.store.now());
+    let (first, end) = usage.hours();
     let mut clouds: Vec<stackbill_core::CloudId> = (state.store.registrations(scope).await?)
         .into_iter()
         .map(|r| r.cloud_id)
         .collect();
     clouds.sort_unstable_by_key(ToString::to_string);
     clouds.dedup();
-    let mut sums: BTreeMap<stackbill_core::MeterId, Vec<Total>> = BTreeMap::new();
     for cloud in clouds {
         let usage_scope =
             stackbill_api::usage::cloud_scope(&state.store, &session.caller, cloud).await?;
-        for aggregate in (state.store)
-            .usage_aggregates(usage_scope, first, end, 24)
-            .await?
-        {
-            let Ok(day) = usize::try_from((aggregate.start_hour - first).div_euclid(24)) else {
-                continue;
-            };
-            let values = sums
-                .entry(aggregate.meter_id)
-                .or_insert_with(|| vec![Total::ZERO; days.len()]);
-            if let Some(value) = values.get_mut(day) {
-                *value = value.checked_add(aggregate.quantity).unwrap_or(*value);
-            }
-        }
+        usage.add(
+            state
+                .store
+                .usage_aggregates(usage_scope, first, end, 24)
+                .await?,
+        );
     }
-    let total = |values: &[Total]| {
-        values
-            .iter()
-            .fold(Total::ZERO, |sum, v| sum.checked_add(*v).unwrap_or(sum))
-    };
-    let mut meters: Vec<(stackbill_core::MeterId, Vec<Total>)> = sums.into_iter().collect();
-    meters.sort_by_key(|m| std::cmp::Reverse(total(&m.1)));
-    meters.truncate(CHARTED_METERS);
-    let json = serde_json::json!({
-        "days": days.iter().map(|h| h * 3600).collect::<Vec<_>>(),
-        "meters": meters.iter().map(|(id, values)| {
-            let meter = names.meters.get(id);
-            serde_json::json!({
-                "id": id.to_string(),
-                "name": meter.map_or_else(|| id.to_string(), |m| m.name.clone()),
-                "unit": meter.map(|m| m.unit.clone()).unwrap_or_default(),
-                "values": values.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })
-        }).collect::<Vec<_>>(),
-    });
-    Ok(json.to_string().replace('<', "\\u003c"))
+    Ok(usage.json(names))
 }
 
 /// A collector's row.

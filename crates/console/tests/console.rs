@@ -724,3 +724,86 @@ async fn rate_cards_are_read_and_changed_as_new_versions_by_those_who_may() {
     let hidden = send(&router, Method::GET, "/ratecards/p1/own", &p2, None).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn customers_are_found_by_tenant_subscription_or_name_and_shown_with_their_invoices() {
+    let (app, router) = app().await;
+    app.put(
+        &format!("/v1/subscriptions/{}", fixtures::customer(1)),
+        json!({"offerType": "CSP", "partnerId": "p1", "customerTenantId": fixtures::tenant(1).to_string(), "displayName": "Northwind Traders", "markupPercent": "10"}),
+    )
+    .await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let sub = fixtures::customer(1).to_string();
+    for query in [
+        fixtures::tenant(1).to_string(),
+        sub.clone(),
+        "northwind".to_owned(),
+    ] {
+        let found = send(
+            &router,
+            Method::GET,
+            &format!("/customers?q={query}"),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert!(
+            found.body.contains(&format!("href=\"/customers/{sub}\"")),
+            "{query}: {}",
+            found.body
+        );
+    }
+    let none = send(
+        &router,
+        Method::GET,
+        "/customers?q=nobody-at-all",
+        &admin,
+        None,
+    )
+    .await;
+    assert!(none.body.contains("Nothing matches"), "{}", none.body);
+
+    let page = send(
+        &router,
+        Method::GET,
+        &format!("/customers/{sub}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("Northwind Traders") && page.body.contains("href=\"/stacks/hub\""),
+        "{}",
+        page.body
+    );
+    let may = app.get(&format!("/v1/invoices/{sub}/2025-05")).await;
+    assert!(
+        page.body.contains(&format!(
+            "{} {}",
+            may.body["total"].as_str().unwrap(),
+            may.body["currency"].as_str().unwrap()
+        )),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"usage-data\""));
+
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let hidden = send(
+        &router,
+        Method::GET,
+        &format!("/customers/{sub}"),
+        &p2,
+        None,
+    )
+    .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let search = send(&router, Method::GET, "/customers?q=northwind", &p2, None).await;
+    assert!(!search.body.contains(&sub), "{}", search.body);
+}
