@@ -251,3 +251,29 @@ def test_a_customer_is_found_by_name_and_shown_with_its_usage_and_invoices(brows
         total = server.api(f"/v1/invoices/{subscription}/{month}")["total"]
         assert total in page.inner_text("#customer-invoices")
     context.close()
+
+
+def test_an_invoices_changes_and_a_customers_registration_status(browser, server, screenshots):
+    last, this = months()
+    adjusted = next(i for i in server.api(f"/v1/invoices?period={this}")["value"] if i["adjustments"])
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    tab.goto(f"{server.base}/invoices/{adjusted['subscriptionId']}/{this}")
+    page.click("a:text('What changed')")
+    page.wait_for_load_state()
+    tab.clean()
+    assert "LateUsage" in page.inner_text("#adjustment-changes")
+    assert "late records" not in page.inner_text("#meter-changes")
+    page.screenshot(path=os.path.join(screenshots, "diff.png"), full_page=True)
+    context.close()
+
+    subscription = server.api(f"/v1/subscriptions/{adjusted['subscriptionId']}")
+    tenant = subscription["customerTenantId"]
+    created = server.api("/v1/tokens", method="POST", body={
+        "role": "customer", "partnerId": subscription["partnerId"], "tenantId": tenant, "name": "browser"})
+    context, tab = sign_in(browser, server, created["token"])
+    tab.clean()
+    assert "Your registration" in tab.page.inner_text("h1")
+    assert adjusted["total"] not in tab.page.inner_text("main")
+    tab.page.screenshot(path=os.path.join(screenshots, "customer-registration.png"))
+    context.close()

@@ -14,7 +14,7 @@ use stackbill_core::{Period, SubscriptionId};
 use stackbill_store::UsageScope;
 
 use crate::chart::DailyUsage;
-use crate::pages::{
+use crate::frame::{
     Layout, error_page, partner_text, refusal, render, scope, signed_in, store_failure,
 };
 
@@ -238,6 +238,68 @@ pub(crate) async fn customer(
             usage_json: usage.json(&names),
             invoices,
             months: MONTHS,
+        })
+    };
+    match page.await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(response) => response,
+    }
+}
+
+/// One of the partner's stacks, as the customer's tenant is billed on it.
+pub(crate) struct StatusRow {
+    registration: String,
+    billed_to: String,
+    since: String,
+}
+
+#[derive(Template)]
+#[template(path = "registration.html")]
+struct RegistrationPage {
+    layout: Layout,
+    partner: String,
+    tenant: String,
+    rows: Vec<StatusRow>,
+}
+
+/// A customer's overview (SPEC §7): on each of its partner's stacks, whether its tenant is
+/// billed to its own subscription or to the stack's default one; never usage or amounts.
+pub(crate) async fn registration_status(
+    state: &AppState,
+    session: &crate::session::Session,
+    partner: &stackbill_core::PartnerId,
+    tenant: stackbill_core::TenantId,
+) -> Response {
+    let page = async {
+        let failure = |error| store_failure(session, error);
+        let mut rows = Vec::new();
+        for registration in
+            (state.store.registrations(Some(partner.clone())).await).map_err(failure)?
+        {
+            let mapping = (state.store)
+                .customer_subscriptions(registration.name.clone(), None)
+                .await
+                .map_err(failure)?
+                .into_iter()
+                .find(|m| m.tenant_id == tenant);
+            rows.push(match mapping {
+                Some(m) => StatusRow {
+                    registration: registration.name.to_string(),
+                    billed_to: format!("your subscription {}", m.subscription),
+                    since: m.effective_from.to_string(),
+                },
+                None => StatusRow {
+                    registration: registration.name.to_string(),
+                    billed_to: "the partner's default subscription (not registered)".to_owned(),
+                    since: String::new(),
+                },
+            });
+        }
+        Ok::<_, Response>(RegistrationPage {
+            layout: Layout::new(Some(session)),
+            partner: partner.to_string(),
+            tenant: tenant.to_string(),
+            rows,
         })
     };
     match page.await {

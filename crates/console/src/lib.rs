@@ -12,6 +12,8 @@
 mod assets;
 mod chart;
 mod customers;
+mod diff;
+mod frame;
 mod pages;
 mod ratecards;
 mod session;
@@ -39,6 +41,7 @@ pub fn pages() -> Router<AppState> {
             "/invoices/{subscription}/{period}/records",
             get(pages::records),
         )
+        .route("/invoices/{subscription}/{period}/diff", get(diff::diff))
         .route("/finalize", get(pages::finalize_form).post(pages::finalize))
         .route("/customers", get(customers::customers))
         .route("/customers/{subscription}", get(customers::customer))

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use stackbill_api::billing::InvoiceNames;
@@ -19,96 +19,14 @@ use stackbill_core::sum::exact_add;
 use stackbill_core::{PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus};
 
-use crate::assets::{Link, scripts, stylesheets};
 use crate::chart::DailyUsage;
+use crate::frame::{
+    Layout, PeriodQuery, error_page, partner_text, period_of, refusal, render, scope, signed_in,
+    store_failure,
+};
 use crate::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, encode_token, same, session, set_cookie,
 };
-
-/// What every page's frame shows.
-pub(crate) struct Layout {
-    pub(crate) stylesheets: [Link; 2],
-    pub(crate) scripts: [Link; 2],
-    pub(crate) who: Option<String>,
-    pub(crate) csrf: String,
-}
-
-impl Layout {
-    pub(crate) fn new(session: Option<&Session>) -> Self {
-        Self {
-            stylesheets: stylesheets(),
-            scripts: scripts(),
-            who: session.map(|s| describe(&s.caller)),
-            csrf: session.map(|s| s.csrf.clone()).unwrap_or_default(),
-        }
-    }
-}
-
-fn describe(caller: &Caller) -> String {
-    match caller {
-        Caller::Admin => "admin".to_owned(),
-        Caller::Partner(partner) => format!("partner {partner}"),
-        Caller::Customer(partner, tenant) => format!("customer {tenant} of {partner}"),
-        Caller::Stack(cloud) => format!("stack {cloud}"),
-    }
-}
-
-pub(crate) fn render(template: &impl Template, status: StatusCode) -> Response {
-    match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "a console page cannot be rendered");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the page cannot be rendered",
-            )
-                .into_response()
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    heading: String,
-    message: String,
-}
-
-pub(crate) fn error_page(
-    session: Option<&Session>,
-    status: StatusCode,
-    heading: &str,
-    message: String,
-) -> Response {
-    render(
-        &ErrorPage {
-            layout: Layout::new(session),
-            heading: heading.to_owned(),
-            message,
-        },
-        status,
-    )
-}
-
-/// An API refusal as a page with the same status: another partner's object is missing here
-/// as it is over the API.
-pub(crate) fn refusal(session: &Session, error: ApiError) -> Response {
-    let status = stackbill_api::error::status(error.code);
-    if status.is_server_error() {
-        tracing::error!(code = %error.code, message = %error.message, "a console page failed");
-    }
-    let heading = match status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::FORBIDDEN => "Not allowed",
-        _ => "Cannot show this page",
-    };
-    error_page(Some(session), status, heading, error.message)
-}
-
-pub(crate) fn store_failure(session: &Session, error: stackbill_store::StoreError) -> Response {
-    refusal(session, ApiError::from(error))
-}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -234,46 +152,6 @@ pub(crate) async fn logout(
     response
 }
 
-/// The session, or the answer that sends the browser to sign in.
-pub(crate) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    session(state, headers)
-        .await
-        .ok_or_else(|| Redirect::to("/login").into_response())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct PeriodQuery {
-    pub(crate) period: Option<String>,
-}
-
-pub(crate) fn period_of(
-    state: &AppState,
-    session: &Session,
-    query: &PeriodQuery,
-) -> Result<Period, Response> {
-    match query.period.as_deref().filter(|p| !p.is_empty()) {
-        None => Ok(Period::containing(state.store.now())),
-        Some(text) => text.parse().map_err(|_| {
-            error_page(
-                Some(session),
-                StatusCode::BAD_REQUEST,
-                "Cannot show this page",
-                format!("'{text}' is not a month: give YYYY-MM, e.g. 2025-06"),
-            )
-        }),
-    }
-}
-
-/// Whose invoices the session may see: everybody's (admin) or one partner's; a customer sees
-/// no CSP subscription's usage or invoices.
-pub(crate) fn scope(session: &Session) -> Result<Option<PartnerId>, Response> {
-    session
-        .caller
-        .partner_scope()
-        .map(|scope| scope.cloned())
-        .map_err(|error| refusal(session, error))
-}
-
 /// One row of an invoice list.
 pub(crate) struct InvoiceRow {
     customer: String,
@@ -290,17 +168,6 @@ fn status_text(status: InvoiceStatus) -> &'static str {
     match status {
         InvoiceStatus::Draft => "draft",
         InvoiceStatus::Final => "final",
-    }
-}
-
-pub(crate) fn partner_text(names: &InvoiceNames, partner: Option<&PartnerId>) -> String {
-    match partner {
-        Some(id) => names
-            .partners
-            .get(id)
-            .filter(|name| !name.is_empty())
-            .map_or_else(|| id.to_string(), |name| format!("{name} ({id})")),
-        None => "-".to_owned(),
     }
 }
 
@@ -490,12 +357,7 @@ pub(crate) async fn overview(
         Err(response) => return response,
     };
     if let Caller::Customer(partner, tenant) = &session.caller {
-        let message = format!(
-            "Signed in as the customer of directory {tenant} with partner {partner}. The usage \
-             and invoices of CSP subscriptions are billed to the partner; ask {partner} for \
-             them."
-        );
-        return error_page(Some(&session), StatusCode::OK, "Your registration", message);
+        return crate::customers::registration_status(&state, &session, partner, *tenant).await;
     }
     match overview_page(&state, &session, &query).await {
         Ok(page) => render(&page, StatusCode::OK),

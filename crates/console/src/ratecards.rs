@@ -17,7 +17,7 @@ use stackbill_core::rating::{CardOwner, MeterRate, Tier};
 use stackbill_core::{MeterId, PartnerId, RateCard, RateCardName};
 use stackbill_io::price_list::{read_price_list, write_price_list};
 
-use crate::pages::{Layout, error_page, render, signed_in, store_failure};
+use crate::frame::{Layout, error_page, render, signed_in, store_failure};
 use crate::session::{Session, same};
 
 fn owner_text(owner: &CardOwner) -> String {

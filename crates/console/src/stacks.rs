@@ -14,7 +14,7 @@ use stackbill_api::AppState;
 use stackbill_api::billing::InvoiceNames;
 use stackbill_core::{RegistrationName, SubscriptionId, TenantId};
 
-use crate::pages::{Layout, error_page, refusal, render, scope, signed_in, store_failure};
+use crate::frame::{Layout, error_page, refusal, render, scope, signed_in, store_failure};
 use crate::session::{Session, same};
 
 /// One registration in the list.

@@ -807,3 +807,73 @@ async fn customers_are_found_by_tenant_subscription_or_name_and_shown_with_their
     let search = send(&router, Method::GET, "/customers?q=northwind", &p2, None).await;
     assert!(!search.body.contains(&sub), "{}", search.body);
 }
+
+#[tokio::test]
+async fn an_invoices_changes_are_explained_and_a_customer_sees_only_its_registration_status() {
+    let (app, router) = app().await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let sub = fixtures::customer(1).to_string();
+    // Every record was accepted at the store's instant (2025-06-15T12:00Z), after this one.
+    let diff = send(
+        &router,
+        Method::GET,
+        &format!("/invoices/{sub}/2025-05/diff?from=2025-06-01T00:00:00Z&to=2025-07-01T00:00:00Z"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.body);
+    assert!(diff.body.contains("744 new records"), "{}", diff.body);
+    assert!(
+        !diff.body.contains("late records"),
+        "an open month has no late records"
+    );
+    let api = app.get(&format!("/v1/invoices/{sub}/2025-05")).await;
+    assert!(
+        diff.body.contains(&format!(
+            "<strong>{}</strong>",
+            api.body["total"].as_str().unwrap()
+        )),
+        "{}",
+        diff.body
+    );
+    let bad = send(
+        &router,
+        Method::GET,
+        &format!("/invoices/{sub}/2025-05/diff?from=yesterday"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let customer = app
+        .token(json!({"role": "customer", "partnerId": "p1", "tenantId": fixtures::tenant(1).to_string()}))
+        .await;
+    let session = sign_in(&router, &customer).await;
+    let home = send(&router, Method::GET, "/", &session, None).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(
+        home.body.contains("Your registration with p1"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains(&format!("your subscription {sub}")),
+        "{}",
+        home.body
+    );
+    assert!(
+        !home.body.contains(api.body["total"].as_str().unwrap()),
+        "no amounts for a customer"
+    );
+    let invoice = send(
+        &router,
+        Method::GET,
+        &format!("/invoices/{sub}/2025-05"),
+        &session,
+        None,
+    )
+    .await;
+    assert_eq!(invoice.status, StatusCode::FORBIDDEN, "{}", invoice.body);
+}
