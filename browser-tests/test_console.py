@@ -277,3 +277,19 @@ def test_an_invoices_changes_and_a_customers_registration_status(browser, server
     assert adjusted["total"] not in tab.page.inner_text("main")
     tab.page.screenshot(path=os.path.join(screenshots, "customer-registration.png"))
     context.close()
+
+
+def test_a_month_is_finalized_from_the_console_after_confirming(browser, server, screenshots):
+    # The month before last: ended, and not final (the demo finalizes last month only).
+    first_of_last = (datetime.date.today().replace(day=1) - datetime.timedelta(days=1)).replace(day=1)
+    month = (first_of_last - datetime.timedelta(days=1)).strftime("%Y-%m")
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    tab.goto(f"{server.base}/finalize?period={month}")
+    tab.clean()
+    page.click("main button[type=submit]")
+    page.wait_for_load_state()
+    tab.clean()
+    assert f"{month} is final" in page.inner_text("[role=status]")
+    page.screenshot(path=os.path.join(screenshots, "finalized.png"))
+    context.close()

@@ -238,6 +238,10 @@ pub(crate) async fn post_usage(
     tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
     tally.rejected.sort_by_key(|rejection| rejection.index);
     record_usage(&tally, started);
+    // The batch is stored; a failure to count its refusals is logged, not answered.
+    if let Err(error) = state.store.count_rejections(tally.refused_by_code()).await {
+        tracing::warn!(%error, "cannot count the refused records");
+    }
     Ok(Json(tally.into()))
 }
 

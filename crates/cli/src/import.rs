@@ -267,6 +267,10 @@ pub(crate) async fn import_source(
             ..IngestTally::default()
         };
         tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
+        // The batch is stored; a failure to count its refusals is logged, not fatal.
+        if let Err(error) = store.count_rejections(tally.refused_by_code()).await {
+            tracing::warn!(%error, "cannot count the refused records");
+        }
         let mut refused: Vec<&Rejection> = tally.conflicts.iter().chain(&tally.rejected).collect();
         refused.sort_by_key(|rejection| rejection.index);
         for rejection in refused {

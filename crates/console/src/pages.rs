@@ -344,7 +344,18 @@ struct OverviewPage {
     collectors: Vec<CollectorRow>,
     unmapped: Vec<UnmappedRow>,
     usage_json: String,
+    rejections: Option<Vec<RejectionRow>>,
 }
+
+/// Records refused in one hour with one code.
+pub(crate) struct RejectionRow {
+    hour: String,
+    code: String,
+    records: u64,
+}
+
+/// Hours of refusals the overview lists.
+const REJECTION_HOURS: i64 = 24;
 
 /// `GET /`: the month's revenue so far, last month's finals and the collectors.
 pub(crate) async fn overview(
@@ -426,7 +437,26 @@ async fn overview_page(
     let usage_json = usage_chart(state, session, scope.clone(), period, &names)
         .await
         .map_err(|error| refusal(session, error))?;
+    // Refusals name no partner (a record of an unknown stack has none): an admin's only.
+    let rejections = if matches!(session.caller, Caller::Admin) {
+        let since = stackbill_core::period::hour_number(state.store.now()) - REJECTION_HOURS + 1;
+        Some(
+            (state.store.rejection_counts(since).await)
+                .map_err(failure)?
+                .into_iter()
+                .map(|r| RejectionRow {
+                    hour: stackbill_core::period::hour_start(r.hour)
+                        .map_or_else(|_| r.hour.to_string(), |t| t.to_string()),
+                    code: r.code,
+                    records: r.records,
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     Ok(OverviewPage {
+        rejections,
         usage_json,
         unmapped,
         layout: Layout::new(Some(session)),

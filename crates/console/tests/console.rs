@@ -877,3 +877,55 @@ async fn an_invoices_changes_are_explained_and_a_customer_sees_only_its_registra
     .await;
     assert_eq!(invoice.status, StatusCode::FORBIDDEN, "{}", invoice.body);
 }
+
+#[tokio::test]
+async fn refused_records_are_counted_by_code_for_admins() {
+    let (app, router) = app().await;
+    let record = |id: &str, meter: &str| {
+        format!(
+            "{}\n",
+            json!({"id": id, "cloudId": CLOUD, "tenantId": fixtures::tenant(1).to_string(),
+                   "subscriptionId": fixtures::STACK_SUBSCRIPTION, "meterId": meter, "quantity": "1",
+                   "usageStartTime": "2025-06-01T10:00:00Z", "usageEndTime": "2025-06-01T11:00:00Z"})
+        )
+    };
+    let body = format!(
+        "{}{}{}",
+        record("ok", METERS[0]),
+        record("bad-1", "00000000-0000-0000-0000-0000000000aa"),
+        record("bad-2", "00000000-0000-0000-0000-0000000000ab")
+    );
+    let answer = app
+        .raw(
+            Method::POST,
+            "/v1/usage",
+            Some(ADMIN_TOKEN),
+            Some(body),
+            "application/x-ndjson",
+        )
+        .await;
+    assert_eq!(answer.body["accepted"], 1, "{answer:?}");
+    let code = answer.body["rejected"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let overview = send(&router, Method::GET, "/", &admin, None).await;
+    let at = overview.body.find("id=\"rejections\"").unwrap();
+    let table = &overview.body[at..];
+    assert!(
+        table.contains(&format!(
+            "<td class=\"bad\">{code}</td><td class=\"num\">2</td>"
+        )),
+        "{table}"
+    );
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let theirs = send(&router, Method::GET, "/", &p2, None).await;
+    assert!(
+        !theirs.body.contains("id=\"rejections\""),
+        "an admin's only"
+    );
+}

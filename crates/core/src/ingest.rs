@@ -42,6 +42,17 @@ pub struct IngestTally {
 }
 
 impl IngestTally {
+    /// How many records each code refused, conflicts included, by code name: what an
+    /// operator watches.
+    pub fn refused_by_code(&self) -> Vec<(&'static str, u64)> {
+        let mut counts: std::collections::BTreeMap<&'static str, u64> =
+            std::collections::BTreeMap::new();
+        for rejection in self.conflicts.iter().chain(&self.rejected) {
+            *counts.entry(rejection.error.code.as_str()).or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+
     /// Counts one record the store decided about; `index` is its position in the input.
     pub fn record(&mut self, index: u64, id: &RecordId, disposition: Disposition) {
         let rejection = |error| Rejection {

@@ -20,6 +20,7 @@ mod directory;
 mod error;
 mod migrate;
 mod numeric;
+mod rejections;
 mod secrets;
 mod store;
 mod tokens;
@@ -35,6 +36,7 @@ pub use collector::{
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::{StorageFault, StoreError};
+pub use rejections::RejectionCount;
 pub use secrets::{SecretError, SecretKeyring};
 pub use stackbill_core::BillingError;
 pub use store::Store;

@@ -61,6 +61,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "final_line_prices",
         "../migrations/sqlite/0011_final_line_prices.sql"
     ),
+    migration!(
+        12,
+        "rejection_counts",
+        "../migrations/sqlite/0012_rejection_counts.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -90,6 +95,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         6,
         "final_line_prices",
         "../migrations/postgres/0006_final_line_prices.sql"
+    ),
+    migration!(
+        7,
+        "rejection_counts",
+        "../migrations/postgres/0007_rejection_counts.sql"
     ),
 ];
 

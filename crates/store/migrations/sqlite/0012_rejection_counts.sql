@@ -1,0 +1,9 @@
+-- How many records each code refused, per hour they were refused in (hours since the epoch):
+-- what an operator watches on the console's overview. Added to by the adapters after each
+-- batch they ingest.
+CREATE TABLE rejection_counts (
+    hour INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    PRIMARY KEY (hour, code)
+) STRICT;
