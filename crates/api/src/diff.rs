@@ -98,6 +98,37 @@ pub struct MeterDiffDto {
     pub price_changed: bool,
 }
 
+impl MeterDiffDto {
+    /// Why the line changed, in words: records new (late once the month was final at the
+    /// first instant), re-routed here or away, and a rate card change.
+    pub fn reasons(&self, final_at_from: bool) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.new_records > 0 {
+            let kind = if final_at_from { "late" } else { "new" };
+            why.push(format!(
+                "{} {kind} records (+{})",
+                self.new_records, self.new_quantity
+            ));
+        }
+        if self.rerouted_in_records > 0 {
+            why.push(format!(
+                "{} records re-routed here (+{})",
+                self.rerouted_in_records, self.rerouted_in_quantity
+            ));
+        }
+        if self.rerouted_out_records > 0 {
+            why.push(format!(
+                "{} records re-routed away (-{})",
+                self.rerouted_out_records, self.rerouted_out_quantity
+            ));
+        }
+        if self.price_changed {
+            why.push("the rate card changed".to_owned());
+        }
+        why
+    }
+}
+
 /// The wire form of an invoice diff, meters named from the catalog.
 pub fn invoice_diff_dto(diff: InvoiceDiff, meters: &HashMap<MeterId, Meter>) -> InvoiceDiffDto {
     let name = |id: MeterId| meters.get(&id).map(|m| m.name.clone()).unwrap_or_default();

@@ -227,30 +227,7 @@ async fn diff(
         .meters
         .iter()
         .map(|d| {
-            let mut why = Vec::new();
-            if d.new_records > 0 {
-                // New usage of an open month; late only once the month was final.
-                let kind = if dto.final_at_from { "late" } else { "new" };
-                why.push(format!(
-                    "{} {kind} records (+{})",
-                    d.new_records, d.new_quantity
-                ));
-            }
-            if d.rerouted_in_records > 0 {
-                why.push(format!(
-                    "{} records re-routed here (+{})",
-                    d.rerouted_in_records, d.rerouted_in_quantity
-                ));
-            }
-            if d.rerouted_out_records > 0 {
-                why.push(format!(
-                    "{} records re-routed away (-{})",
-                    d.rerouted_out_records, d.rerouted_out_quantity
-                ));
-            }
-            if d.price_changed {
-                why.push("rate card changed".to_owned());
-            }
+            let mut why = d.reasons(dto.final_at_from);
             let unbilled = d.new_records + d.rerouted_in_records + d.rerouted_out_records > 0;
             if unbilled && dto.final_at_to {
                 why.push("after finalization: billed as adjustments on a later invoice".to_owned());

@@ -129,36 +129,11 @@ pub(crate) async fn diff(
         meters: diff
             .meters
             .iter()
-            .map(|m| {
-                let mut why = Vec::new();
-                if m.new_records > 0 {
-                    let kind = if diff.final_at_from { "late" } else { "new" };
-                    why.push(format!(
-                        "{} {kind} records (+{})",
-                        m.new_records, m.new_quantity
-                    ));
-                }
-                if m.rerouted_in_records > 0 {
-                    why.push(format!(
-                        "{} records re-routed here (+{})",
-                        m.rerouted_in_records, m.rerouted_in_quantity
-                    ));
-                }
-                if m.rerouted_out_records > 0 {
-                    why.push(format!(
-                        "{} records re-routed away (-{})",
-                        m.rerouted_out_records, m.rerouted_out_quantity
-                    ));
-                }
-                if m.price_changed {
-                    why.push("the rate card changed".to_owned());
-                }
-                MeterRow {
-                    meter: named(&m.meter_name, &m.meter_id),
-                    quantity: format!("{} → {}", m.quantity_from, m.quantity_to),
-                    amount: format!("{} → {}", m.amount_from, m.amount_to),
-                    why: why.join("; "),
-                }
+            .map(|m| MeterRow {
+                meter: named(&m.meter_name, &m.meter_id),
+                quantity: format!("{} → {}", m.quantity_from, m.quantity_to),
+                amount: format!("{} → {}", m.amount_from, m.amount_to),
+                why: m.reasons(diff.final_at_from).join("; "),
             })
             .collect(),
         adjustments: diff

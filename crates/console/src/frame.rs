@@ -149,3 +149,13 @@ pub(crate) fn partner_text(names: &InvoiceNames, partner: Option<&PartnerId>) ->
         None => "-".to_owned(),
     }
 }
+
+/// The answer to a form posted without the session's CSRF token.
+pub(crate) fn csrf_refused(session: &Session) -> Response {
+    error_page(
+        Some(session),
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "The form lacks its CSRF token; reload the page and try again.".to_owned(),
+    )
+}

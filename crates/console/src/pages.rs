@@ -21,8 +21,8 @@ use stackbill_store::{Invoice, InvoiceStatus};
 
 use crate::chart::DailyUsage;
 use crate::frame::{
-    Layout, PeriodQuery, error_page, partner_text, period_of, refusal, render, scope, signed_in,
-    store_failure,
+    Layout, PeriodQuery, csrf_refused, error_page, partner_text, period_of, refusal, render, scope,
+    signed_in, store_failure,
 };
 use crate::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, encode_token, same, session, set_cookie,
@@ -138,12 +138,7 @@ pub(crate) async fn logout(
         return Redirect::to("/login").into_response();
     };
     if !same(&form.csrf, &session.csrf) {
-        return error_page(
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "The form lacks its CSRF token; reload the page and try again.".to_owned(),
-        );
+        return csrf_refused(&session);
     }
     let mut response = Redirect::to("/login").into_response();
     response
@@ -934,12 +929,7 @@ pub(crate) async fn finalize(
         Err(response) => return response,
     };
     if !same(&form.csrf, &session.csrf) {
-        return error_page(
-            Some(&session),
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            "The form lacks its CSRF token; reload the page and try again.".to_owned(),
-        );
+        return csrf_refused(&session);
     }
     let page = async {
         let query = PeriodQuery {

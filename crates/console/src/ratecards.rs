@@ -17,7 +17,7 @@ use stackbill_core::rating::{CardOwner, MeterRate, Tier};
 use stackbill_core::{MeterId, PartnerId, RateCard, RateCardName};
 use stackbill_io::price_list::{read_price_list, write_price_list};
 
-use crate::frame::{Layout, error_page, render, signed_in, store_failure};
+use crate::frame::{Layout, csrf_refused, error_page, render, signed_in, store_failure};
 use crate::session::{Session, same};
 
 fn owner_text(owner: &CardOwner) -> String {
@@ -325,15 +325,6 @@ fn refused_change(session: &Session) -> Response {
         StatusCode::FORBIDDEN,
         "Not allowed",
         "A shared rate card is changed by an admin; a partner changes its own cards.".to_owned(),
-    )
-}
-
-fn csrf_refused(session: &Session) -> Response {
-    error_page(
-        Some(session),
-        StatusCode::FORBIDDEN,
-        "Not allowed",
-        "The form lacks its CSRF token; reload the page and try again.".to_owned(),
     )
 }
 

@@ -14,7 +14,9 @@ use stackbill_api::AppState;
 use stackbill_api::billing::InvoiceNames;
 use stackbill_core::{RegistrationName, SubscriptionId, TenantId};
 
-use crate::frame::{Layout, error_page, refusal, render, scope, signed_in, store_failure};
+use crate::frame::{
+    Layout, csrf_refused, error_page, refusal, render, scope, signed_in, store_failure,
+};
 use crate::session::{Session, same};
 
 /// One registration in the list.
@@ -214,6 +216,35 @@ async fn stack_page(
     }
 }
 
+/// The session and registration a form posts to, once its CSRF token and the caller's right
+/// to the registration are checked.
+async fn form_target(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    csrf: &str,
+) -> Result<(Session, RegistrationName), Response> {
+    let session = signed_in(state, headers).await?;
+    if !same(csrf, &session.csrf) {
+        return Err(csrf_refused(&session));
+    }
+    let Ok(registration) = name.parse::<RegistrationName>() else {
+        let page = stack_page(
+            state,
+            &session,
+            name,
+            String::new(),
+            None,
+            StatusCode::NOT_FOUND,
+        );
+        return Err(page.await);
+    };
+    stackbill_api::access::check_registration(&state.store, &session.caller, &registration)
+        .await
+        .map_err(|error| refusal(&session, error))?;
+    Ok((session, registration))
+}
+
 #[derive(Deserialize)]
 pub(crate) struct MappingForm {
     #[serde(default)]
@@ -264,15 +295,6 @@ fn outcome<T>(
     }
 }
 
-fn csrf_refused(session: &Session) -> Response {
-    error_page(
-        Some(session),
-        StatusCode::FORBIDDEN,
-        "Not allowed",
-        "The form lacks its CSRF token; reload the page and try again.".to_owned(),
-    )
-}
-
 /// `POST /stacks/{name}/map`: bills a tenant to its customer subscription, with the API's
 /// rules (`PUT /v1/registrations/{name}/customerSubscriptions/{id}`).
 pub(crate) async fn map(
@@ -281,30 +303,10 @@ pub(crate) async fn map(
     Path(name): Path<String>,
     Form(form): Form<MappingForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
+    let (session, registration) = match form_target(&state, &headers, &name, &form.csrf).await {
+        Ok(target) => target,
         Err(response) => return response,
     };
-    if !same(&form.csrf, &session.csrf) {
-        return csrf_refused(&session);
-    }
-    let Ok(registration) = name.parse::<RegistrationName>() else {
-        return stack_page(
-            &state,
-            &session,
-            &name,
-            String::new(),
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-    };
-    if let Err(error) =
-        stackbill_api::access::check_registration(&state.store, &session.caller, &registration)
-            .await
-    {
-        return refusal(&session, error);
-    }
     let fields = (|| {
         Ok::<_, String>((
             parsed::<TenantId>(
@@ -360,30 +362,10 @@ pub(crate) async fn end(
     Path(name): Path<String>,
     Form(form): Form<EndForm>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(session) => session,
+    let (session, registration) = match form_target(&state, &headers, &name, &form.csrf).await {
+        Ok(target) => target,
         Err(response) => return response,
     };
-    if !same(&form.csrf, &session.csrf) {
-        return csrf_refused(&session);
-    }
-    let Ok(registration) = name.parse::<RegistrationName>() else {
-        return stack_page(
-            &state,
-            &session,
-            &name,
-            String::new(),
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
-    };
-    if let Err(error) =
-        stackbill_api::access::check_registration(&state.store, &session.caller, &registration)
-            .await
-    {
-        return refusal(&session, error);
-    }
     let fields = (|| {
         Ok::<_, String>((
             parsed::<SubscriptionId>(
