@@ -41,8 +41,13 @@ def sign_in(browser, server, token, **context_options):
     return context, tab
 
 
+def utc_today():
+    """Today as the server counts months: in UTC."""
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
 def months():
-    today = datetime.date.today()
+    today = utc_today()
     this = today.strftime("%Y-%m")
     last = (today.replace(day=1) - datetime.timedelta(days=1)).strftime("%Y-%m")
     return last, this
@@ -58,8 +63,9 @@ def test_the_month_end_reads_as_the_api_says(browser, server, screenshots):
 
     # One chart per charted meter, drawn by the vendored uPlot (its SRI hash held).
     charted = page.evaluate("JSON.parse(document.getElementById('usage-data').textContent).meters.length")
-    assert charted > 0
-    page.wait_for_selector("#usage-charts figure.chart canvas")
+    if any(i["lines"] for i in server.api(f"/v1/invoices?period={this}")["value"]):
+        assert charted > 0
+        page.wait_for_selector("#usage-charts figure.chart canvas")
     assert len(page.query_selector_all("#usage-charts figure.chart canvas")) == charted
 
     # The overview's subscriptions are this month's invoices, total for total.
@@ -243,7 +249,10 @@ def test_a_customer_is_found_by_name_and_shown_with_its_usage_and_invoices(brows
     page.wait_for_load_state()
     tab.clean()
     assert "Northwind Traders" in page.inner_text("h1")
-    page.wait_for_selector("#usage-charts figure.chart canvas")
+    charted = page.evaluate("JSON.parse(document.getElementById('usage-data').textContent).meters.length")
+    if charted:
+        page.wait_for_selector("#usage-charts figure.chart canvas")
+    assert len(page.query_selector_all("#usage-charts figure.chart canvas")) == charted
     page.screenshot(path=os.path.join(screenshots, "customer.png"), full_page=True)
     subscription = page.url.rsplit("/", 1)[1]
     last, this = months()
@@ -281,7 +290,7 @@ def test_an_invoices_changes_and_a_customers_registration_status(browser, server
 
 def test_a_month_is_finalized_from_the_console_after_confirming(browser, server, screenshots):
     # The month before last: ended, and not final (the demo finalizes last month only).
-    first_of_last = (datetime.date.today().replace(day=1) - datetime.timedelta(days=1)).replace(day=1)
+    first_of_last = (utc_today().replace(day=1) - datetime.timedelta(days=1)).replace(day=1)
     month = (first_of_last - datetime.timedelta(days=1)).strftime("%Y-%m")
     context, tab = sign_in(browser, server, ADMIN_TOKEN)
     page = tab.page
