@@ -14,9 +14,11 @@ mod chart;
 mod customers;
 mod diff;
 mod frame;
-mod pages;
+mod invoices;
+mod overview;
 mod ratecards;
 mod session;
+mod signin;
 mod stacks;
 
 use axum::Router;
@@ -28,21 +30,24 @@ pub use session::SESSION_COOKIE;
 /// The console's routes, to merge into the API's router (`stackbill_api::router_with`).
 pub fn pages() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::overview))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/invoices", get(pages::invoices))
-        .route("/invoices/{subscription}/{period}", get(pages::invoice))
+        .route("/", get(overview::overview))
+        .route("/login", get(signin::login_form).post(signin::login))
+        .route("/logout", post(signin::logout))
+        .route("/invoices", get(invoices::invoices))
+        .route("/invoices/{subscription}/{period}", get(invoices::invoice))
         .route(
             "/invoices/{subscription}/{period}/csv",
-            get(pages::invoice_csv),
+            get(invoices::invoice_csv),
         )
         .route(
             "/invoices/{subscription}/{period}/records",
-            get(pages::records),
+            get(invoices::records),
         )
         .route("/invoices/{subscription}/{period}/diff", get(diff::diff))
-        .route("/finalize", get(pages::finalize_form).post(pages::finalize))
+        .route(
+            "/finalize",
+            get(invoices::finalize_form).post(invoices::finalize),
+        )
         .route("/customers", get(customers::customers))
         .route("/customers/{subscription}", get(customers::customer))
         .route("/ratecards", get(ratecards::cards))
