@@ -12,7 +12,7 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
-use crate::{billing, collectors, diff, ratecards, registrations, routes, tokens, usage};
+use crate::{billing, collectors, diff, profiles, ratecards, registrations, routes, tokens, usage};
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
@@ -28,7 +28,15 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             "/partners/{partner_id}",
             get(routes::get_partner).put(routes::put_partner),
         )
+        .route(
+            "/partners/{partner_id}/profile",
+            get(profiles::get_partner_profile).put(profiles::put_partner_profile),
+        )
         .route("/subscriptions", get(routes::list_subscriptions))
+        .route(
+            "/subscriptions/{subscription_id}/profile",
+            get(profiles::get_subscription_profile).put(profiles::put_subscription_profile),
+        )
         .route(
             "/subscriptions/{subscription_id}",
             get(routes::get_subscription).put(routes::put_subscription),

@@ -32,9 +32,27 @@ pub struct InvoiceDto {
     status: &'static str,
     lines: Vec<LineDto>,
     adjustments: Vec<AdjustmentDto>,
+    /// Lines plus adjustments, before tax.
     total: String,
+    /// The tax on the total, when the subscription has a tax rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tax: Option<TaxDto>,
+    /// The total with its tax.
+    total_due: String,
+    /// Given at finalization: `{prefix}-{YYYY}-{NNNNNN}`, gapless per partner and year.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoice_number: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     finalized_at: Option<String>,
+}
+
+/// An invoice's tax: the rate applied once to the total, rounded once to the currency's
+/// minor unit, half away from zero.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxDto {
+    rate_percent: String,
+    amount: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -104,6 +122,7 @@ impl InvoiceNames {
 /// The wire shape of an invoice, with meter names and units from the catalog and the
 /// customer's and partner's names.
 pub fn invoice_dto(invoice: Invoice, names: &InvoiceNames) -> InvoiceDto {
+    let total_due = invoice.total_due();
     let meter = |id: MeterId| {
         names
             .meters
@@ -167,6 +186,12 @@ pub fn invoice_dto(invoice: Invoice, names: &InvoiceNames) -> InvoiceDto {
             })
             .collect(),
         total: invoice.total.to_string(),
+        total_due: total_due.to_string(),
+        tax: invoice.tax.map(|tax| TaxDto {
+            rate_percent: tax.rate_percent.normalize().to_string(),
+            amount: tax.amount.to_string(),
+        }),
+        invoice_number: invoice.number,
         finalized_at: invoice.finalized_at.map(|t| t.to_string()),
     }
 }

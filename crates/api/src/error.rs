@@ -26,7 +26,8 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidCspSubscription
         | ErrorCode::BadCustomerSubscriptionId
         | ErrorCode::TenantMismatch
-        | ErrorCode::InvalidRateCard => StatusCode::BAD_REQUEST,
+        | ErrorCode::InvalidRateCard
+        | ErrorCode::InvalidBillingProfile => StatusCode::BAD_REQUEST,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RequestUriTooLong => StatusCode::URI_TOO_LONG,

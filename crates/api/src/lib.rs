@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 mod page;
+pub mod profiles;
 pub mod ratecards;
 mod registrations;
 mod routes;

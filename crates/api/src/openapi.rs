@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
-use crate::{billing, collectors, diff, ratecards, registrations, routes, tokens, usage};
+use crate::{billing, collectors, diff, profiles, ratecards, registrations, routes, tokens, usage};
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -34,6 +34,10 @@ impl Modify for BearerAuth {
         routes::put_subscription,
         routes::get_subscription,
         routes::list_subscriptions,
+        profiles::get_partner_profile,
+        profiles::put_partner_profile,
+        profiles::get_subscription_profile,
+        profiles::put_subscription_profile,
         registrations::put_registration,
         registrations::get_registration,
         registrations::list_registrations,

@@ -103,6 +103,8 @@ error_codes! {
     RateCardNotFound = "RateCardNotFound",
     /// A rate card's entry breaks a rule.
     InvalidRateCard = "InvalidRateCard",
+    /// A billing profile's field breaks a rule; the target names it.
+    InvalidBillingProfile = "InvalidBillingProfile",
     /// No invoice for that subscription and period.
     InvoiceNotFound = "InvoiceNotFound",
     /// The registration has no collector.

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod invoice;
 pub mod meters;
 pub mod period;
+pub mod profile;
 pub mod rating;
 pub mod routing;
 pub mod rules;

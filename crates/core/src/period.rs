@@ -41,6 +41,11 @@ impl Period {
         ((1970..=9998).contains(&year) && (1..=12).contains(&month)).then_some(Self { year, month })
     }
 
+    /// Its year.
+    pub const fn year(self) -> i16 {
+        self.year
+    }
+
     /// The period an instant falls in.
     pub fn containing(instant: Timestamp) -> Self {
         let date = instant.to_zoned(TimeZone::UTC).date();

@@ -366,6 +366,17 @@ pub fn rate(
     })
 }
 
+/// `percent` % of `amount`, rounded once to the currency's minor unit, half away from zero
+/// (an invoice's tax). `None` when the product does not fit an amount.
+pub fn percent_of(amount: Decimal, percent: Decimal, currency: Currency) -> Option<Decimal> {
+    let product = Exact::from_decimal(amount).checked_mul(Exact::from_decimal(percent))?;
+    Exact {
+        mantissa: product.mantissa,
+        scale: product.scale + 2,
+    }
+    .round_half_away(currency.minor_units())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,12 @@ pub enum StoreError {
     /// A subscription names a partner that does not exist.
     #[error("partner '{0}' does not exist; create it first")]
     UnknownPartner(PartnerId),
+    /// A subscription that does not exist.
+    #[error("subscription {0} does not exist")]
+    UnknownSubscription(stackbill_core::SubscriptionId),
+    /// A billing profile's field breaks a rule.
+    #[error(transparent)]
+    InvalidProfile(#[from] stackbill_core::profile::InvalidProfile),
     /// A sum does not fit in 28 significant digits.
     #[error("arithmetic overflow: {0}")]
     Overflow(String),
@@ -58,6 +64,8 @@ impl StoreError {
             Self::InvalidSubscription(invalid) => Some(invalid.code()),
             Self::Billing(billing) => Some(billing.code()),
             Self::UnknownPartner(_) => Some(ErrorCode::UnknownPartner),
+            Self::UnknownSubscription(_) => Some(ErrorCode::SubscriptionNotFound),
+            Self::InvalidProfile(invalid) => Some(invalid.code()),
             Self::Overflow(_) => Some(ErrorCode::AmountOverflow),
             _ => None,
         }
@@ -70,6 +78,8 @@ impl StoreError {
             Self::InvalidSubscription(invalid) => Some(invalid.target()),
             Self::Billing(billing) => billing.target(),
             Self::UnknownPartner(_) => Some("partnerId"),
+            Self::UnknownSubscription(_) => Some("subscriptionId"),
+            Self::InvalidProfile(invalid) => Some(invalid.field),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ mod directory;
 mod error;
 mod migrate;
 mod numeric;
+mod profiles;
 mod rejections;
 mod secrets;
 mod store;

@@ -66,6 +66,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "rejection_counts",
         "../migrations/sqlite/0012_rejection_counts.sql"
     ),
+    migration!(
+        13,
+        "billing_profiles",
+        "../migrations/sqlite/0013_billing_profiles.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -100,6 +105,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         7,
         "rejection_counts",
         "../migrations/postgres/0007_rejection_counts.sql"
+    ),
+    migration!(
+        8,
+        "billing_profiles",
+        "../migrations/postgres/0008_billing_profiles.sql"
     ),
 ];
 

@@ -6,6 +6,7 @@ mod azure;
 mod billing;
 mod collectors;
 mod commerce;
+mod documents;
 mod envelope;
 mod history;
 mod isolation;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use stackbill_core::invoice::{Adjustment, InvoiceLine, PeriodRatings, adjustments, total};
+use stackbill_core::profile::InvoiceTax;
 use stackbill_core::total::Total;
 use stackbill_core::{BillingError, MeterId, PartnerId, Period, SubscriptionId};
 
@@ -159,6 +160,7 @@ pub(super) fn draft_invoices(
         }
     }
     let mut invoices = Vec::new();
+    let tax_rates = crate::profiles::tax_rates(conn, facts.as_of)?;
     for (sub, (lines, adjustments)) in drafts {
         if failed.contains_key(&sub) {
             continue;
@@ -170,14 +172,27 @@ pub(super) fn draft_invoices(
                 continue;
             }
         };
+        let currency = facts.currency(sub, period);
+        let tax = match (tax_rates.get(&sub.to_string()))
+            .map(|rate| InvoiceTax::on(total, *rate, currency))
+            .transpose()
+        {
+            Ok(tax) => tax,
+            Err(error) => {
+                failed.insert(sub, error.into());
+                continue;
+            }
+        };
         let subscription = facts.subscriptions.get(&sub);
         invoices.push(Invoice {
             subscription_id: sub,
             partner_id: subscription.and_then(|s| s.partner_id.clone()),
             period,
-            currency: facts.currency(sub, period),
+            currency,
             status: InvoiceStatus::Draft,
             total,
+            tax,
+            number: None,
             lines,
             adjustments,
             finalized_at: None,

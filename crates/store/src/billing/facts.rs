@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use rust_decimal::Decimal;
 use stackbill_core::billing::{Finalizations, PartnerScope, PricingVersion, pricing_in};
 use stackbill_core::invoice::{Adjustment, Billed, InvoiceLine, LinePrice, Pricing, rate_lines};
+use stackbill_core::profile::InvoiceTax;
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
 use stackbill_core::routing::RoutingTable;
 use stackbill_core::sum::exact_add;
@@ -21,6 +22,7 @@ use crate::db::{Conn, Num, Row, instant, micros, params, parse};
 use crate::directory::{load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
 use crate::numeric::TotalParam;
+use crate::profiles::next_invoice_number;
 
 /// The stored text of a card's owner: the partner id, or '' for a shared card.
 pub(super) fn owner_text(owner: &CardOwner) -> &str {
@@ -127,14 +129,33 @@ pub(super) fn load_final_invoice(
     subscription: SubscriptionId,
     period: Period,
 ) -> Result<Option<Invoice>> {
-    let head: Option<(Option<String>, String, Decimal, i64)> = conn.query_opt(
-        "SELECT partner_id, currency, total, finalized_at FROM final_invoices
+    type Head = (Option<String>, String, Decimal, i64, Option<String>);
+    let head: Option<(Head, Option<Decimal>, Option<Decimal>)> = conn.query_opt(
+        "SELECT partner_id, currency, total, finalized_at, invoice_number, tax_rate_percent,
+         tax_amount FROM final_invoices
          WHERE subscription_id = ?1 AND period = ?2",
         params![subscription.to_string(), period.to_string()],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        |row| {
+            let head = (
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            );
+            Ok((head, row.get(5)?, row.get(6)?))
+        },
     )?;
-    let Some((partner, currency, total, finalized_at)) = head else {
+    let Some(((partner, currency, total, finalized_at, number), tax_rate, tax_amount)) = head
+    else {
         return Ok(None);
+    };
+    let tax = match (tax_rate, tax_amount) {
+        (Some(rate), Some(amount)) => Some(
+            InvoiceTax::frozen(total, rate, amount)
+                .ok_or_else(|| StoreError::Overflow("a final invoice's total due".to_owned()))?,
+        ),
+        _ => None,
     };
     let lines = conn.query_map(
         "SELECT meter_id, quantity, amount, unpriced, unit_price, tiered, included_quantity,
@@ -187,6 +208,8 @@ pub(super) fn load_final_invoice(
         lines,
         adjustments,
         total,
+        tax,
+        number,
         finalized_at: Some(instant(finalized_at)?),
     }))
 }
@@ -374,17 +397,22 @@ impl Facts {
 pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) -> Result<()> {
     let sub = invoice.subscription_id.to_string();
     let period = invoice.period.to_string();
+    let partner = invoice.partner_id.as_ref().map(PartnerId::as_str);
+    let number = next_invoice_number(conn, partner, invoice.period.year())?;
     conn.execute(
         "INSERT INTO final_invoices (subscription_id, period, partner_id, currency, total,
-         finalized_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         finalized_at, invoice_number, tax_rate_percent, tax_amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             sub,
             period,
-            invoice.partner_id.as_ref().map(PartnerId::as_str),
+            partner,
             invoice.currency.code(),
             Num(invoice.total),
-            micros(now)
+            micros(now),
+            number,
+            invoice.tax.map(|t| Num(t.rate_percent.normalize())),
+            invoice.tax.map(|t| Num(t.amount))
         ],
     )?;
     for l in &invoice.lines {

@@ -26,6 +26,7 @@ use stackbill_core::billing::{
     explain_change,
 };
 use stackbill_core::invoice::{Adjustment, InvoiceLine};
+use stackbill_core::profile::InvoiceTax;
 use stackbill_core::rating::{CardOwner, card_for};
 use stackbill_core::{
     BillingError, Currency, MeterId, PartnerId, Period, RateCard, RateCardName, SubscriptionId,
@@ -68,8 +69,21 @@ pub struct Invoice {
     pub adjustments: Vec<Adjustment>,
     /// Lines plus adjustments.
     pub total: Decimal,
+    /// Tax on the total, when the subscription has a tax rate (on a final invoice: as it was
+    /// frozen).
+    pub tax: Option<InvoiceTax>,
+    /// Its number, given at finalization (absent on drafts, and on invoices finalized
+    /// before numbers were given).
+    pub number: Option<String>,
     /// When it was finalized.
     pub finalized_at: Option<Timestamp>,
+}
+
+impl Invoice {
+    /// The total with its tax: what the customer pays.
+    pub fn total_due(&self) -> Decimal {
+        self.tax.map_or(self.total, |tax| tax.total_due)
+    }
 }
 
 /// How an invoice changed between two instants ([`Store::invoice_diff`]).
