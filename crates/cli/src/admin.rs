@@ -123,6 +123,26 @@ pub(crate) async fn partner(command: PartnerCommand) -> Result<()> {
         PartnerCommand::List { db, output } => {
             show_partners(open(&db)?.partners().await?, &output, false)
         }
+        PartnerCommand::Profile {
+            partner_id,
+            fields,
+            invoice_prefix,
+            db,
+            output,
+        } => {
+            crate::profile::run(
+                open(&db)?,
+                crate::profile::ProfileCommand {
+                    owner: stackbill_core::profile::ProfileOwner::Partner,
+                    id: partner_id.to_string(),
+                    fields,
+                    invoice_prefix,
+                    tax_rate: None,
+                    output,
+                },
+            )
+            .await
+        }
     }
 }
 
@@ -200,6 +220,26 @@ pub(crate) async fn subscription(command: SubscriptionCommand) -> Result<()> {
                         )
                     })?;
             show_subscriptions(vec![subscription], &output, true)
+        }
+        SubscriptionCommand::Profile {
+            subscription_id,
+            fields,
+            tax_rate,
+            db,
+            output,
+        } => {
+            crate::profile::run(
+                open(&db)?,
+                crate::profile::ProfileCommand {
+                    owner: stackbill_core::profile::ProfileOwner::Subscription,
+                    id: subscription_id.to_string(),
+                    fields,
+                    invoice_prefix: None,
+                    tax_rate,
+                    output,
+                },
+            )
+            .await
         }
         SubscriptionCommand::List {
             partner,

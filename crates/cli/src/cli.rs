@@ -659,6 +659,45 @@ pub(crate) enum PartnerCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Show a partner's billing profile (what its invoices print about it), or change the
+    /// fields given; each change is kept, and final invoices print the profile of their day
+    Profile {
+        /// Partner id
+        partner_id: PartnerId,
+        #[command(flatten)]
+        fields: ProfileFields,
+        /// Invoice numbers' prefix, 1-12 capital letters or digits (default INV): numbers
+        /// read PREFIX-YYYY-NNNNNN, without gaps per partner and year
+        #[arg(long)]
+        invoice_prefix: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// The fields of a billing profile every owner has; each flag given replaces that field.
+#[derive(Debug, Args)]
+pub(crate) struct ProfileFields {
+    /// The legal name printed on invoices
+    #[arg(long)]
+    pub(crate) legal_name: Option<String>,
+    /// The postal address, one flag per printed line (replaces every line)
+    #[arg(long = "address", value_name = "LINE")]
+    pub(crate) address: Vec<String>,
+    /// ISO 3166-1 alpha-2 country code (DE, US, ...)
+    #[arg(long)]
+    pub(crate) country: Option<String>,
+    /// Tax or VAT registration number
+    #[arg(long)]
+    pub(crate) tax_id: Option<String>,
+    /// Remove these fields (legal-name, address, country, tax-id, invoice-prefix, tax-rate)
+    #[arg(long, value_name = "FIELD", value_delimiter = ',')]
+    pub(crate) unset: Vec<String>,
+    /// Show the profile as it stood at this instant (RFC 3339) instead
+    #[arg(long, value_parser = instant, conflicts_with_all = ["legal_name", "address", "country", "tax_id", "unset"])]
+    pub(crate) as_of: Option<Timestamp>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -708,6 +747,21 @@ pub(crate) enum SubscriptionCommand {
         /// Only this partner's
         #[arg(long)]
         partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show a subscription's billing profile (who its invoices are addressed to, and their
+    /// tax rate), or change the fields given; final invoices keep the profile of their day
+    Profile {
+        /// Subscription id (GUID)
+        subscription_id: SubscriptionId,
+        #[command(flatten)]
+        fields: ProfileFields,
+        /// Tax rate in percent (0-100), applied once to each invoice's total
+        #[arg(long)]
+        tax_rate: Option<Decimal>,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]

@@ -9,6 +9,7 @@ mod generate;
 mod import;
 mod invoice;
 mod output;
+mod profile;
 mod ratecard;
 mod refusal;
 mod serve;

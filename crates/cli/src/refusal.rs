@@ -46,6 +46,10 @@ const FLAGS: &[(&str, &str)] = &[
     ("billingModel", "--billing-model"),
     ("displayName", "--display-name"),
     ("effectiveFrom", "--effective-from"),
+    ("legalName", "--legal-name"),
+    ("taxId", "--tax-id"),
+    ("invoicePrefix", "--invoice-prefix"),
+    ("taxRatePercent", "--tax-rate"),
 ];
 
 /// `message` with each API field name it holds as a word replaced by its flag.
