@@ -3,10 +3,25 @@
 # and again on PostgreSQL, the Azure SDK conformance suite (the real azure-mgmt-* clients
 # against a real server), and the console in a real headless Chromium.
 # Needs a Rust toolchain and python3 with venv; installs the SDK and Playwright from PyPI into
-# a virtualenv, and Debian's postgresql and chromium packages when they are missing.
+# a virtualenv, and Debian's postgresql, poppler-utils (pdftotext) and chromium packages when
+# they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
+
+# need COMMAND PACKAGE: installs the Debian package when the command is missing.
+need() {
+  command -v "$1" > /dev/null && return
+  echo "installing $1 (Debian package $2)" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2 \
+      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2; }
+  else
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2
+  fi
+}
+# The invoice PDF tests read the documents' text with pdftotext.
+need pdftotext poppler-utils
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -39,15 +54,7 @@ echo "-- on PostgreSQL"
 (cd sdk-tests && STACKBILL_BIN="$bin" "$venv/bin/python" -m pytest -q)
 
 echo "== The console in a real browser (browser-tests/)"
-if ! command -v chromium > /dev/null; then
-  echo "installing Chromium (Debian package chromium)" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
-      || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }
-  else
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
-  fi
-fi
+need chromium chromium
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r browser-tests/requirements.txt
 # Screenshots of every page, for people to look at.
 screenshots=${STACKBILL_SCREENSHOTS:-"$(realpath "$target")/console-screenshots"}

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -12,6 +12,7 @@ use stackbill_core::{Meter, MeterId, PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, StoreError};
 
 use crate::access::{Caller, check_subscription, forbidden};
+use crate::documents::{DocumentFacts, invoice_pdf};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{QueryParams, param};
@@ -367,7 +368,7 @@ pub fn invoice_csv(invoice: &InvoiceDto) -> String {
     String::from_utf8(csv.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// One invoice (CSV with Accept: text/csv)
+/// One invoice (CSV with Accept: text/csv, the PDF document with Accept: application/pdf)
 #[utoipa::path(
     get,
     path = "/v1/invoices/{subscriptionId}/{period}",
@@ -400,12 +401,28 @@ pub(crate) async fn get_invoice(
                 format!("subscription {subscription} has no usage or adjustment in {period}"),
             )
         })?;
-    let dto = invoice_dto(invoice, &names(&state).await?);
-    let wants_csv = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|m| m.trim().starts_with("text/csv")));
-    if wants_csv {
+    let names = names(&state).await?;
+    if accepts(&headers, "application/pdf") {
+        let facts = DocumentFacts::load(&state.store, &invoice, query.instant("asOf")?).await?;
+        let pdf = invoice_pdf(&invoice, &names, &facts).map_err(|err| {
+            tracing::error!(%err, "rendering an invoice PDF failed");
+            ApiError::new(
+                ErrorCode::InternalServerError,
+                "the PDF could not be rendered",
+            )
+        })?;
+        let mut response = pdf.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("inline; filename=\"{}\"", pdf_file_name(&invoice)))
+        {
+            headers.insert(CONTENT_DISPOSITION, value);
+        }
+        return Ok(response);
+    }
+    let dto = invoice_dto(invoice, &names);
+    if accepts(&headers, "text/csv") {
         let mut response = invoice_csv(&dto).into_response();
         response.headers_mut().insert(
             CONTENT_TYPE,
@@ -414,6 +431,32 @@ pub(crate) async fn get_invoice(
         return Ok(response);
     }
     Ok(Json(dto).into_response())
+}
+
+/// Whether the request's `Accept` header names `media_type`.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|m| m.trim().starts_with(media_type)))
+}
+
+/// The file name an invoice's PDF is offered under: its number, else the subscription and
+/// month (`draft-` first for a draft).
+pub fn pdf_file_name(invoice: &Invoice) -> String {
+    match &invoice.number {
+        Some(number) => format!("{number}.pdf"),
+        None => format!(
+            "{}{}-{}.pdf",
+            if invoice.status == InvoiceStatus::Draft {
+                "draft-"
+            } else {
+                ""
+            },
+            invoice.subscription_id,
+            invoice.period
+        ),
+    }
 }
 
 /// Freeze a month's invoices

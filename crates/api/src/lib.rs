@@ -11,6 +11,7 @@ mod collector_health;
 mod collectors;
 pub mod commerce;
 pub mod diff;
+pub mod documents;
 pub mod dto;
 pub mod error;
 pub mod extract;

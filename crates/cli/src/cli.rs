@@ -369,6 +369,23 @@ pub(crate) enum InvoiceCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Write an invoice as a PDF document (a draft says DRAFT on every page; a final one is
+    /// the same bytes every time)
+    Pdf {
+        /// The billed subscription
+        subscription: SubscriptionId,
+        /// The month, YYYY-MM
+        period: Period,
+        /// As the data stood at this instant (RFC 3339)
+        #[arg(long, value_parser = instant)]
+        as_of: Option<Timestamp>,
+        /// The file to write ("-": standard output); default: the invoice number, or
+        /// [draft-]SUBSCRIPTION-PERIOD, with .pdf, here
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Freeze a month's invoices (once it has ended); running it again changes nothing
     Finalize {
         /// The month, YYYY-MM
@@ -498,6 +515,8 @@ pub(crate) enum ExportFormat {
     Csv,
     /// One JSON file per invoice, and a JSON summary
     Json,
+    /// One PDF document per invoice, and a CSV summary
+    Pdf,
 }
 
 #[derive(Debug, Subcommand)]

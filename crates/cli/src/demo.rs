@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use rust_decimal::Decimal;
+use stackbill_core::profile::{BillingProfile, ProfileOwner};
 use stackbill_core::rating::{MeterRate, Tier};
 use stackbill_core::sum::exact_add;
 use stackbill_core::{
@@ -92,6 +93,20 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
             name: "Contoso Cloud Partners".to_owned(),
         })
         .await?;
+    let issuer = BillingProfile {
+        legal_name: Some("Contoso Cloud Partners Ltd".to_owned()),
+        address: vec![
+            "1 Harbour Exchange Square".to_owned(),
+            "London E14 9GE".to_owned(),
+        ],
+        country: Some("GB".to_owned()),
+        tax_id: Some("GB 123 4567 89".to_owned()),
+        invoice_prefix: Some("CCP".to_owned()),
+        tax_rate_percent: None,
+    };
+    store
+        .put_profile(ProfileOwner::Partner, partner_id.to_string(), issuer)
+        .await?;
     let default = Subscription {
         id: guid(0xd0, 1)?,
         offer_type: OfferType::Cspss,
@@ -143,6 +158,19 @@ async fn seed(store: &Store, tenants: usize) -> Result<Seeded> {
             markup_percent: Decimal::new(if index % 3 == 0 { 15 } else { 10 }, 0),
         };
         store.put_subscription(subscription.clone()).await?;
+        // Customers in the UK are charged VAT; the address is what the invoice prints.
+        let customer = BillingProfile {
+            address: vec![format!("{n} Market Street"), "Manchester M1 1AA".to_owned()],
+            country: Some("GB".to_owned()),
+            tax_rate_percent: Some(Decimal::new(20, 0)),
+            ..BillingProfile::default()
+        };
+        (store.put_profile(
+            ProfileOwner::Subscription,
+            subscription.id.to_string(),
+            customer,
+        ))
+        .await?;
         subscriptions += 1;
         if !registered(index) {
             unregistered.push((tenant, subscription.id));

@@ -1,14 +1,15 @@
 //! `stackbill invoice`: list, show, finalize, diff and export, straight on the database.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use stackbill_api::billing::{InvoiceDto, InvoiceNames, invoice_csv, invoice_dto};
+use stackbill_api::billing::{InvoiceDto, InvoiceNames, invoice_csv, invoice_dto, pdf_file_name};
 use stackbill_api::diff::invoice_diff_dto;
+use stackbill_api::documents::{DocumentFacts, invoice_pdf};
 use stackbill_core::sum::exact_add;
 use stackbill_core::{ErrorCode, MeterId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, Store, StoreError};
@@ -142,6 +143,30 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                 return output::json(&dto);
             }
             show(&invoice, &names)
+        }
+        InvoiceCommand::Pdf {
+            subscription,
+            period,
+            as_of,
+            out,
+            db,
+        } => {
+            let store = open(&db)?;
+            let invoice = store
+                .invoice(subscription, period, as_of)
+                .await?
+                .ok_or_else(|| not_found(subscription, period))?;
+            let names = names(&store).await?;
+            let facts = DocumentFacts::load(&store, &invoice, as_of).await?;
+            let pdf = invoice_pdf(&invoice, &names, &facts)?;
+            let path = out.unwrap_or_else(|| PathBuf::from(pdf_file_name(&invoice)));
+            if path.as_os_str() == "-" {
+                return output::write_stdout(&pdf);
+            }
+            std::fs::write(&path, &pdf)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
         }
         InvoiceCommand::Finalize {
             period,
@@ -284,6 +309,9 @@ struct SummaryRow {
     lines: usize,
     adjustments: usize,
     total: String,
+    tax: Option<String>,
+    total_due: String,
+    invoice_number: Option<String>,
 }
 
 /// One invoice for a person: who, the lines with their prices, the adjustments, the total.
@@ -363,6 +391,18 @@ fn show(invoice: &Invoice, names: &InvoiceNames) -> Result<()> {
         )?;
     }
     outln!("\ntotal {} {}", invoice.total, invoice.currency)?;
+    if let Some(tax) = invoice.tax {
+        outln!(
+            "tax {} % {} {}",
+            tax.rate_percent.normalize(),
+            tax.amount,
+            invoice.currency
+        )?;
+        outln!("total due {} {}", tax.total_due, invoice.currency)?;
+    }
+    if let Some(number) = &invoice.number {
+        outln!("invoice number {number}")?;
+    }
     Ok(())
 }
 
@@ -396,27 +436,42 @@ async fn export(
             lines: invoice.lines.len(),
             adjustments: invoice.adjustments.len(),
             total: invoice.total.to_string(),
+            tax: invoice.tax.map(|tax| tax.amount.to_string()),
+            total_due: invoice.total_due().to_string(),
+            invoice_number: invoice.number.clone(),
         });
         let name = format!("{}-{period}", invoice.subscription_id);
-        let dto = invoice_dto(invoice, &names);
-        let (path, text) = match format {
-            ExportFormat::Csv => (out.join(format!("{name}.csv")), invoice_csv(&dto)),
+        let (path, bytes) = match format {
+            ExportFormat::Csv => (
+                out.join(format!("{name}.csv")),
+                invoice_csv(&invoice_dto(invoice, &names)).into_bytes(),
+            ),
             ExportFormat::Json => (
                 out.join(format!("{name}.json")),
-                serde_json::to_string_pretty(&dto)?,
+                serde_json::to_string_pretty(&invoice_dto(invoice, &names))?.into_bytes(),
             ),
+            ExportFormat::Pdf => {
+                let facts = DocumentFacts::load(store, &invoice, None).await?;
+                (
+                    out.join(pdf_file_name(&invoice)),
+                    invoice_pdf(&invoice, &names, &facts)?,
+                )
+            }
         };
+        let text = bytes;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         written += 1;
     }
     for (partner, rows) in &summaries {
         let path = match format {
-            ExportFormat::Csv => out.join(format!("summary-{partner}-{period}.csv")),
+            ExportFormat::Csv | ExportFormat::Pdf => {
+                out.join(format!("summary-{partner}-{period}.csv"))
+            }
             ExportFormat::Json => out.join(format!("summary-{partner}-{period}.json")),
         };
         let text = match format {
             ExportFormat::Json => serde_json::to_string_pretty(rows)?,
-            ExportFormat::Csv => {
+            ExportFormat::Csv | ExportFormat::Pdf => {
                 let mut csv = csv::Writer::from_writer(Vec::new());
                 for r in rows {
                     csv.serialize(r)?;

@@ -246,3 +246,183 @@ async fn each_currency_rounds_to_its_own_minor_unit() {
         ]
     );
 }
+
+/// The invoice's PDF as the API answers it (with `Accept: application/pdf`).
+pub(crate) async fn pdf(app: &stackbill_test_support::TestApp, path: &str) -> Vec<u8> {
+    let request = axum::http::Request::builder()
+        .uri(path)
+        .header(
+            "authorization",
+            format!("Bearer {}", stackbill_test_support::ADMIN_TOKEN),
+        )
+        .header("accept", "application/pdf")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(body.starts_with(b"%PDF-"), "a PDF");
+    body.to_vec()
+}
+
+/// The text of a PDF as Debian's `pdftotext` (poppler) extracts it, page by page.
+pub(crate) fn pdf_pages(pdf: &[u8]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("invoice.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian package poppler-utils) runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_owned).collect();
+    if pages.last().is_some_and(|p| p.trim().is_empty()) {
+        pages.pop();
+    }
+    pages
+}
+
+/// The words of a page with the layout's runs of spaces made single.
+fn words(page: &str) -> String {
+    page.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn an_invoice_pdf_prints_its_numbers_parties_and_tax_and_a_final_one_never_changes() {
+    let app = priced().await;
+    app.put(
+        "/v1/partners/p1/profile",
+        json!({"legalName": "Contoso CSP Ltd", "address": ["1 Main Street", "Leeds LS1 4AP"], "country": "GB", "taxId": "GB123456789", "invoicePrefix": "CT"}),
+    )
+    .await;
+    app.put(
+        &format!("/v1/subscriptions/{CUSTOMER_1}/profile"),
+        json!({"legalName": "Northwind Traders GmbH", "address": ["Hauptstraße 5", "10115 Berlin"], "country": "DE", "taxId": "DE811111111", "taxRatePercent": "19"}),
+    )
+    .await;
+    let path = format!("/v1/invoices/{CUSTOMER_1}/2025-05");
+    let invoice = app.get(&path).await.body;
+    let draft = pdf_pages(&pdf(&app, &path).await);
+    assert_eq!(draft.len(), 1);
+    let text = words(&draft[0]);
+    for expected in [
+        "DRAFT",
+        "Contoso CSP Ltd",
+        "1 Main Street",
+        "Tax id: GB123456789",
+        "Northwind Traders GmbH",
+        "Hauptstraße 5",
+        "Tax id: DE811111111",
+        "May 2025",
+        "USD (United States dollar)",
+        "Subscription c0000000-0000-0000-0000-000000000001",
+        "TableCapacity · tiered · 1 included · +10 % 15 GB*hours 0.5 6.60",
+        "Static IP Address Usage · +10 % · no price 2 IP addresses – 0.00",
+        "Subtotal 6.60",
+        "Tax (19 %) 1.25",
+        "Total due (USD) 7.85",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+    }
+    assert_eq!(invoice["totalDue"], "7.85");
+
+    let finalized = app
+        .call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    assert_eq!(finalized.status, 200);
+    let first = pdf(&app, &path).await;
+    // Profiles changed after the finalization print on later invoices only.
+    app.db.clock.set("2025-06-20T00:00:00Z");
+    app.put(
+        "/v1/partners/p1/profile",
+        json!({"legalName": "Contoso Holdings", "invoicePrefix": "CH"}),
+    )
+    .await;
+    app.put(
+        &format!("/v1/subscriptions/{CUSTOMER_1}/profile"),
+        json!({"legalName": "Northwind AG", "taxRatePercent": "7"}),
+    )
+    .await;
+    let second = pdf(&app, &path).await;
+    assert!(
+        first == second,
+        "a final invoice's PDF is the same bytes every time"
+    );
+    let text = words(&pdf_pages(&first)[0]);
+    for expected in [
+        "CT-2025-000001",
+        "Final",
+        "Contoso CSP Ltd",
+        "Northwind Traders GmbH",
+        "Tax (19 %) 1.25",
+        "Total due (USD) 7.85",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+    }
+    assert!(
+        !text.contains("DRAFT") && !text.contains("Holdings"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_invoice_runs_over_pages_each_with_a_continuation_header() {
+    let app = seeded().await;
+    // Every meter of the catalog, one record each: a line per meter.
+    let meters: Vec<(String, String)> = app.get("/v1/meters?$top=1000").await.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let id = m["meterId"].as_str().unwrap().to_owned();
+            (id, m["name"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert!(meters.len() > 80, "{}", meters.len());
+    let body: String = meters
+        .iter()
+        .enumerate()
+        .map(|(n, (meter, _))| {
+            record(
+                &format!("r{n}"),
+                TENANT_2,
+                meter,
+                "2025-05-03T10:00:00Z",
+                "1",
+            )
+        })
+        .collect();
+    post_usage(&app, body).await;
+    let pages = pdf_pages(&pdf(&app, &format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05")).await);
+    assert_eq!(pages.len(), 3, "about 40 lines a page");
+    for (n, page) in pages.iter().enumerate() {
+        let text = words(page);
+        assert!(text.contains("DRAFT"), "page {n} says DRAFT");
+        assert!(text.contains(&format!("page {} of 3", n + 1)), "{text}");
+        let rows = page
+            .lines()
+            .filter(|l| l.trim_end().ends_with("0.00"))
+            .count();
+        assert!(
+            (25..=45).contains(&rows) || n == 2,
+            "page {n}: {rows} lines"
+        );
+        if n > 0 {
+            assert!(text.contains("(continued)"), "page {n}: {text}");
+            assert!(text.contains("Description Quantity Unit Unit price Amount"));
+        }
+    }
+    let all = words(&pages.concat());
+    for (_, name) in &meters {
+        let start: String = name.chars().take(24).collect();
+        assert!(all.contains(start.trim_end()), "{name} printed");
+    }
+}
