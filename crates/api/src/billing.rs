@@ -1,14 +1,12 @@
 //! Invoices and finalization: `/v1/invoices`, `/v1/periods`.
 
-use std::collections::HashMap;
-
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
-use stackbill_core::{Meter, MeterId, PartnerId, Period, SubscriptionId};
+use stackbill_core::{MeterId, PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, StoreError};
 
 use crate::access::{Caller, check_subscription, forbidden};
@@ -16,6 +14,7 @@ use crate::documents::{DocumentFacts, invoice_pdf};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{QueryParams, param};
+pub use crate::names::InvoiceNames;
 use crate::state::AppState;
 
 /// An invoice as answered.
@@ -91,33 +90,6 @@ struct AdjustmentDto {
     quantity: String,
     amount: String,
     reason: &'static str,
-}
-
-/// What an invoice names besides ids: the catalog's meters, the subscriptions' display names
-/// and the partners' names.
-#[derive(Debug, Default)]
-pub struct InvoiceNames {
-    /// The meter catalog.
-    pub meters: HashMap<MeterId, Meter>,
-    /// Subscriptions' display names.
-    pub subscriptions: HashMap<SubscriptionId, String>,
-    /// Partners' names.
-    pub partners: HashMap<PartnerId, String>,
-}
-
-impl InvoiceNames {
-    /// The names as the store has them now.
-    pub async fn load(store: &stackbill_store::Store) -> Result<Self, stackbill_store::StoreError> {
-        Ok(Self {
-            meters: store.meters_by_id().await?,
-            subscriptions: (store.subscriptions(None).await?.into_iter())
-                .map(|s| (s.id, s.display_name))
-                .collect(),
-            partners: (store.partners().await?.into_iter())
-                .map(|p| (p.id, p.name))
-                .collect(),
-        })
-    }
 }
 
 /// The wire shape of an invoice, with meter names and units from the catalog and the

@@ -10,7 +10,7 @@ use stackbill_core::{MeterId, Subscription};
 use stackbill_pdf::{Align, Column, Created, Document, Info, Party, Row, TotalRow};
 use stackbill_store::{Invoice, InvoiceStatus, Store, StoreError};
 
-use crate::billing::InvoiceNames;
+use crate::names::InvoiceNames;
 
 /// The facts an invoice document prints besides the invoice: the parties' profiles as they
 /// stood, and the billed subscription.

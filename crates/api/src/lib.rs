@@ -15,6 +15,7 @@ pub mod documents;
 pub mod dto;
 pub mod error;
 pub mod extract;
+mod names;
 pub mod openapi;
 mod page;
 pub mod profiles;

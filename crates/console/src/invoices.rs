@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use stackbill_api::AppState;
-use stackbill_api::billing::InvoiceNames;
+use stackbill_api::billing::{InvoiceNames, pdf_file_name};
+use stackbill_api::documents::{self, DocumentFacts};
 use stackbill_core::sum::exact_add;
 use stackbill_core::{PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus};
@@ -211,6 +212,10 @@ pub(crate) struct InvoiceView {
     lines: Vec<LineRow>,
     adjustments: Vec<AdjustmentRow>,
     total: String,
+    /// The tax's rate and amount.
+    tax: Option<(String, String)>,
+    total_due: String,
+    number: Option<String>,
 }
 
 #[derive(Template)]
@@ -287,6 +292,14 @@ fn invoice_view(invoice: &Invoice, names: &InvoiceNames) -> InvoiceView {
             })
             .collect(),
         total: invoice.total.to_string(),
+        tax: invoice.tax.map(|tax| {
+            (
+                tax.rate_percent.normalize().to_string(),
+                tax.amount.to_string(),
+            )
+        }),
+        total_due: invoice.total_due().to_string(),
+        number: invoice.number.clone(),
     }
 }
 
@@ -400,6 +413,56 @@ pub(crate) async fn invoice_csv(
             (header::CONTENT_DISPOSITION, file),
         ],
         csv,
+    )
+        .into_response()
+}
+
+/// `GET /invoices/{subscription}/{period}/pdf[?asOf=]`: the invoice's PDF document, to
+/// download.
+pub(crate) async fn invoice_pdf(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((subscription, period)): Path<(String, String)>,
+    Query(query): Query<AsOfQuery>,
+) -> Response {
+    let (session, invoice) = match visible_invoice(
+        &state,
+        &headers,
+        &subscription,
+        &period,
+        query.as_of.as_deref(),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let as_of = query.as_of.as_deref().and_then(|t| t.parse().ok());
+    let rendered = async {
+        let names = InvoiceNames::load(&state.store).await?;
+        let facts = DocumentFacts::load(&state.store, &invoice, as_of).await?;
+        Ok::<_, stackbill_store::StoreError>(documents::invoice_pdf(&invoice, &names, &facts))
+    };
+    let pdf = match rendered.await {
+        Ok(Ok(pdf)) => pdf,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "rendering an invoice PDF failed");
+            return error_page(
+                Some(&session),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Cannot render this invoice",
+                "The PDF could not be rendered; the server log says why.".to_owned(),
+            );
+        }
+        Err(error) => return store_failure(&session, error),
+    };
+    let file = format!("attachment; filename=\"{}\"", pdf_file_name(&invoice));
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        pdf,
     )
         .into_response()
 }

@@ -40,6 +40,10 @@ pub fn pages() -> Router<AppState> {
             get(invoices::invoice_csv),
         )
         .route(
+            "/invoices/{subscription}/{period}/pdf",
+            get(invoices::invoice_pdf),
+        )
+        .route(
             "/invoices/{subscription}/{period}/records",
             get(invoices::records),
         )

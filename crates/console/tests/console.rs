@@ -61,7 +61,7 @@ async fn send(
         status,
         cookies,
         location,
-        body: String::from_utf8(body.to_vec()).unwrap(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 
@@ -295,6 +295,9 @@ async fn pages_show_the_apis_numbers_and_another_partners_invoice_is_missing() {
     let hidden = send(&router, Method::GET, &path, &p2, None).await;
     assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
     assert!(!hidden.body.contains("id=\"total\""), "{}", hidden.body);
+    let hidden_pdf = send(&router, Method::GET, &format!("{path}/pdf"), &p2, None).await;
+    assert_eq!(hidden_pdf.status, StatusCode::NOT_FOUND);
+    assert!(!hidden_pdf.body.starts_with("%PDF"));
     let theirs = send(&router, Method::GET, "/invoices?period=2025-05", &p2, None).await;
     assert!(!theirs.body.contains(&sub), "{}", theirs.body);
 
@@ -346,6 +349,17 @@ async fn a_line_drills_down_to_its_records_and_a_month_is_finalized_after_confir
         "{}",
         csv.body
     );
+
+    // The PDF download is the API's document.
+    let page = send(&router, Method::GET, &path, &admin, None).await;
+    assert!(
+        page.body.contains(&format!("href=\"{path}/pdf\"")),
+        "{}",
+        page.body
+    );
+    let pdf = send(&router, Method::GET, &format!("{path}/pdf"), &admin, None).await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert!(pdf.body.starts_with("%PDF-"));
 
     // As of an instant before any usage, the invoice did not exist.
     let before = send(

@@ -186,3 +186,181 @@ fn the_demo_month_end_lists_shows_diffs_and_exports() {
     let again = stackbill(&db, &["invoice", "finalize", &last]);
     assert!(again.status.success(), "finalizing again changes nothing");
 }
+
+/// The text `pdftotext` (Debian's poppler-utils) reads from a PDF file, words single-spaced.
+fn pdf_text(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian package poppler-utils) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn invoices_are_documents_with_profiles_numbers_and_tax() {
+    let db = TestDb::new();
+    let dir = &db.dir;
+    let summary = ok_json(
+        &db,
+        &["demo", "--no-serve", "--json", "--usage-records", "5000"],
+    );
+    let last = summary["finalizedPeriod"].as_str().unwrap().to_owned();
+    let this = summary["draftPeriod"].as_str().unwrap().to_owned();
+    let finals = ok_json(&db, &["invoice", "list", &last, "--json"]);
+    let invoice = &finals.as_array().unwrap()[0];
+    let sub = invoice["subscriptionId"].as_str().unwrap().to_owned();
+    let number = invoice["invoiceNumber"].as_str().unwrap().to_owned();
+    assert!(
+        number.starts_with("CCP-"),
+        "the demo partner's prefix: {number}"
+    );
+
+    // Two processes render the final invoice: the same bytes, and its numbers in the text.
+    let first = dir.path().join("first.pdf");
+    let second = dir.path().join("second.pdf");
+    for file in [&first, &second] {
+        let out = stackbill(
+            &db,
+            &[
+                "invoice",
+                "pdf",
+                &sub,
+                &last,
+                "--out",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap());
+    let text = pdf_text(&first);
+    let tax = &invoice["tax"];
+    for expected in [
+        number.clone(),
+        format!("Subtotal {}", invoice["total"].as_str().unwrap()),
+        format!(
+            "Tax ({} %) {}",
+            tax["ratePercent"].as_str().unwrap(),
+            tax["amount"].as_str().unwrap()
+        ),
+        format!(
+            "Total due ({}) {}",
+            invoice["currency"].as_str().unwrap(),
+            invoice["totalDue"].as_str().unwrap()
+        ),
+        "Contoso Cloud Partners Ltd".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in {text}");
+    }
+    for line in invoice["lines"].as_array().unwrap() {
+        let amount = line["amount"].as_str().unwrap();
+        let quantity = line["quantity"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("{quantity} ")) && text.contains(&format!(" {amount}")),
+            "{line} in {text}"
+        );
+    }
+
+    // A profile changed now prints on drafts, never on the final invoice.
+    let profile = ok_json(
+        &db,
+        &[
+            "subscription",
+            "profile",
+            &sub,
+            "--legal-name",
+            "Renamed Customer plc",
+            "--tax-rate",
+            "5",
+            "--json",
+        ],
+    );
+    assert_eq!(profile["taxRatePercent"], "5");
+    assert_eq!(profile["country"], "GB", "fields not given are kept");
+    let again = dir.path().join("again.pdf");
+    let out = stackbill(
+        &db,
+        &[
+            "invoice",
+            "pdf",
+            &sub,
+            &last,
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::read(&first).unwrap() == std::fs::read(&again).unwrap());
+    let draft = stackbill(&db, &["invoice", "pdf", &sub, &this, "--out", "-"]);
+    assert!(draft.status.success() && draft.stdout.starts_with(b"%PDF-"));
+    let draft_file = dir.path().join("draft.pdf");
+    std::fs::write(&draft_file, &draft.stdout).unwrap();
+    let text = pdf_text(&draft_file);
+    assert!(
+        text.contains("DRAFT")
+            && text.contains("Renamed Customer plc")
+            && text.contains("Tax (5 %)"),
+        "{text}"
+    );
+
+    // A bad field is refused naming the flag, and nothing changes.
+    let bad = stackbill(
+        &db,
+        &[
+            "partner",
+            "profile",
+            "contoso-csp",
+            "--invoice-prefix",
+            "x-1",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        message.contains("InvalidBillingProfile: --invoice-prefix"),
+        "{message}"
+    );
+    let partner = ok_json(&db, &["partner", "profile", "contoso-csp", "--json"]);
+    assert_eq!(partner["invoicePrefix"], "CCP");
+
+    // The month's PDFs, one per invoice, named by number.
+    let out_dir = dir.path().join("pdfs");
+    let out = stackbill(
+        &db,
+        &[
+            "invoice",
+            "export",
+            &last,
+            "--format",
+            "pdf",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pdf"))
+        .collect();
+    names.sort();
+    let mut numbers: Vec<String> = finals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}.pdf", i["invoiceNumber"].as_str().unwrap()))
+        .collect();
+    numbers.sort();
+    assert_eq!(names, numbers);
+    let sequence: Vec<String> = (1..=numbers.len())
+        .map(|n| format!("{}{n:06}.pdf", &number[..number.len() - 6]))
+        .collect();
+    assert_eq!(numbers, sequence, "numbers without gaps");
+}
