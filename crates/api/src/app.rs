@@ -12,7 +12,10 @@ use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
-use crate::{billing, collectors, diff, profiles, ratecards, registrations, routes, tokens, usage};
+use crate::{
+    billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
+    usage,
+};
 
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
@@ -93,6 +96,7 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             get(diff::invoice_diff),
         )
         .route("/periods/{period}/finalize", post(billing::finalize))
+        .route("/reconciliation", get(reconciliation::get_reconciliation))
         .route(
             "/tokens",
             get(tokens::list_tokens).post(tokens::create_token),

@@ -20,6 +20,7 @@ pub mod openapi;
 mod page;
 pub mod profiles;
 pub mod ratecards;
+pub mod reconciliation;
 mod registrations;
 mod routes;
 mod state;

@@ -5,7 +5,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
-use crate::{billing, collectors, diff, profiles, ratecards, registrations, routes, tokens, usage};
+use crate::{
+    billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
+    usage,
+};
 
 /// Declares the bearer token scheme every `/v1` route uses.
 struct BearerAuth;
@@ -62,6 +65,7 @@ impl Modify for BearerAuth {
         billing::invoice_records,
         diff::invoice_diff,
         billing::finalize,
+        reconciliation::get_reconciliation,
         tokens::create_token,
         tokens::list_tokens,
         tokens::revoke_token,

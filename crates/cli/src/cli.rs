@@ -415,11 +415,12 @@ pub(crate) enum InvoiceCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Write a month's invoices to files: one per invoice, plus a summary per partner
+    /// Write a month's invoices to files: one per invoice, plus a summary per partner; or
+    /// (partner-center) one reconciliation file in Partner Center's daily-rated usage shape
     Export {
         /// The month, YYYY-MM
         period: Period,
-        /// csv or json
+        /// csv, json, pdf or partner-center
         #[arg(long, default_value = "csv")]
         format: ExportFormat,
         /// The directory to write to (created if missing)
@@ -428,8 +429,13 @@ pub(crate) enum InvoiceCommand {
         /// Only this partner's
         #[arg(long)]
         partner: Option<PartnerId>,
+        /// Compress the reconciliation file (partner-center): reconciliation-PERIOD.csv.gz
+        #[arg(long)]
+        gzip: bool,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -517,6 +523,9 @@ pub(crate) enum ExportFormat {
     Json,
     /// One PDF document per invoice, and a CSV summary
     Pdf,
+    /// One CSV of every invoice's rows per customer, meter, day and resource, in Partner
+    /// Center's daily-rated usage columns; the rows add up to the invoices exactly
+    PartnerCenter,
 }
 
 #[derive(Debug, Subcommand)]

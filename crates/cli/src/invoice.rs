@@ -218,10 +218,24 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             format,
             out,
             partner,
+            gzip,
             db,
+            output,
         } => {
             let store = open(&db)?;
-            export(&store, period, format, &out, partner).await
+            let files = match format {
+                ExportFormat::PartnerCenter => {
+                    let json = output.json;
+                    return crate::reconciliation::export(
+                        &store, period, &out, partner, gzip, json,
+                    )
+                    .await;
+                }
+                ExportFormat::Csv => Files::Csv,
+                ExportFormat::Json => Files::Json,
+                ExportFormat::Pdf => Files::Pdf,
+            };
+            export(&store, period, files, &out, partner).await
         }
     }
 }
@@ -406,10 +420,18 @@ fn show(invoice: &Invoice, names: &InvoiceNames) -> Result<()> {
     Ok(())
 }
 
+/// The one-file-per-invoice formats of `invoice export`.
+#[derive(Debug, Clone, Copy)]
+enum Files {
+    Csv,
+    Json,
+    Pdf,
+}
+
 async fn export(
     store: &Store,
     period: Period,
-    format: ExportFormat,
+    format: Files,
     out: &Path,
     partner: Option<stackbill_core::PartnerId>,
 ) -> Result<()> {
@@ -442,15 +464,15 @@ async fn export(
         });
         let name = format!("{}-{period}", invoice.subscription_id);
         let (path, bytes) = match format {
-            ExportFormat::Csv => (
+            Files::Csv => (
                 out.join(format!("{name}.csv")),
                 invoice_csv(&invoice_dto(invoice, &names)).into_bytes(),
             ),
-            ExportFormat::Json => (
+            Files::Json => (
                 out.join(format!("{name}.json")),
                 serde_json::to_string_pretty(&invoice_dto(invoice, &names))?.into_bytes(),
             ),
-            ExportFormat::Pdf => {
+            Files::Pdf => {
                 let facts = DocumentFacts::load(store, &invoice, None).await?;
                 (
                     out.join(pdf_file_name(&invoice)),
@@ -464,14 +486,12 @@ async fn export(
     }
     for (partner, rows) in &summaries {
         let path = match format {
-            ExportFormat::Csv | ExportFormat::Pdf => {
-                out.join(format!("summary-{partner}-{period}.csv"))
-            }
-            ExportFormat::Json => out.join(format!("summary-{partner}-{period}.json")),
+            Files::Csv | Files::Pdf => out.join(format!("summary-{partner}-{period}.csv")),
+            Files::Json => out.join(format!("summary-{partner}-{period}.json")),
         };
         let text = match format {
-            ExportFormat::Json => serde_json::to_string_pretty(rows)?,
-            ExportFormat::Csv | ExportFormat::Pdf => {
+            Files::Json => serde_json::to_string_pretty(rows)?,
+            Files::Csv | Files::Pdf => {
                 let mut csv = csv::Writer::from_writer(Vec::new());
                 for r in rows {
                     csv.serialize(r)?;

@@ -11,6 +11,7 @@ mod invoice;
 mod output;
 mod profile;
 mod ratecard;
+mod reconciliation;
 mod refusal;
 mod serve;
 mod simulate;

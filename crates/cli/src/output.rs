@@ -87,3 +87,24 @@ where
     table(headers, &rows)?;
     Ok(())
 }
+
+/// A bar of `len` items (`unit`: "invoices", "rows") with rate and ETA on a terminal; hidden
+/// when standard error is not one, or with `quiet` (`--json`).
+pub(crate) fn progress_bar(quiet: bool, len: u64, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    let template = format!(
+        "{{spinner}} {{elapsed_precise}} [{{wide_bar}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}}"
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}

@@ -5,6 +5,7 @@
 //! Nothing here does IO, reads a clock, or knows about SQL, HTTP or serialization: time and
 //! state come in as arguments, so every rule is a plain function that tests call directly.
 
+pub mod apportion;
 pub mod billing;
 pub mod clock;
 pub mod currency;

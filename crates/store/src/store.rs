@@ -120,6 +120,23 @@ impl Store {
         stackbill_core::clock::to_micros(self.inner.clock.now())
     }
 
+    /// An instant at or after every write committed so far: the clock's reading, or the last
+    /// write's instant when that is later (writes take instants past a clock that stepped
+    /// back). An as-of read at it sees everything committed before the call.
+    pub async fn settled_now(&self) -> Result<Timestamp> {
+        let now = self.now();
+        let last: i64 = self
+            .read(|conn| {
+                conn.query_one(
+                    "SELECT last_micros FROM store_clock WHERE id = 1",
+                    crate::db::params![],
+                    |row| row.get(0),
+                )
+            })
+            .await?;
+        Ok(now.max(crate::db::instant(last)?))
+    }
+
     /// Runs `f` in a read transaction, on a blocking thread.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where

@@ -11,6 +11,7 @@ mod envelope;
 mod history;
 mod isolation;
 mod openapi;
+mod reconciliation;
 mod registry;
 mod socket;
 mod usage;

@@ -364,3 +364,74 @@ fn invoices_are_documents_with_profiles_numbers_and_tax() {
         .collect();
     assert_eq!(numbers, sequence, "numbers without gaps");
 }
+
+#[test]
+fn the_reconciliation_file_adds_up_to_the_month_s_invoices() {
+    let db = TestDb::new();
+    let dir = &db.dir;
+    let summary = ok_json(
+        &db,
+        &["demo", "--no-serve", "--json", "--usage-records", "5000"],
+    );
+    let out = dir.path().join("recon");
+    for period in [
+        summary["finalizedPeriod"].as_str().unwrap(),
+        summary["draftPeriod"].as_str().unwrap(),
+    ] {
+        let written = ok_json(
+            &db,
+            &[
+                "invoice",
+                "export",
+                period,
+                "--format",
+                "partner-center",
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        );
+        let file = written["file"].as_str().unwrap();
+        assert!(
+            file.ends_with(&format!("reconciliation-{period}.csv")),
+            "{file}"
+        );
+        let mut reader = csv::Reader::from_path(file).unwrap();
+        let header = reader.headers().unwrap().clone();
+        assert_eq!(header.len(), 55);
+        let subscription = header.iter().position(|c| c == "SubscriptionId").unwrap();
+        let amount = header
+            .iter()
+            .position(|c| c == "BillingPreTaxTotal")
+            .unwrap();
+        let mut sums: std::collections::BTreeMap<String, rust_decimal::Decimal> =
+            std::collections::BTreeMap::new();
+        for row in reader.records() {
+            let row = row.unwrap();
+            *sums.entry(row[subscription].to_owned()).or_default() +=
+                row[amount].parse::<rust_decimal::Decimal>().unwrap();
+        }
+        let invoices = ok_json(&db, &["invoice", "list", period, "--json"]);
+        let totals: std::collections::BTreeMap<String, rust_decimal::Decimal> = invoices
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["subscriptionId"].as_str().unwrap().to_owned(),
+                    i["total"].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(sums, totals, "{period}: rows add up to the invoices");
+        assert_eq!(written["invoices"].as_u64().unwrap() as usize, totals.len());
+    }
+    assert!(
+        std::fs::read_dir(&out).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")),
+        "no partial file left"
+    );
+}
