@@ -14,7 +14,7 @@ use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
     billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
-    usage,
+    usage, webhooks,
 };
 
 /// Builds the whole application.
@@ -102,6 +102,21 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
             get(tokens::list_tokens).post(tokens::create_token),
         )
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get_webhook)
+                .put(webhooks::put_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{event_id}/replay",
+            post(webhooks::replay_delivery),
+        )
         .route("/meters", get(routes::list_meters))
         .route(
             "/meters/{meter_id}",

@@ -27,7 +27,8 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::BadCustomerSubscriptionId
         | ErrorCode::TenantMismatch
         | ErrorCode::InvalidRateCard
-        | ErrorCode::InvalidBillingProfile => StatusCode::BAD_REQUEST,
+        | ErrorCode::InvalidBillingProfile
+        | ErrorCode::InvalidWebhook => StatusCode::BAD_REQUEST,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RequestUriTooLong => StatusCode::URI_TOO_LONG,
@@ -39,6 +40,7 @@ pub const fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::TokenNotFound
         | ErrorCode::RouteNotFound
         | ErrorCode::PartnerNotFound
+        | ErrorCode::WebhookNotFound
         | ErrorCode::SubscriptionNotFound
         | ErrorCode::MeterNotFound
         | ErrorCode::RegistrationNotFound

@@ -28,6 +28,8 @@ pub mod telemetry;
 pub mod tokens;
 pub mod usage;
 mod usage_pages;
+pub mod webhook_delivery;
+pub mod webhooks;
 
 pub use access::Caller;
 pub use app::{MAX_HEADER_BYTES, MAX_URI_BYTES, router, router_with};

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorDetail, ErrorResponse};
 use crate::{
     billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
-    usage,
+    usage, webhooks,
 };
 
 /// Declares the bearer token scheme every `/v1` route uses.
@@ -66,6 +66,13 @@ impl Modify for BearerAuth {
         diff::invoice_diff,
         billing::finalize,
         reconciliation::get_reconciliation,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::put_webhook,
+        webhooks::delete_webhook,
+        webhooks::list_deliveries,
+        webhooks::replay_delivery,
         tokens::create_token,
         tokens::list_tokens,
         tokens::revoke_token,

@@ -238,8 +238,16 @@ pub(crate) async fn post_usage(
     tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
     tally.rejected.sort_by_key(|rejection| rejection.index);
     record_usage(&tally, started);
-    // The batch is stored; a failure to count its refusals is logged, not answered.
-    if let Err(error) = state.store.count_rejections(tally.refused_by_code()).await {
+    // The batch is stored; a failure to count its refusals is logged, not answered. A stack's
+    // refusals count for its partner (its usage.rejected digest); an admin's for nobody's.
+    let partner = match only_cloud {
+        Some(cloud) => crate::access::cloud_partner(&state.store, cloud)
+            .await
+            .unwrap_or_default(),
+        None => None,
+    };
+    let counts = tally.refused_by_code();
+    if let Err(error) = state.store.count_rejections(partner, counts).await {
         tracing::warn!(%error, "cannot count the refused records");
     }
     Ok(Json(tally.into()))

@@ -103,6 +103,10 @@ pub(crate) enum Command {
     /// API tokens: create (the secret is shown once), list, revoke
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Webhook endpoints of partners: add (the signing secret is shown once), list, the
+    /// delivery log, replay
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Move the embedded database's data into PostgreSQL
     #[command(subcommand)]
     Database(DatabaseCommand),
@@ -472,6 +476,81 @@ pub(crate) enum DatabaseCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCommand {
+    /// Register an endpoint for a partner's events; prints its signing secret (only now)
+    Add {
+        /// Whose events it receives
+        #[arg(long)]
+        partner: PartnerId,
+        /// Where they are posted: https://… (http:// to a loopback address only)
+        #[arg(long)]
+        url: String,
+        /// Event types, comma separated, or * for every type: invoice.finalized,
+        /// invoice.adjusted, usage.unmapped_tenant, collector.failing, collector.recovered,
+        /// usage.rejected
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// What it is for
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List endpoints
+    List {
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Turn deliveries to an endpoint on (again, after a 410 answer turned them off) or off
+    Enable {
+        /// The endpoint (we_…)
+        id: String,
+        /// Turn it off instead
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Remove an endpoint and its delivery log
+    Remove {
+        /// The endpoint (we_…)
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// An endpoint's delivery log, latest event first
+    Deliveries {
+        /// The endpoint (we_…)
+        id: String,
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Send an event to an endpoint again, now, under the same id
+    Replay {
+        /// The endpoint (we_…)
+        id: String,
+        /// The event (msg_…)
+        event_id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
     /// Create a token and print its secret (shown only now)
     Create {
@@ -627,6 +706,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "STACKBILL_COLLECT_LEASE", default_value_t = 120,
           value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub(crate) collect_lease: u64,
+    /// Do not deliver webhooks from this node (another node delivers the outbox; events are
+    /// stored all the same)
+    #[arg(long, env = "STACKBILL_NO_WEBHOOK_DELIVERY")]
+    pub(crate) no_webhook_delivery: bool,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }

@@ -333,7 +333,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             crate::collector::LEASE,
         ));
     }
-    serve::serve(store, secrets, auth, listen, |base| {
+    serve::serve(store, secrets, auth, listen, Some(Default::default()), |base| {
         // The banner is for a person; with nobody reading it, the demo serves all the same.
         let _ = outln!(
             "\nstackbill demo is serving on {base}\n\nadmin token: {token}\n\n\

@@ -268,7 +268,7 @@ pub(crate) async fn import_source(
         };
         tally.record_batch(&positions, records.iter().map(|r| &r.id), dispositions);
         // The batch is stored; a failure to count its refusals is logged, not fatal.
-        if let Err(error) = store.count_rejections(tally.refused_by_code()).await {
+        if let Err(error) = store.count_rejections(None, tally.refused_by_code()).await {
             tracing::warn!(%error, "cannot count the refused records");
         }
         let mut refused: Vec<&Rejection> = tally.conflicts.iter().chain(&tally.rejected).collect();

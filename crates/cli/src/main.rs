@@ -15,6 +15,7 @@ mod reconciliation;
 mod refusal;
 mod serve;
 mod simulate;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -105,7 +106,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 public_url: args.public_url,
                 header_timeout: std::time::Duration::from_secs(args.header_timeout),
             };
-            serve::serve(store, secrets, auth, listen, |url| {
+            let webhooks = (!args.no_webhook_delivery).then(Default::default);
+            serve::serve(store, secrets, auth, listen, webhooks, |url| {
                 eprintln!("stackbill listening on {url}");
             })
             .await
@@ -121,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Usage(cli::UsageCommand::Import(args)) => import::run(args).await,
         Command::Invoice(command) => invoice::run(command).await,
         Command::Token(command) => admin::token(command).await,
+        Command::Webhook(command) => webhook::run(command).await,
         Command::Database(command) => database::run(command).await,
         Command::Collector(command) => collector::command(command).await,
         Command::Collect(args) => collector::run(args).await,

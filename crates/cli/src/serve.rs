@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use stackbill_api::auth::{new_secret, new_token_id};
+use stackbill_api::webhook_delivery::{DispatchSettings, Dispatcher};
 use stackbill_api::{AppState, AuthConfig, hash_secret, router_with};
 use stackbill_store::{NewToken, Role, SecretKeyring, Store, TokenGrant};
 
@@ -85,11 +86,21 @@ pub(crate) async fn serve(
     secrets: Arc<SecretKeyring>,
     auth: AuthConfig,
     listen: Listen,
+    webhooks: Option<DispatchSettings>,
     ready: impl FnOnce(String),
 ) -> Result<()> {
     if stackbill_api::telemetry::metrics_handle().is_none() {
         tracing::warn!("serving without /metrics");
     }
+    // Serving nodes deliver the webhook outbox (claims keep them from doubling up).
+    let _stop_delivering = match webhooks {
+        Some(settings) => {
+            let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&secrets), settings)
+                .map_err(|err| anyhow::anyhow!(err))?;
+            Some(AbortOnDrop(tokio::spawn(dispatcher.run())))
+        }
+        None => None,
+    };
     let app = router_with(
         AppState {
             store: store.clone(),
@@ -139,6 +150,15 @@ pub(crate) async fn serve(
     server.serve(app.into_make_service()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stops a background task when serving ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Bounds how long a client may take over a request's headers, and keep an idle connection:

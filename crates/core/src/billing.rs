@@ -141,6 +141,12 @@ impl Finalizations {
         }
     }
 
+    /// Whether `period` is final for anyone (every partner's, one partner's, or the
+    /// subscriptions of no partner).
+    pub fn any_final(&self, period: Period) -> bool {
+        self.0.keys().any(|(p, _)| *p == period)
+    }
+
     /// The earliest period after `period` that is not final for `partner`: where that
     /// partner's adjustments of `period` are billed.
     pub fn next_open(&self, period: Period, partner: Option<&PartnerId>) -> Period {

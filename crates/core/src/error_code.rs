@@ -105,6 +105,10 @@ error_codes! {
     InvalidRateCard = "InvalidRateCard",
     /// A billing profile's field breaks a rule; the target names it.
     InvalidBillingProfile = "InvalidBillingProfile",
+    /// A webhook endpoint's field breaks a rule; the target names it.
+    InvalidWebhook = "InvalidWebhook",
+    /// No such webhook endpoint (or event of it).
+    WebhookNotFound = "WebhookNotFound",
     /// No invoice for that subscription and period.
     InvoiceNotFound = "InvoiceNotFound",
     /// The registration has no collector.

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod currency;
 pub mod directory;
 pub mod error_code;
+pub mod events;
 pub mod ids;
 pub mod ingest;
 pub mod invoice;

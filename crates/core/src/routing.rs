@@ -207,6 +207,12 @@ impl RoutingTable {
         )))
     }
 
+    /// The default subscription of the registration that covers the stack's usage at
+    /// `at`: where a tenant without a subscription of its own is billed.
+    pub fn default_subscription(&self, cloud: CloudId, at: Timestamp) -> Option<SubscriptionId> {
+        Some(self.covering(cloud, at)?.registration.default_subscription)
+    }
+
     /// Routes one usage hour; `None` when no registration of the stack covers it.
     pub fn route(
         &self,

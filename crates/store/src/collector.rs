@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use stackbill_core::events::EventType;
 use stackbill_core::rules::RegistryError;
 use stackbill_core::{Disposition, RegistrationName, SubscriptionId, TenantId, UsageRecord};
 
@@ -526,6 +527,23 @@ impl Store {
     ) -> Result<()> {
         self.write(move |tx, now| {
             let registration_key = key(&registration);
+            let failing_before: Option<Option<i64>> = tx.query_opt(
+                "SELECT last_error_at FROM collectors WHERE registration_key = ?1",
+                params![registration_key.as_str()],
+                |row| row.get(0),
+            )?;
+            let was_failing = failing_before.flatten().is_some();
+            let event = match &outcome {
+                Ok(()) => {
+                    was_failing.then(|| (EventType::CollectorRecovered, serde_json::json!({})))
+                }
+                Err((code, message)) => (!was_failing).then(|| {
+                    (
+                        EventType::CollectorFailing,
+                        serde_json::json!({"code": code, "message": message}),
+                    )
+                }),
+            };
             match outcome {
                 Ok(()) => tx.execute(
                     "UPDATE collectors SET last_success_at = ?2, last_error_at = NULL,
@@ -540,6 +558,21 @@ impl Store {
                     params![registration_key, micros(now), code, message],
                 )?,
             };
+            if let Some((kind, mut data)) = event
+                && failing_before.is_some()
+            {
+                let partner: Option<Option<String>> = tx.query_opt(
+                    "SELECT s.partner_id FROM registrations r
+                     JOIN subscriptions s ON s.subscription_id = r.default_subscription_id
+                     WHERE r.name = ?1 AND r.deleted_at IS NULL",
+                    params![registration.as_str()],
+                    |row| row.get(0),
+                )?;
+                if let Some(partner) = partner.flatten() {
+                    data["registration"] = serde_json::json!(registration.as_str());
+                    crate::outbox::emit(tx, &parse(&partner)?, kind, data, now)?;
+                }
+            }
             Ok(())
         })
         .await

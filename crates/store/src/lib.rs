@@ -18,8 +18,10 @@ mod copy;
 mod db;
 mod directory;
 mod error;
+mod finals;
 mod migrate;
 mod numeric;
+mod outbox;
 mod profiles;
 mod rejections;
 mod secrets;
@@ -37,6 +39,7 @@ pub use collector::{
 pub use copy::{CopyProgress, TableCopy};
 pub use directory::{AzureRegistration, CustomerSubscription, Written};
 pub use error::{StorageFault, StoreError};
+pub use outbox::{AttemptOutcome, Delivery, DueDelivery, WebhookEndpoint, random_id};
 pub use rejections::RejectionCount;
 pub use secrets::{SecretError, SecretKeyring};
 pub use stackbill_core::BillingError;

@@ -71,6 +71,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "billing_profiles",
         "../migrations/sqlite/0013_billing_profiles.sql"
     ),
+    migration!(14, "webhooks", "../migrations/sqlite/0014_webhooks.sql"),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -111,6 +112,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         "billing_profiles",
         "../migrations/postgres/0008_billing_profiles.sql"
     ),
+    migration!(9, "webhooks", "../migrations/postgres/0009_webhooks.sql"),
 ];
 
 fn checksum(sql: &str) -> String {

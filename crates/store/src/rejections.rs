@@ -1,6 +1,7 @@
 //! Counts of refused records per hour and code, for operators: the adapters add a batch's
 //! refusals after ingesting it, and the console shows the recent ones.
 
+use stackbill_core::PartnerId;
 use stackbill_core::period::hour_number;
 
 use crate::db::params;
@@ -19,8 +20,13 @@ pub struct RejectionCount {
 }
 
 impl Store {
-    /// Adds refused records, by code, to the current hour's counts.
-    pub async fn count_rejections(&self, counts: Vec<(&'static str, u64)>) -> Result<()> {
+    /// Adds refused records, by code, to the current hour's counts, and to `partner`'s (whose
+    /// stack sent them) for its hourly `usage.rejected` digest.
+    pub async fn count_rejections(
+        &self,
+        partner: Option<PartnerId>,
+        counts: Vec<(&'static str, u64)>,
+    ) -> Result<()> {
         if counts.is_empty() {
             return Ok(());
         }
@@ -33,6 +39,20 @@ impl Store {
                      SET records = rejection_counts.records + excluded.records",
                     params![hour, *code, i64::try_from(*records).unwrap_or(i64::MAX)],
                 )?;
+                if let Some(partner) = &partner {
+                    tx.execute(
+                        "INSERT INTO partner_rejections (hour, partner_id, code, records)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (hour, partner_id, code) DO UPDATE
+                         SET records = partner_rejections.records + excluded.records",
+                        params![
+                            hour,
+                            partner.as_str(),
+                            *code,
+                            i64::try_from(*records).unwrap_or(i64::MAX)
+                        ],
+                    )?;
+                }
             }
             Ok(())
         })

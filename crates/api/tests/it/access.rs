@@ -172,6 +172,8 @@ async fn every_route_answers_each_role_as_spec_section_7_says() {
         (Method::GET, format!("/v1/invoices/{CSPSS_DEFAULT}/2025-05/records"), None, [403, 403, 200, 200]),
         (Method::GET, "/v1/reconciliation?period=2025-05".into(), None, [403, 403, 200, 200]),
         (Method::GET, "/v1/reconciliation?period=2025-05&partnerId=p2".into(), None, [403, 403, 403, 200]),
+        (Method::GET, "/v1/webhooks".into(), None, [403, 403, 200, 200]),
+        (Method::POST, "/v1/webhooks".into(), Some(json!({"partnerId": "p2", "url": "https://x.example/", "eventTypes": ["*"]}).to_string()), [403, 403, 403, 201]),
         (Method::GET, "/v1/tokens".into(), None, [403, 403, 200, 200]),
         (Method::POST, "/v1/periods/2025-05/finalize?partnerId=p2".into(), None, [403, 403, 403, 200]),
         (Method::GET, format!("{own_rp}/stack1?api-version=2017-06-01"), None, [403, 403, 200, 200]),

@@ -15,6 +15,7 @@ mod reconciliation;
 mod registry;
 mod socket;
 mod usage;
+mod webhooks;
 mod wire;
 
 use serde_json::json;

@@ -13,6 +13,7 @@ mod output;
 mod ratecard;
 mod slow;
 mod storage;
+mod webhooks;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use jiff::Timestamp;
 use rust_decimal::Decimal;
-use stackbill_core::billing::{Finalizations, PartnerScope, PricingVersion, pricing_in};
+use stackbill_core::billing::{Finalizations, PricingVersion, pricing_in};
+use stackbill_core::events::EventType;
 use stackbill_core::invoice::{Adjustment, Billed, InvoiceLine, LinePrice, Pricing, rate_lines};
 use stackbill_core::profile::InvoiceTax;
 use stackbill_core::rating::{CardOwner, MeterRate, Tier, card_for};
@@ -21,6 +22,8 @@ use super::{Invoice, InvoiceStatus};
 use crate::db::{Conn, Num, Row, instant, micros, params, parse};
 use crate::directory::{load_routing, load_subscriptions};
 use crate::error::{Result, StoreError};
+use crate::finals::load_finalized;
+pub(super) use crate::finals::scope_text;
 use crate::numeric::TotalParam;
 use crate::profiles::next_invoice_number;
 
@@ -89,38 +92,6 @@ pub(super) fn load_rate_cards(
         );
     }
     Ok(cards)
-}
-
-/// The finalizations recorded by `as_of` (`None`: all).
-fn load_finalized(conn: &Conn<'_>, as_of: Option<i64>) -> Result<Finalizations> {
-    conn.query_map(
-        "SELECT period, partner_id, finalized_at FROM finalized_periods
-         WHERE CAST(?1 AS BIGINT) IS NULL OR finalized_at <= ?1",
-        params![as_of],
-        |row| {
-            let scope = scope_from_text(&row.get::<String>(1)?)?;
-            Ok((parse(&row.get::<String>(0)?)?, scope, instant(row.get(2)?)?))
-        },
-    )
-    .map(|rows| rows.into_iter().collect())
-}
-
-/// A partner scope as `finalized_periods` stores it: the partner id, empty for all, `-`
-/// (which no partner id can be) for the subscriptions of no partner.
-pub(super) fn scope_text(scope: &PartnerScope) -> &str {
-    match scope {
-        PartnerScope::All => "",
-        PartnerScope::Partner(partner) => partner.as_str(),
-        PartnerScope::Unpartnered => "-",
-    }
-}
-
-fn scope_from_text(text: &str) -> Result<PartnerScope> {
-    Ok(match text {
-        "" => PartnerScope::All,
-        "-" => PartnerScope::Unpartnered,
-        partner => PartnerScope::Partner(parse(partner)?),
-    })
 }
 
 /// A final invoice as it was frozen, if there is one.
@@ -415,6 +386,25 @@ pub(super) fn write_final(conn: &Conn<'_>, invoice: &Invoice, now: Timestamp) ->
             invoice.tax.map(|t| Num(t.amount))
         ],
     )?;
+    if let Some(partner) = &invoice.partner_id {
+        let mut data = serde_json::json!({
+            "subscriptionId": sub,
+            "period": period,
+            "invoiceNumber": number,
+            "currency": invoice.currency.code(),
+            "total": invoice.total.to_string(),
+            "totalDue": invoice.total_due().to_string(),
+            "lines": invoice.lines.len(),
+            "adjustments": invoice.adjustments.len(),
+        });
+        if let Some(tax) = invoice.tax {
+            data["tax"] = serde_json::json!({
+                "ratePercent": tax.rate_percent.normalize().to_string(),
+                "amount": tax.amount.to_string(),
+            });
+        }
+        crate::outbox::emit(conn, partner, EventType::InvoiceFinalized, data, now)?;
+    }
     for l in &invoice.lines {
         conn.execute(
             "INSERT INTO final_invoice_lines (subscription_id, period, meter_id, quantity,

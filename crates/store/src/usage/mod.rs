@@ -137,7 +137,11 @@ pub(crate) fn write_records(
         Conn::Sqlite(sqlite) => *sqlite,
         Conn::Postgres(pg) => pg,
     };
-    write_batch(tx, writer, store.value_cache(), records, micros(now))
+    let (dispositions, pending) =
+        write_batch(tx, writer, store.value_cache(), records, micros(now))?;
+    let accepted = |index: usize| matches!(dispositions.get(index), Some(Disposition::Accepted));
+    crate::outbox::usage_events(tx, records, accepted, now)?;
+    Ok((dispositions, pending))
 }
 
 #[cfg(test)]
