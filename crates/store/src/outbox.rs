@@ -170,7 +170,7 @@ impl Store {
             let changed = tx.execute(
                 "UPDATE webhook_endpoints SET url = ?2, event_types = ?3, description = ?4,
                      enabled = ?5,
-                     disabled_reason = CASE WHEN ?5 = 1 THEN NULL
+                     disabled_reason = CASE WHEN ?5 = CAST(1 AS BIGINT) THEN NULL
                                             ELSE COALESCE(disabled_reason, 'disabled by an operator') END,
                      updated_at = ?6
                  WHERE endpoint_id = ?1",
