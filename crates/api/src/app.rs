@@ -13,8 +13,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::MAX_DIRECTORY_BODY_BYTES;
 use crate::state::AppState;
 use crate::{
-    billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
-    usage, webhooks,
+    billing, collectors, diff, margin, profiles, ratecards, reconciliation, registrations, routes,
+    tokens, usage, webhooks,
 };
 
 /// Builds the whole application.
@@ -97,6 +97,15 @@ pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
         )
         .route("/periods/{period}/finalize", post(billing::finalize))
         .route("/reconciliation", get(reconciliation::get_reconciliation))
+        .route("/reports/margin", get(margin::get_margin))
+        .route(
+            "/partners/{partner_id}/costRateCard",
+            get(margin::get_partner_cost).put(margin::put_partner_cost),
+        )
+        .route(
+            "/registrations/{name}/costRateCard",
+            get(margin::get_registration_cost).put(margin::put_registration_cost),
+        )
         .route(
             "/tokens",
             get(tokens::list_tokens).post(tokens::create_token),

@@ -15,6 +15,7 @@ pub mod documents;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod margin;
 mod names;
 pub mod openapi;
 mod page;

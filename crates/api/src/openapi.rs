@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorDetail, ErrorResponse};
 use crate::{
-    billing, collectors, diff, profiles, ratecards, reconciliation, registrations, routes, tokens,
-    usage, webhooks,
+    billing, collectors, diff, margin, profiles, ratecards, reconciliation, registrations, routes,
+    tokens, usage, webhooks,
 };
 
 /// Declares the bearer token scheme every `/v1` route uses.
@@ -66,6 +66,11 @@ impl Modify for BearerAuth {
         diff::invoice_diff,
         billing::finalize,
         reconciliation::get_reconciliation,
+        margin::get_margin,
+        margin::get_partner_cost,
+        margin::put_partner_cost,
+        margin::get_registration_cost,
+        margin::put_registration_cost,
         webhooks::create_webhook,
         webhooks::list_webhooks,
         webhooks::get_webhook,

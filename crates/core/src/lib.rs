@@ -15,6 +15,7 @@ pub mod events;
 pub mod ids;
 pub mod ingest;
 pub mod invoice;
+pub mod margin;
 pub mod meters;
 pub mod period;
 pub mod profile;

@@ -207,6 +207,27 @@ impl RoutingTable {
         )))
     }
 
+    /// Every stack any registration was ever made for.
+    pub fn clouds(&self) -> Vec<CloudId> {
+        let mut clouds: Vec<CloudId> = self.by_cloud.keys().copied().collect();
+        clouds.sort();
+        clouds
+    }
+
+    /// The table of one stack only: the usage of every other stack routes nowhere.
+    pub fn only(&self, cloud: CloudId) -> Self {
+        Self {
+            by_cloud: (self.by_cloud.get(&cloud))
+                .map(|coverings| HashMap::from([(cloud, coverings.clone())]))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The name of the registration that covers the stack's usage at `at`.
+    pub fn registration_at(&self, cloud: CloudId, at: Timestamp) -> Option<&Registration> {
+        Some(&self.covering(cloud, at)?.registration)
+    }
+
     /// The default subscription of the registration that covers the stack's usage at
     /// `at`: where a tenant without a subscription of its own is billed.
     pub fn default_subscription(&self, cloud: CloudId, at: Timestamp) -> Option<SubscriptionId> {

@@ -30,7 +30,7 @@ mod tokens;
 mod usage;
 mod values;
 
-pub use billing::{Invoice, InvoiceDiff, InvoiceStatus};
+pub use billing::{CostOwner, Invoice, InvoiceDiff, InvoiceStatus, MarginRow};
 pub use clock::SystemClock;
 pub use collector::{
     CaSource, ClientCredential, CollectedHour, CollectorConfig, CollectorState, HeldRow,

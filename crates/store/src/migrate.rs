@@ -72,6 +72,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         "../migrations/sqlite/0013_billing_profiles.sql"
     ),
     migration!(14, "webhooks", "../migrations/sqlite/0014_webhooks.sql"),
+    migration!(
+        15,
+        "cost_rate_cards",
+        "../migrations/sqlite/0015_cost_rate_cards.sql"
+    ),
 ];
 
 /// The embedded PostgreSQL migrations, in order. Never edit a released one: add a new step.
@@ -113,6 +118,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         "../migrations/postgres/0008_billing_profiles.sql"
     ),
     migration!(9, "webhooks", "../migrations/postgres/0009_webhooks.sql"),
+    migration!(
+        10,
+        "cost_rate_cards",
+        "../migrations/postgres/0010_cost_rate_cards.sql"
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

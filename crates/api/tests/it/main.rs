@@ -10,6 +10,7 @@ mod documents;
 mod envelope;
 mod history;
 mod isolation;
+mod margin;
 mod openapi;
 mod reconciliation;
 mod registry;

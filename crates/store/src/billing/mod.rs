@@ -15,7 +15,10 @@
 
 mod drafts;
 mod facts;
+mod margin;
 mod tally;
+
+pub use margin::{CostOwner, MarginRow};
 
 use std::collections::BTreeSet;
 
