@@ -107,6 +107,9 @@ pub(crate) enum Command {
     /// delivery log, replay
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Reports: the margin per partner, customer and meter
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Move the embedded database's data into PostgreSQL
     #[command(subcommand)]
     Database(DatabaseCommand),
@@ -468,6 +471,49 @@ pub(crate) enum DatabaseCommand {
     },
     /// Check the database's integrity (exit 1 when a problem is found)
     Check {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// A month's margin: per partner, customer subscription and meter, the quantity, what it
+    /// cost (the cost rate cards), what was billed, the margin and margin %
+    Margin {
+        /// The month, YYYY-MM
+        period: Period,
+        /// Only this partner's
+        #[arg(long)]
+        partner: Option<PartnerId>,
+        /// Print CSV
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Show or set the cost rate card (what the CSP pays for its stacks' usage) of a partner,
+    /// or of one registration whose stack costs differently
+    Cost {
+        /// The partner
+        #[arg(
+            long,
+            conflicts_with = "registration",
+            required_unless_present = "registration"
+        )]
+        partner: Option<PartnerId>,
+        /// The registration
+        #[arg(long)]
+        registration: Option<RegistrationName>,
+        /// The rate card to set (left out: show the one set)
+        card: Option<RateCardName>,
+        /// Remove the cost rate card
+        #[arg(long, conflicts_with = "card")]
+        clear: bool,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]

@@ -543,6 +543,23 @@ async fn demo_billing(
     store
         .put_rate_card(demo_rate_card()?, stackbill_core::rating::CardOwner::Shared)
         .await?;
+    // What the CSP pays Microsoft: the same meters at 60 % of its prices, for the margin
+    // report.
+    let mut cost = demo_rate_card()?;
+    cost.name = "azs-cost".parse()?;
+    for rate in &mut cost.rates {
+        rate.scale_prices(Decimal::new(6, 1));
+    }
+    let partner: stackbill_core::PartnerId = PARTNER.parse()?;
+    store
+        .put_rate_card(cost.clone(), stackbill_core::rating::CardOwner::Shared)
+        .await?;
+    store
+        .put_cost_card(
+            stackbill_store::CostOwner::Partner(partner),
+            Some(cost.name),
+        )
+        .await?;
     let last = crate::generate::month(None)?;
     let last_month = Period::containing(last.to_zoned(TimeZone::UTC)?.timestamp());
     let this_month = last_month.next();

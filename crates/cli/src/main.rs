@@ -13,6 +13,7 @@ mod profile;
 mod ratecard;
 mod reconciliation;
 mod refusal;
+mod report;
 mod serve;
 mod simulate;
 mod webhook;
@@ -124,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invoice(command) => invoice::run(command).await,
         Command::Token(command) => admin::token(command).await,
         Command::Webhook(command) => webhook::run(command).await,
+        Command::Report(command) => report::run(command).await,
         Command::Database(command) => database::run(command).await,
         Command::Collector(command) => collector::command(command).await,
         Command::Collect(args) => collector::run(args).await,

@@ -95,6 +95,16 @@ fn invalid(target: &'static str, message: impl Into<String>) -> RatingError {
 }
 
 impl MeterRate {
+    /// Multiplies every tier's price by `factor` (a derived price list, such as costs at a
+    /// share of prices); a price whose product would overflow is left as it is.
+    pub fn scale_prices(&mut self, factor: Decimal) {
+        for tier in &mut self.tiers {
+            if let Some(scaled) = tier.unit_price.checked_mul(factor) {
+                tier.unit_price = scaled.normalize();
+            }
+        }
+    }
+
     /// Checks the tiers (first at 0, strictly ascending, prices at least 0) and the included
     /// quantity (at least 0).
     pub fn new(

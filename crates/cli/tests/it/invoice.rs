@@ -435,3 +435,71 @@ fn the_reconciliation_file_adds_up_to_the_month_s_invoices() {
         "no partial file left"
     );
 }
+
+#[test]
+fn the_margin_report_sets_each_line_against_its_cost() {
+    let db = TestDb::new();
+    let summary = ok_json(
+        &db,
+        &["demo", "--no-serve", "--json", "--usage-records", "20000"],
+    );
+    let period = summary["finalizedPeriod"].as_str().unwrap();
+    let cost = ok_json(
+        &db,
+        &["report", "cost", "--partner", "contoso-csp", "--json"],
+    );
+    assert_eq!(cost["rateCard"], "azs-cost");
+    let report = ok_json(&db, &["report", "margin", period, "--json"]);
+    let invoices = ok_json(&db, &["invoice", "list", period, "--json"]);
+    let mut amounts = std::collections::BTreeMap::new();
+    for invoice in invoices.as_array().unwrap() {
+        for line in invoice["lines"].as_array().unwrap() {
+            amounts.insert(
+                (
+                    invoice["subscriptionId"].as_str().unwrap().to_owned(),
+                    line["meterId"].as_str().unwrap().to_owned(),
+                ),
+                line["amount"].as_str().unwrap().to_owned(),
+            );
+        }
+    }
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), amounts.len(), "a row per invoice line");
+    let d = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    };
+    let mut own_use = 0;
+    for row in rows {
+        let key = (
+            row["subscriptionId"].as_str().unwrap().to_owned(),
+            row["meterId"].as_str().unwrap().to_owned(),
+        );
+        if row["ownUse"] == true {
+            own_use += 1;
+            assert!(d(&row["revenue"]).is_zero(), "{row}");
+        } else {
+            assert_eq!(row["revenue"].as_str().unwrap(), amounts[&key], "{row}");
+        }
+        if !row["margin"].is_null() {
+            assert_eq!(
+                d(&row["margin"]),
+                d(&row["revenue"]) - d(&row["cost"]),
+                "{row}"
+            );
+        }
+    }
+    assert!(
+        own_use > 0,
+        "the default subscription's usage is the CSP's own"
+    );
+    let csv = stackbill(&db, &["report", "margin", period, "--csv"]);
+    let text = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        text.starts_with("partnerId,subscriptionId,customerName,meterId"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), rows.len() + 1);
+}
