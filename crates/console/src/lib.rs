@@ -15,11 +15,13 @@ mod customers;
 mod diff;
 mod frame;
 mod invoices;
+mod margin;
 mod overview;
 mod ratecards;
 mod session;
 mod signin;
 mod stacks;
+mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -66,5 +68,11 @@ pub fn pages() -> Router<AppState> {
         .route("/stacks/{name}", get(stacks::stack))
         .route("/stacks/{name}/map", post(stacks::map))
         .route("/stacks/{name}/end", post(stacks::end))
+        .route("/reports/margin", get(margin::margin))
+        .route("/reports/margin/csv", get(margin::margin_csv_file))
+        .route("/webhooks", get(webhooks::webhooks).post(webhooks::add))
+        .route("/webhooks/{id}", get(webhooks::webhook))
+        .route("/webhooks/{id}/replay", post(webhooks::replay))
+        .route("/webhooks/{id}/enabled", post(webhooks::enabled))
         .route("/assets/{file}", get(assets::asset))
 }

@@ -943,3 +943,120 @@ async fn refused_records_are_counted_by_code_for_admins() {
         "an admin's only"
     );
 }
+
+#[tokio::test]
+async fn the_margin_page_charts_revenue_and_cost_and_webhooks_are_added_and_replayed_from_forms() {
+    let (app, router) = app().await;
+    app.put(
+        "/v1/ratecards/azs",
+        json!({"currency": "USD", "meters": [{"meterId": METERS[0], "rates": {"0": "0.004"}}]}),
+    )
+    .await;
+    app.put("/v1/partners/p1/costRateCard", json!({"rateCard": "azs"}))
+        .await;
+    let admin = sign_in(&router, ADMIN_TOKEN).await;
+    let page = send(
+        &router,
+        Method::GET,
+        "/reports/margin?period=2025-05",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let api = app.get("/v1/reports/margin?period=2025-05").await.body;
+    let total = &api["totals"][0];
+    assert!(
+        page.body.contains(&format!(
+            "<div class=\"big\">{}</div>",
+            total["margin"].as_str().unwrap()
+        )),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<svg class=\"bars\""), "a chart");
+    assert!(
+        page.body.contains("own use"),
+        "the default subscription's usage"
+    );
+    let csv = send(
+        &router,
+        Method::GET,
+        "/reports/margin/csv?period=2025-05",
+        &admin,
+        None,
+    )
+    .await;
+    assert!(csv.body.starts_with("partnerId,subscriptionId,"));
+
+    // An endpoint added from the form shows its secret once; the API sees it.
+    let page = send(&router, Method::GET, "/webhooks", &admin, None).await;
+    let token = csrf(&page.body);
+    let form = format!(
+        "csrf={token}&partner=p1&url={}&description=ops&invoice.finalized=on",
+        form_encode("https://hooks.example.com/stackbill")
+    );
+    let added = send(&router, Method::POST, "/webhooks", &admin, Some(&form)).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(
+        added.body.contains("<code id=\"secret\">whsec_"),
+        "{}",
+        added.body
+    );
+    let listed = app.get("/v1/webhooks").await.body;
+    let id = listed["value"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        listed["value"][0]["eventTypes"],
+        json!(["invoice.finalized"])
+    );
+    let bad = format!("csrf={token}&partner=p1&url=http%3A%2F%2Fexample.com%2F&all=on");
+    let refused = send(&router, Method::POST, "/webhooks", &admin, Some(&bad)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("InvalidWebhook"), "{}", refused.body);
+    let forged = send(
+        &router,
+        Method::POST,
+        "/webhooks",
+        &admin,
+        Some("csrf=forged&partner=p1&url=https%3A%2F%2Fx.example%2F&all=on"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // Finalizing May makes an event; its delivery shows on the endpoint's page.
+    app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    let detail = send(
+        &router,
+        Method::GET,
+        &format!("/webhooks/{id}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert!(detail.body.contains("invoice.finalized"), "{}", detail.body);
+    let off = format!("csrf={token}&enabled=false");
+    let turned = send(
+        &router,
+        Method::POST,
+        &format!("/webhooks/{id}/enabled"),
+        &admin,
+        Some(&off),
+    )
+    .await;
+    assert_eq!(turned.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{id}")).await.body["enabled"],
+        false
+    );
+
+    // Another partner's endpoint is missing to p2.
+    let other = app
+        .token(json!({"role": "partner", "partnerId": "p2"}))
+        .await;
+    let p2 = sign_in(&router, &other).await;
+    let hidden = send(&router, Method::GET, &format!("/webhooks/{id}"), &p2, None).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let theirs = send(&router, Method::GET, "/webhooks", &p2, None).await;
+    assert!(!theirs.body.contains(&id));
+}
