@@ -302,3 +302,44 @@ def test_a_month_is_finalized_from_the_console_after_confirming(browser, server,
     assert f"{month} is final" in page.inner_text("[role=status]")
     page.screenshot(path=os.path.join(screenshots, "finalized.png"))
     context.close()
+
+
+def test_the_margin_page_charts_each_customer_and_a_webhook_is_added(browser, server, screenshots):
+    last, _ = months()
+    context, tab = sign_in(browser, server, ADMIN_TOKEN)
+    page = tab.page
+    tab.goto(f"{server.base}/reports/margin?period={last}")
+    tab.clean()
+    api = server.api(f"/v1/reports/margin?period={last}")
+    total = api["totals"][0]
+    assert page.inner_text("#totals .big") == total["margin"]
+    bars = page.locator("svg.bars rect.revenue").count()
+    customers = {r["subscriptionId"] for r in api["rows"] if r["margin"] is not None}
+    assert bars == len(customers)
+    page.screenshot(path=os.path.join(screenshots, "margin.png"), full_page=True)
+
+    tab.goto(server.base + "/webhooks")
+    tab.clean()
+    page.fill("#partner", "contoso-csp")
+    page.fill("#url", "https://hooks.example.com/stackbill")
+    page.check("input[name='invoice.finalized']")
+    page.check("input[name='usage.rejected']")
+    page.click("form[action='/webhooks'] button[type=submit]")
+    page.wait_for_load_state()
+    tab.clean()
+    assert page.inner_text("#secret").startswith("whsec_")
+    endpoints = server.api("/v1/webhooks?partnerId=contoso-csp")["value"]
+    assert [e["eventTypes"] for e in endpoints] == [["invoice.finalized", "usage.rejected"]]
+    page.screenshot(path=os.path.join(screenshots, "webhooks.png"), full_page=True)
+
+    # An invoice's PDF downloads from its page.
+    invoice = server.api(f"/v1/invoices?period={last}")["value"][0]
+    tab.goto(f"{server.base}/invoices/{invoice['subscriptionId']}/{last}")
+    tab.clean()
+    with page.expect_download() as download:
+        page.click("#pdf")
+    path = download.value.path()
+    with open(path, "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
+    assert download.value.suggested_filename == f"{invoice['invoiceNumber']}.pdf"
+    context.close()
