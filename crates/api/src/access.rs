@@ -54,6 +54,34 @@ impl Caller {
     }
 }
 
+/// Whose data a call names with its `partnerId` parameter: an admin any partner's or every
+/// one's (`None`); a partner's token its own, and naming another partner is refused with
+/// `refusal` ("a partner token exports its own invoices only").
+pub(crate) fn partner_param(
+    caller: &Caller,
+    query: &crate::extract::QueryParams,
+    refusal: &str,
+) -> Result<Option<PartnerId>, ApiError> {
+    let named = query.parsed::<PartnerId>("partnerId")?;
+    match caller.partner_scope()? {
+        Some(own) if named.as_ref().is_some_and(|p| p != own) => {
+            Err(forbidden(refusal).with_target("partnerId"))
+        }
+        Some(own) => Ok(Some(own.clone())),
+        None => Ok(named),
+    }
+}
+
+/// The required `period` parameter (`YYYY-MM`).
+pub(crate) fn period_param(
+    query: &crate::extract::QueryParams,
+) -> Result<stackbill_core::Period, ApiError> {
+    query.parsed("period")?.ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
+            .with_target("period")
+    })
+}
+
 /// 403 for a role that may not call a route at all.
 pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::AuthorizationFailed, message)

@@ -9,7 +9,7 @@ use serde::Serialize;
 use stackbill_core::{MeterId, PartnerId, Period, SubscriptionId};
 use stackbill_store::{Invoice, InvoiceStatus, StoreError};
 
-use crate::access::{Caller, check_subscription, forbidden};
+use crate::access::{Caller, check_subscription};
 use crate::documents::{DocumentFacts, invoice_pdf};
 use crate::dto::ListDto;
 use crate::error::{ApiError, ErrorCode};
@@ -450,14 +450,11 @@ pub(crate) async fn finalize(
     query: QueryParams,
 ) -> Result<Json<InvoicePageDto>, ApiError> {
     let period: Period = param(&period, "period")?;
-    let mut partner = query.parsed::<PartnerId>("partnerId")?;
-    if let Some(own) = caller.partner_scope()? {
-        if partner.as_ref().is_some_and(|p| p != own) {
-            return Err(forbidden("a partner token finalizes its own invoices only")
-                .with_target("partnerId"));
-        }
-        partner = Some(own.clone());
-    }
+    let partner = crate::access::partner_param(
+        &caller,
+        &query,
+        "a partner token finalizes its own invoices only",
+    )?;
     let (invoices, failed) = state
         .store
         .finalize_period_reporting(period, partner)

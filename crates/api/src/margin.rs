@@ -15,7 +15,7 @@ use stackbill_core::sum::exact_add;
 use stackbill_core::{PartnerId, Period, RateCardName, RegistrationName};
 use stackbill_store::{CostOwner, MarginRow};
 
-use crate::access::{Caller, check_registration, forbidden};
+use crate::access::{Caller, check_registration, partner_param, period_param};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams, param};
 use crate::names::InvoiceNames;
@@ -234,19 +234,12 @@ pub(crate) async fn get_margin(
     headers: HeaderMap,
     query: QueryParams,
 ) -> Result<Response, ApiError> {
-    let period: Period = query.parsed("period")?.ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
-            .with_target("period")
-    })?;
-    let mut partner = query.parsed::<PartnerId>("partnerId")?;
-    if let Some(own) = caller.partner_scope()? {
-        if partner.as_ref().is_some_and(|p| p != own) {
-            return Err(
-                forbidden("a partner token reads its own margins only").with_target("partnerId")
-            );
-        }
-        partner = Some(own.clone());
-    }
+    let period = period_param(&query)?;
+    let partner = partner_param(
+        &caller,
+        &query,
+        "a partner token reads its own margins only",
+    )?;
     let rows = state.store.margin_report(period, partner).await?;
     let names = InvoiceNames::load(&state.store).await?;
     let report = margin_dto(period, rows, &names)?;

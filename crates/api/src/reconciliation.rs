@@ -499,20 +499,12 @@ pub(crate) async fn get_reconciliation(
     use axum::http::HeaderValue;
     use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 
-    let period: Period = query.parsed("period")?.ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidParameter, "period is required (YYYY-MM)")
-            .with_target("period")
-    })?;
-    let mut partner = query.parsed::<PartnerId>("partnerId")?;
-    if let Some(own) = caller.partner_scope()? {
-        if partner.as_ref().is_some_and(|p| p != own) {
-            return Err(
-                crate::access::forbidden("a partner token exports its own invoices only")
-                    .with_target("partnerId"),
-            );
-        }
-        partner = Some(own.clone());
-    }
+    let period = crate::access::period_param(&query)?;
+    let partner = crate::access::partner_param(
+        &caller,
+        &query,
+        "a partner token exports its own invoices only",
+    )?;
     let gzip = match query.0.get("compression").map(String::as_str) {
         None | Some("") | Some("none") => false,
         Some("gzip") => true,

@@ -62,6 +62,19 @@ fn report_failed(period: Period, failed: Vec<(SubscriptionId, StoreError)>) -> R
     Ok(())
 }
 
+/// One invoice, or the refusal naming what is missing.
+async fn one(
+    store: &Store,
+    subscription: SubscriptionId,
+    period: Period,
+    as_of: Option<Timestamp>,
+) -> Result<Invoice> {
+    store
+        .invoice(subscription, period, as_of)
+        .await?
+        .ok_or_else(|| not_found(subscription, period))
+}
+
 fn not_found(subscription: SubscriptionId, period: Period) -> anyhow::Error {
     refused(
         ErrorCode::InvoiceNotFound,
@@ -129,10 +142,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             output,
         } => {
             let store = open(&db)?;
-            let invoice = store
-                .invoice(subscription, period, as_of)
-                .await?
-                .ok_or_else(|| not_found(subscription, period))?;
+            let invoice = one(&store, subscription, period, as_of).await?;
             let names = names(&store).await?;
             let dto = invoice_dto(invoice.clone(), &names);
             if csv {
@@ -152,10 +162,7 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
             db,
         } => {
             let store = open(&db)?;
-            let invoice = store
-                .invoice(subscription, period, as_of)
-                .await?
-                .ok_or_else(|| not_found(subscription, period))?;
+            let invoice = one(&store, subscription, period, as_of).await?;
             let names = names(&store).await?;
             let facts = DocumentFacts::load(&store, &invoice, as_of).await?;
             let pdf = invoice_pdf(&invoice, &names, &facts)?;

@@ -182,6 +182,21 @@ async fn visible(
     }
 }
 
+/// The endpoint a form posts to, when the session may manage it and the form carries its
+/// CSRF token.
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: &str,
+) -> Result<(Session, WebhookEndpoint), Response> {
+    let (session, endpoint) = visible(state, headers, id).await?;
+    if !same(csrf, &session.csrf) {
+        return Err(csrf_refused(&session));
+    }
+    Ok((session, endpoint))
+}
+
 async fn endpoint_page(
     state: &AppState,
     session: &Session,
@@ -232,13 +247,10 @@ pub(crate) async fn replay(
     Path(id): Path<String>,
     Form(form): Form<ReplayForm>,
 ) -> Response {
-    let (session, endpoint) = match visible(&state, &headers, &id).await {
+    let (session, endpoint) = match posted(&state, &headers, &id, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !same(&form.csrf, &session.csrf) {
-        return csrf_refused(&session);
-    }
     let notice = match state.store.replay_webhook(id, form.event.clone()).await {
         Ok(true) => format!(
             "Event {} is due again; it is sent within seconds.",
@@ -263,13 +275,10 @@ pub(crate) async fn enabled(
     Path(id): Path<String>,
     Form(form): Form<EnabledForm>,
 ) -> Response {
-    let (session, endpoint) = match visible(&state, &headers, &id).await {
+    let (session, endpoint) = match posted(&state, &headers, &id, &form.csrf).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    if !same(&form.csrf, &session.csrf) {
-        return csrf_refused(&session);
-    }
     let on = form.enabled == "true";
     if let Err(error) = state
         .store
