@@ -113,9 +113,11 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                             |p| named(names.partners.get(p), p.as_str()),
                         ),
                         status(i).to_owned(),
+                        i.number.clone().unwrap_or_else(|| "-".to_owned()),
                         i.lines.len().to_string(),
                         i.adjustments.len().to_string(),
                         format!("{} {}", i.total, i.currency),
+                        format!("{} {}", i.total_due(), i.currency),
                     ]
                 })
                 .collect();
@@ -125,12 +127,29 @@ pub(crate) async fn run(command: InvoiceCommand) -> Result<()> {
                     "CUSTOMER",
                     "PARTNER",
                     "STATUS",
+                    "NUMBER",
                     "LINES",
                     "ADJUSTMENTS",
                     "TOTAL",
+                    "TOTAL DUE",
                 ],
                 &rows,
             )?;
+            // Sums per currency: amounts of different currencies are never added.
+            let mut sums: BTreeMap<String, (usize, Decimal, Decimal)> = BTreeMap::new();
+            for invoice in &invoices {
+                let sum = sums.entry(invoice.currency.to_string()).or_default();
+                let (Some(total), Some(due)) = (
+                    exact_add(sum.1, invoice.total),
+                    exact_add(sum.2, invoice.total_due()),
+                ) else {
+                    anyhow::bail!("the month's total in {} overflows", invoice.currency);
+                };
+                *sum = (sum.0 + 1, total, due);
+            }
+            for (currency, (count, total, due)) in sums {
+                outln!("{currency}: {count} invoices, {total} before tax, {due} due")?;
+            }
             report_failed(period, failed)
         }
         InvoiceCommand::Show {

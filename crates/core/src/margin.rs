@@ -204,10 +204,7 @@ mod tests {
         };
         let line = margin_line(&own, period).unwrap();
         assert!(line.own_use);
-        assert_eq!(
-            (line.revenue, line.margin.clone()),
-            (d("0.00"), Ok(d("-2.00")))
-        );
+        assert_eq!((line.revenue, line.margin), (d("0.00"), Ok(d("-2.00"))));
         assert_eq!(line.margin_percent, None);
 
         let euro = card("EUR", "0.10");

@@ -275,8 +275,8 @@ impl Store {
     /// Whether some delivery of an enabled endpoint is due (a read, so that an idle
     /// dispatcher takes no write lock).
     pub async fn deliveries_due(&self) -> Result<bool> {
-        self.read(|conn| {
-            let now = crate::db::micros(jiff::Timestamp::now());
+        let now = micros(self.now());
+        self.read(move |conn| {
             conn.exists(
                 "SELECT 1 FROM webhook_deliveries d
                  JOIN webhook_endpoints w ON w.endpoint_id = d.endpoint_id

@@ -130,3 +130,93 @@ async fn endpoints_are_checked_and_each_partner_sees_its_own_only() {
         .await;
     assert_eq!(gone.status, 204);
 }
+
+#[tokio::test]
+async fn a_claim_lapses_so_a_dead_node_s_delivery_is_made_again_and_failures_follow_the_schedule() {
+    use std::time::Duration;
+
+    use stackbill_store::AttemptOutcome;
+
+    let app = crate::billing::priced().await;
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"partnerId": "p1", "url": "https://hooks.example.com/", "eventTypes": ["invoice.finalized"]})),
+        )
+        .await;
+    let endpoint = created.body["id"].as_str().unwrap().to_owned();
+    app.call(Method::POST, "/v1/periods/2025-05/finalize", None)
+        .await;
+    let store = &app.db.store;
+    let lease = Duration::from_secs(60);
+    let first = store.claim_deliveries(10, lease).await.unwrap();
+    assert_eq!(first.len(), 2, "one event per final invoice of p1");
+    assert!(
+        store.claim_deliveries(10, lease).await.unwrap().is_empty(),
+        "claimed"
+    );
+    // The claiming node died: once the lease lapses, the same events are due again.
+    app.db.clock.set("2025-06-15T12:01:01Z");
+    let again = store.claim_deliveries(10, lease).await.unwrap();
+    let ids = |d: &[stackbill_store::DueDelivery]| {
+        let mut ids: Vec<String> = d.iter().map(|d| d.event_id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&again), ids(&first), "the same event ids");
+
+    // One is delivered; the other fails every time: retried on the schedule, then failed.
+    let mut deliveries = again.into_iter();
+    let delivered = deliveries.next().unwrap();
+    let ok = AttemptOutcome {
+        status: Some(204),
+        ..AttemptOutcome::default()
+    };
+    store.record_attempt(delivered.clone(), ok).await.unwrap();
+    let mut failing = deliveries.next().unwrap();
+    let mut now: jiff::Timestamp = "2025-06-15T12:01:02Z".parse().unwrap();
+    for attempt in 1..=10 {
+        let outcome = AttemptOutcome {
+            status: Some(503),
+            ..AttemptOutcome::default()
+        };
+        store
+            .record_attempt(failing.clone(), outcome)
+            .await
+            .unwrap();
+        let wait = stackbill_core::events::next_attempt_after(attempt, None);
+        let log = store
+            .webhook_deliveries(endpoint.clone(), 10)
+            .await
+            .unwrap();
+        let row = log.iter().find(|d| d.event_id == failing.event_id).unwrap();
+        assert_eq!(row.attempts, attempt);
+        match wait {
+            Some(wait) => {
+                assert_eq!(row.status, "pending");
+                assert!(
+                    store.claim_deliveries(10, lease).await.unwrap().is_empty(),
+                    "not due yet"
+                );
+                // The attempt was recorded a few microseconds after `now`: a second later.
+                now += jiff::SignedDuration::try_from(wait).unwrap()
+                    + jiff::SignedDuration::from_secs(1);
+                app.db.clock.set_instant(now);
+                let due = store.claim_deliveries(10, lease).await.unwrap();
+                assert_eq!(due.len(), 1, "due after {wait:?}");
+                failing = due.into_iter().next().unwrap();
+            }
+            None => assert_eq!(row.status, "failed", "after 10 attempts"),
+        }
+    }
+    let log = store.webhook_deliveries(endpoint, 10).await.unwrap();
+    let done = log
+        .iter()
+        .find(|d| d.event_id == delivered.event_id)
+        .unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.attempts, done.last_status),
+        ("delivered", 1, Some(204))
+    );
+}
