@@ -19,6 +19,7 @@ mod db;
 mod directory;
 mod error;
 mod finals;
+mod group;
 mod migrate;
 mod numeric;
 mod outbox;

@@ -20,6 +20,7 @@ use stackbill_core::UsageRecord;
 
 use crate::db::{Conn, micros, params};
 use crate::error::{Result, StoreError};
+use crate::group::Job;
 use crate::store::{Store, run_blocking};
 use crate::values::{ValueCache, ValueIds};
 use batch::{Batch, SumMap, Sums};
@@ -88,19 +89,91 @@ impl Store {
 
     /// As [`Store::ingest`], handing the records back beside their dispositions, so that a
     /// caller reporting conflicts and rejections by id need not copy every id beforehand.
+    ///
+    /// Batches sent while another is being written are committed together, in one
+    /// transaction (group commit): each is decided in arrival order exactly as alone, and
+    /// answered after the commit that holds it. Should that transaction fail, each batch is
+    /// written on its own, so one batch's failure is never another's.
     pub async fn ingest_returning(
         &self,
         records: Vec<UsageRecord>,
     ) -> Result<(Vec<UsageRecord>, Vec<Disposition>)> {
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        let queue = self.ingest_queue();
+        queue
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Job { records, reply });
+        let turn = std::sync::Arc::clone(&queue.turn).lock_owned().await;
+        // The writer before us may have committed our batch with its own.
+        if let Ok(outcome) = answer.try_recv() {
+            return outcome;
+        }
+        let jobs = std::mem::take(&mut *queue.jobs.lock().unwrap_or_else(PoisonError::into_inner));
+        // The whole group, answers included, runs on a blocking thread holding the turn: the
+        // batches of others are answered even if this caller goes away mid-commit, and no
+        // runtime worker ever waits on the database or the value cache.
         let store = self.clone();
-        let (records, dispositions, pending) = self
-            .write(move |tx, now| {
-                let (dispositions, pending) = write_records(&store, tx, &records, now)?;
-                Ok((records, dispositions, pending))
-            })
-            .await?;
-        self.merge_values(pending).await?;
-        Ok((records, dispositions))
+        let runtime = tokio::runtime::Handle::current();
+        run_blocking(move || {
+            store.commit_group(&runtime, jobs);
+            drop(turn);
+            Ok(())
+        })
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Worker("a usage batch was dropped unanswered".to_owned()))?
+    }
+
+    /// Writes `jobs` in one transaction and answers each; should it fail, each on its own.
+    /// Runs on a blocking thread.
+    fn commit_group(&self, runtime: &tokio::runtime::Handle, jobs: Vec<Job>) {
+        let (batches, replies): (Vec<Vec<UsageRecord>>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.records, job.reply)).unzip();
+        let written = self.write_blocking(runtime, |tx, now| {
+            batches
+                .iter()
+                .map(|records| write_records(self, tx, records, now))
+                .collect::<Result<Vec<_>>>()
+        });
+        match written {
+            Ok(outcomes) => {
+                for ((records, (dispositions, pending)), reply) in
+                    batches.into_iter().zip(outcomes).zip(replies)
+                {
+                    self.merge_pending(pending);
+                    let _ = reply.send(Ok((records, dispositions)));
+                }
+            }
+            Err(error) if replies.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Err(_) => {
+                for (records, reply) in batches.into_iter().zip(replies) {
+                    let alone = self
+                        .write_blocking(runtime, |tx, now| write_records(self, tx, &records, now));
+                    let _ = reply.send(alone.map(|(dispositions, pending)| {
+                        self.merge_pending(pending);
+                        (records, dispositions)
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Makes a committed transaction's new value ids known to later batches; on a blocking
+    /// thread (another writer may hold the cache for its whole transaction).
+    fn merge_pending(&self, pending: ValueIds) {
+        if pending.len() > 0 {
+            self.value_cache()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .merge(pending);
+        }
     }
 
     /// Makes the value ids a committed write transaction made known to later batches.
@@ -222,18 +295,18 @@ mod tests {
             .unwrap();
     }
 
-    /// An ingestion whose transaction has committed (and made values the cache has not seen)
-    /// goes on without waiting, on the thread that polls it, for the value cache that another
-    /// writer holds. That writer may be
+    /// Polling an ingestion never waits for the value cache while another writer holds it:
+    /// the transaction (which takes the cache for the batch) and the merge of the new value
+    /// ids after the commit both run on a blocking thread. A writer holding the cache may be
     /// waiting on the PostgreSQL driver, whose connection tasks only the runtime's workers
     /// run: a worker waiting for the cache would stall both.
     #[test]
-    fn a_committed_batch_does_not_wait_for_the_value_cache_on_the_runtime() {
+    fn polling_an_ingestion_never_waits_for_the_value_cache() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("s.db"), Arc::new(SystemClock)).unwrap();
         let holder = store.clone();
         let (woken, wakes) = channel();
-        let (committed, is_committed) = channel();
+        let (ready, is_ready) = channel();
         let (go, may_go) = channel::<()>();
         let (polled, was_polled) = channel();
         let poller = std::thread::spawn(move || {
@@ -242,34 +315,79 @@ mod tests {
                 .build()
                 .unwrap();
             runtime.block_on(registered(&store));
+            ready.send(()).unwrap();
+            may_go.recv().unwrap();
             let _inside = runtime.enter();
             let waker = Waker::from(Arc::new(Signal(Mutex::new(woken))));
             let mut context = Context::from_waker(&waker);
             let mut ingest = Box::pin(store.ingest(vec![record()]));
-            // The first poll hands the transaction to a blocking thread; the wake says it
-            // has committed.
-            assert!(ingest.as_mut().poll(&mut context).is_pending());
-            wakes.recv().unwrap();
-            committed.send(()).unwrap();
-            may_go.recv().unwrap();
-            let second = ingest.as_mut().poll(&mut context).is_pending();
-            polled.send(second).unwrap();
+            // Every poll comes back at once, pending, while the cache is held elsewhere.
+            let mut pending = Vec::new();
+            for _ in 0..3 {
+                pending.push(ingest.as_mut().poll(&mut context).is_pending());
+                let _ = wakes.recv_timeout(Duration::from_millis(200));
+            }
+            polled.send(pending).unwrap();
             runtime.block_on(ingest).unwrap()
         });
-        is_committed.recv().unwrap();
+        is_ready.recv().unwrap();
         let cache = holder
             .value_cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         go.send(()).unwrap();
-        let second = was_polled.recv_timeout(Duration::from_secs(10));
+        let pending = was_polled.recv_timeout(Duration::from_secs(10));
         drop(cache);
         assert_eq!(
-            second,
-            Ok(true),
-            "the poll after the commit came back, still pending, while the cache was held"
+            pending,
+            Ok(vec![true, true, true]),
+            "each poll came back, still pending, while the cache was held"
         );
         let dispositions = poller.join().unwrap();
         assert_eq!(dispositions, [Disposition::Accepted]);
+    }
+
+    /// Batches sent at once, committed together, are each decided as if alone and in some
+    /// order: every key is accepted exactly once over all of them, a re-send is a duplicate
+    /// and a different record under a taken key a conflict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_batches_are_each_decided_as_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db"), Arc::new(SystemClock)).unwrap();
+        registered(&store).await;
+        let with = |id: usize, quantity: &str| UsageRecord {
+            id: RecordId::new(&format!("r{id}")).unwrap(),
+            quantity: Quantity::parse(quantity).unwrap(),
+            ..record()
+        };
+        let tasks: Vec<_> = (0..16)
+            .map(|b| {
+                let store = store.clone();
+                // Batch b holds ids b*10 .. b*10+30: each id is in up to three batches, and
+                // odd batches send id 1000 with a quantity of their own.
+                let mut records: Vec<UsageRecord> =
+                    (b * 10..b * 10 + 30).map(|i| with(i, "1")).collect();
+                records.push(with(1000, if b % 2 == 1 { "2" } else { "1" }));
+                tokio::spawn(async move { store.ingest_returning(records).await.unwrap() })
+            })
+            .collect();
+        let mut accepted: std::collections::HashMap<String, usize> = Default::default();
+        let mut others = 0;
+        for task in tasks {
+            let (records, dispositions) = task.await.unwrap();
+            for (record, disposition) in records.iter().zip(dispositions) {
+                match disposition {
+                    Disposition::Accepted => {
+                        *accepted.entry(record.id.as_str().to_owned()).or_default() += 1
+                    }
+                    _ => others += 1,
+                }
+            }
+        }
+        assert_eq!(accepted.len(), 16 * 10 + 20 + 1, "every id once");
+        assert!(accepted.values().all(|n| *n == 1));
+        assert_eq!(others, 16 * 31 - accepted.len());
+        let stored = store.usage_records(0, i64::MAX / 7200).await.unwrap();
+        assert_eq!(stored.len(), accepted.len());
     }
 }
