@@ -378,7 +378,7 @@ mod tests {
             for (record, disposition) in records.iter().zip(dispositions) {
                 match disposition {
                     Disposition::Accepted => {
-                        *accepted.entry(record.id.as_str().to_owned()).or_default() += 1
+                        *accepted.entry(record.id.as_str().to_owned()).or_default() += 1;
                     }
                     _ => others += 1,
                 }
