@@ -19,7 +19,6 @@ mod db;
 mod directory;
 mod error;
 mod finals;
-mod group;
 mod migrate;
 mod numeric;
 mod outbox;

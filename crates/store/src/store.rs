@@ -25,7 +25,6 @@ use crate::backend::postgres::Postgres;
 use crate::backend::sqlite::Sqlite;
 use crate::db::{Conn, params};
 use crate::error::{Result, StoreError};
-use crate::group::IngestQueue;
 use crate::values::ValueCache;
 
 /// The handle to stackbill's database. Cheap to clone; every method is one transaction.
@@ -39,7 +38,6 @@ struct Inner {
     backend: Backend,
     clock: Arc<dyn Clock>,
     values: Mutex<ValueCache>,
-    ingest: IngestQueue,
 }
 
 /// Whether `location` names a PostgreSQL server rather than a file.
@@ -85,7 +83,6 @@ impl Store {
                 backend,
                 clock,
                 values: Mutex::new(ValueCache::default()),
-                ingest: IngestQueue::default(),
             }),
         }
     }
@@ -112,10 +109,6 @@ impl Store {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
-    }
-
-    pub(crate) fn ingest_queue(&self) -> &IngestQueue {
-        &self.inner.ingest
     }
 
     pub(crate) fn value_cache(&self) -> &Mutex<ValueCache> {
@@ -177,20 +170,6 @@ impl Store {
             }
         })
         .await
-    }
-
-    /// As [`Store::write`], on the calling thread, which must be a blocking one
-    /// ([`run_blocking`]); `runtime` drives the PostgreSQL driver.
-    pub(crate) fn write_blocking<T>(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        f: impl FnOnce(&Conn<'_>, Timestamp) -> Result<T>,
-    ) -> Result<T> {
-        let clock = self.inner.clock.now().as_microsecond();
-        match &self.inner.backend {
-            Backend::Sqlite(sqlite) => sqlite.write(clock, f),
-            Backend::Postgres(postgres) => postgres.write(runtime, clock, f),
-        }
     }
 
     /// Checks that the database answers and takes writes.

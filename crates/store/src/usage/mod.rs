@@ -20,7 +20,6 @@ use stackbill_core::UsageRecord;
 
 use crate::db::{Conn, micros, params};
 use crate::error::{Result, StoreError};
-use crate::group::Job;
 use crate::store::{Store, run_blocking};
 use crate::values::{ValueCache, ValueIds};
 use batch::{Batch, SumMap, Sums};
@@ -89,91 +88,19 @@ impl Store {
 
     /// As [`Store::ingest`], handing the records back beside their dispositions, so that a
     /// caller reporting conflicts and rejections by id need not copy every id beforehand.
-    ///
-    /// Batches sent while another is being written are committed together, in one
-    /// transaction (group commit): each is decided in arrival order exactly as alone, and
-    /// answered after the commit that holds it. Should that transaction fail, each batch is
-    /// written on its own, so one batch's failure is never another's.
     pub async fn ingest_returning(
         &self,
         records: Vec<UsageRecord>,
     ) -> Result<(Vec<UsageRecord>, Vec<Disposition>)> {
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
-        let queue = self.ingest_queue();
-        queue
-            .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Job { records, reply });
-        let turn = std::sync::Arc::clone(&queue.turn).lock_owned().await;
-        // The writer before us may have committed our batch with its own.
-        if let Ok(outcome) = answer.try_recv() {
-            return outcome;
-        }
-        let jobs = std::mem::take(&mut *queue.jobs.lock().unwrap_or_else(PoisonError::into_inner));
-        // The whole group, answers included, runs on a blocking thread holding the turn: the
-        // batches of others are answered even if this caller goes away mid-commit, and no
-        // runtime worker ever waits on the database or the value cache.
         let store = self.clone();
-        let runtime = tokio::runtime::Handle::current();
-        run_blocking(move || {
-            store.commit_group(&runtime, jobs);
-            drop(turn);
-            Ok(())
-        })
-        .await?;
-        answer
-            .await
-            .map_err(|_| StoreError::Worker("a usage batch was dropped unanswered".to_owned()))?
-    }
-
-    /// Writes `jobs` in one transaction and answers each; should it fail, each on its own.
-    /// Runs on a blocking thread.
-    fn commit_group(&self, runtime: &tokio::runtime::Handle, jobs: Vec<Job>) {
-        let (batches, replies): (Vec<Vec<UsageRecord>>, Vec<_>) =
-            jobs.into_iter().map(|job| (job.records, job.reply)).unzip();
-        let written = self.write_blocking(runtime, |tx, now| {
-            batches
-                .iter()
-                .map(|records| write_records(self, tx, records, now))
-                .collect::<Result<Vec<_>>>()
-        });
-        match written {
-            Ok(outcomes) => {
-                for ((records, (dispositions, pending)), reply) in
-                    batches.into_iter().zip(outcomes).zip(replies)
-                {
-                    self.merge_pending(pending);
-                    let _ = reply.send(Ok((records, dispositions)));
-                }
-            }
-            Err(error) if replies.len() == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(error));
-                }
-            }
-            Err(_) => {
-                for (records, reply) in batches.into_iter().zip(replies) {
-                    let alone = self
-                        .write_blocking(runtime, |tx, now| write_records(self, tx, &records, now));
-                    let _ = reply.send(alone.map(|(dispositions, pending)| {
-                        self.merge_pending(pending);
-                        (records, dispositions)
-                    }));
-                }
-            }
-        }
-    }
-
-    /// Makes a committed transaction's new value ids known to later batches; on a blocking
-    /// thread (another writer may hold the cache for its whole transaction).
-    fn merge_pending(&self, pending: ValueIds) {
-        if pending.len() > 0 {
-            self.value_cache()
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .merge(pending);
-        }
+        let (records, dispositions, pending) = self
+            .write(move |tx, now| {
+                let (dispositions, pending) = write_records(&store, tx, &records, now)?;
+                Ok((records, dispositions, pending))
+            })
+            .await?;
+        self.merge_values(pending).await?;
+        Ok((records, dispositions))
     }
 
     /// Makes the value ids a committed write transaction made known to later batches.
@@ -295,18 +222,18 @@ mod tests {
             .unwrap();
     }
 
-    /// Polling an ingestion never waits for the value cache while another writer holds it:
-    /// the transaction (which takes the cache for the batch) and the merge of the new value
-    /// ids after the commit both run on a blocking thread. A writer holding the cache may be
+    /// An ingestion whose transaction has committed (and made values the cache has not seen)
+    /// goes on without waiting, on the thread that polls it, for the value cache that another
+    /// writer holds. That writer may be
     /// waiting on the PostgreSQL driver, whose connection tasks only the runtime's workers
     /// run: a worker waiting for the cache would stall both.
     #[test]
-    fn polling_an_ingestion_never_waits_for_the_value_cache() {
+    fn a_committed_batch_does_not_wait_for_the_value_cache_on_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("s.db"), Arc::new(SystemClock)).unwrap();
         let holder = store.clone();
         let (woken, wakes) = channel();
-        let (ready, is_ready) = channel();
+        let (committed, is_committed) = channel();
         let (go, may_go) = channel::<()>();
         let (polled, was_polled) = channel();
         let poller = std::thread::spawn(move || {
@@ -315,41 +242,40 @@ mod tests {
                 .build()
                 .unwrap();
             runtime.block_on(registered(&store));
-            ready.send(()).unwrap();
-            may_go.recv().unwrap();
             let _inside = runtime.enter();
             let waker = Waker::from(Arc::new(Signal(Mutex::new(woken))));
             let mut context = Context::from_waker(&waker);
             let mut ingest = Box::pin(store.ingest(vec![record()]));
-            // Every poll comes back at once, pending, while the cache is held elsewhere.
-            let mut pending = Vec::new();
-            for _ in 0..3 {
-                pending.push(ingest.as_mut().poll(&mut context).is_pending());
-                let _ = wakes.recv_timeout(Duration::from_millis(200));
-            }
-            polled.send(pending).unwrap();
+            // The first poll hands the transaction to a blocking thread; the wake says it
+            // has committed.
+            assert!(ingest.as_mut().poll(&mut context).is_pending());
+            wakes.recv().unwrap();
+            committed.send(()).unwrap();
+            may_go.recv().unwrap();
+            let second = ingest.as_mut().poll(&mut context).is_pending();
+            polled.send(second).unwrap();
             runtime.block_on(ingest).unwrap()
         });
-        is_ready.recv().unwrap();
+        is_committed.recv().unwrap();
         let cache = holder
             .value_cache()
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         go.send(()).unwrap();
-        let pending = was_polled.recv_timeout(Duration::from_secs(10));
+        let second = was_polled.recv_timeout(Duration::from_secs(10));
         drop(cache);
         assert_eq!(
-            pending,
-            Ok(vec![true, true, true]),
-            "each poll came back, still pending, while the cache was held"
+            second,
+            Ok(true),
+            "the poll after the commit came back, still pending, while the cache was held"
         );
         let dispositions = poller.join().unwrap();
         assert_eq!(dispositions, [Disposition::Accepted]);
     }
 
-    /// Batches sent at once, committed together, are each decided as if alone and in some
-    /// order: every key is accepted exactly once over all of them, a re-send is a duplicate
-    /// and a different record under a taken key a conflict.
+    /// Batches sent at once are each decided as if alone, in some order: every key is accepted
+    /// exactly once over all of them, a re-send is a duplicate and a different record under a
+    /// taken key a conflict.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_batches_are_each_decided_as_alone() {
         let dir = tempfile::tempdir().unwrap();
