@@ -12,8 +12,10 @@ per_month=${1:-1000000}
 months=${2:-6}
 dir=${BENCH_DIR:-/var/tmp/stackbill-bench}
 mkdir -p "$dir"
-cargo build --release --locked -p stackbill >&2
-bin=${CARGO_TARGET_DIR:-target}/release/stackbill
+# BENCH_PROFILE=debug (the smoke run in scripts/test.sh) checks the script on the debug build.
+profile=${BENCH_PROFILE:-release}
+if [ "$profile" = release ]; then cargo build --release --locked -p stackbill >&2; else cargo build --locked -p stackbill >&2; fi
+bin=${CARGO_TARGET_DIR:-target}/$profile/stackbill
 
 db="$dir/history-$per_month.db"
 rm -f "$db" "$db-wal" "$db-shm" "$db.key"
@@ -33,6 +35,7 @@ for m in $(seq 1 "$months"); do
   first=$(python3 - "$m" "$dir/out" "$secs" "$rss" "$size" "${first:-0}" <<'PY'
 import json, sys
 m, out, secs, rss, size, first = sys.argv[1], json.load(open(sys.argv[2])), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+assert out["accepted"] == out["records"], out   # distinct ids: every record of a month is new
 rate = out["accepted"] / secs
 first = first or rate
 print(f"| {m} | {out['accepted']:,} | {secs:.1f} | {rate:,.0f} | {rate / first:.0%} | {rss / 1024:.0f} MB | {size} MB |", file=sys.stderr)

@@ -11,8 +11,10 @@ clients=${2:-8}
 batch=${3:-1000}
 dir=${BENCH_DIR:-/var/tmp/stackbill-bench}
 mkdir -p "$dir"
-cargo build --release --locked -p stackbill >&2
-bin=${CARGO_TARGET_DIR:-target}/release/stackbill
+# BENCH_PROFILE=debug (the smoke run in scripts/test.sh) checks the script on the debug build.
+profile=${BENCH_PROFILE:-release}
+if [ "$profile" = release ]; then cargo build --release --locked -p stackbill >&2; else cargo build --locked -p stackbill >&2; fi
+bin=${CARGO_TARGET_DIR:-target}/$profile/stackbill
 file="$dir/usage-$records.ndjson"
 [ -s "$file" ] || "$bin" generate --records "$records" --month 2026-09 --seed 7 --out "$file" 2>/dev/null
 cat "$file" > /dev/null
@@ -40,7 +42,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 python3 bench/http_ingest.py "$base" bench "$file" "$clients" "$batch" > "$dir/http.json"
-peak=$(ps -o rss= -p "$server" | tr -d ' ')
 python3 - "$dir/http.json" "$import_rate" "$rss" "$records" "$clients" "$batch" <<'PY'
 import json, sys
 http, import_rate, import_rss = json.load(open(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])

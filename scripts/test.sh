@@ -3,7 +3,7 @@
 # and again on PostgreSQL, the Azure SDK conformance suite (the real azure-mgmt-* clients
 # against a real server), and the console in a real headless Chromium.
 # Needs a Rust toolchain and python3 with venv; installs the SDK and Playwright from PyPI into
-# a virtualenv, and Debian's postgresql, poppler-utils (pdftotext) and chromium packages when
+# a virtualenv, and Debian's postgresql, poppler-utils (pdftotext), time and chromium packages when
 # they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,3 +61,7 @@ screenshots=${STACKBILL_SCREENSHOTS:-"$(realpath "$target")/console-screenshots"
 (cd browser-tests && env -u STACKBILL_TEST_POSTGRES STACKBILL_BIN="$bin" \
   STACKBILL_SCREENSHOTS="$screenshots" "$venv/bin/python" -m pytest -q)
 echo "console screenshots: $screenshots"
+
+echo "== Benchmark smoke run (bench/smoke.sh: toy sizes, counts checked)"
+need /usr/bin/time time
+bench/smoke.sh
