@@ -28,6 +28,7 @@ mod secrets;
 mod store;
 mod tokens;
 mod usage;
+mod usage_events;
 mod values;
 
 pub use billing::{CostOwner, Invoice, InvoiceDiff, InvoiceStatus, MarginRow};

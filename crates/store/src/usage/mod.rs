@@ -140,7 +140,7 @@ pub(crate) fn write_records(
     let (dispositions, pending) =
         write_batch(tx, writer, store.value_cache(), records, micros(now))?;
     let accepted = |index: usize| matches!(dispositions.get(index), Some(Disposition::Accepted));
-    crate::outbox::usage_events(tx, records, accepted, now)?;
+    crate::usage_events::emit_for_batch(tx, records, accepted, now)?;
     Ok((dispositions, pending))
 }
 
