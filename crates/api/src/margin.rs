@@ -282,20 +282,10 @@ async fn set(
     let card = (body.rate_card.as_deref())
         .map(|name| param::<RateCardName>(name, "rateCard"))
         .transpose()?;
-    if let Some(name) = &card
-        && state
-            .store
-            .rate_card_for(partner, name.clone(), None)
-            .await?
-            .is_none()
-    {
-        return Err(ApiError::new(
-            ErrorCode::RateCardNotFound,
-            format!("rate card '{name}' does not exist; put it first (PUT /v1/ratecards/{name})"),
-        )
-        .with_target("rateCard"));
-    }
-    state.store.put_cost_card(owner, card.clone()).await?;
+    state
+        .store
+        .put_cost_card(owner, partner, card.clone())
+        .await?;
     Ok(Json(CostCardDto {
         rate_card: card.map(|c| c.to_string()),
     }))

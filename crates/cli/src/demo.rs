@@ -556,7 +556,8 @@ async fn demo_billing(
         .await?;
     store
         .put_cost_card(
-            stackbill_store::CostOwner::Partner(partner),
+            stackbill_store::CostOwner::Partner(partner.clone()),
+            Some(partner),
             Some(cost.name),
         )
         .await?;

@@ -120,20 +120,9 @@ pub(crate) async fn run(command: ReportCommand) -> Result<()> {
                 (None, None) => anyhow::bail!("name --partner or --registration"),
             };
             if card.is_some() || clear {
-                if let Some(name) = &card
-                    && store
-                        .rate_card_for(card_partner, name.clone(), None)
-                        .await?
-                        .is_none()
-                {
-                    return Err(refused(
-                        ErrorCode::RateCardNotFound,
-                        format!(
-                            "rate card '{name}' does not exist; add it first (`stackbill ratecard add {name} --currency …`)"
-                        ),
-                    ));
-                }
-                store.put_cost_card(owner.clone(), card).await?;
+                store
+                    .put_cost_card(owner.clone(), card_partner, card)
+                    .await?;
             }
             let current = store.cost_card(owner).await?;
             let dto = CostCardDto {

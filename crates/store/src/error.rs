@@ -21,6 +21,11 @@ pub enum StoreError {
     /// A subscription that does not exist.
     #[error("subscription {0} does not exist")]
     UnknownSubscription(stackbill_core::SubscriptionId),
+    /// A rate card named that is not one the partner can use.
+    #[error(
+        "rate card '{0}' does not exist; create it first (a shared card, or the partner's own)"
+    )]
+    UnknownRateCard(stackbill_core::RateCardName),
     /// A billing profile's field breaks a rule.
     #[error(transparent)]
     InvalidProfile(#[from] stackbill_core::profile::InvalidProfile),
@@ -65,6 +70,7 @@ impl StoreError {
             Self::Billing(billing) => Some(billing.code()),
             Self::UnknownPartner(_) => Some(ErrorCode::UnknownPartner),
             Self::UnknownSubscription(_) => Some(ErrorCode::SubscriptionNotFound),
+            Self::UnknownRateCard(_) => Some(ErrorCode::RateCardNotFound),
             Self::InvalidProfile(invalid) => Some(invalid.code()),
             Self::Overflow(_) => Some(ErrorCode::AmountOverflow),
             _ => None,
@@ -79,6 +85,7 @@ impl StoreError {
             Self::Billing(billing) => billing.target(),
             Self::UnknownPartner(_) => Some("partnerId"),
             Self::UnknownSubscription(_) => Some("subscriptionId"),
+            Self::UnknownRateCard(_) => Some("rateCard"),
             Self::InvalidProfile(invalid) => Some(invalid.field),
             _ => None,
         }

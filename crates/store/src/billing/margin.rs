@@ -18,7 +18,7 @@ use super::facts::load_rate_cards;
 use super::tally::routed_period_usage;
 use crate::db::{Conn, instant, micros, params, parse};
 use crate::directory::{load_registrations_ever, load_routing};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::store::Store;
 
 /// Whose cost rate card.
@@ -51,9 +51,21 @@ pub struct MarginRow {
 }
 
 impl Store {
-    /// Sets (or, with `None`, removes) the cost rate card of a partner or a registration.
-    pub async fn put_cost_card(&self, owner: CostOwner, card: Option<RateCardName>) -> Result<()> {
+    /// Sets (or, with `None`, removes) the cost rate card of a partner or a registration;
+    /// the card must be one `partner` (the owner's partner) can use.
+    pub async fn put_cost_card(
+        &self,
+        owner: CostOwner,
+        partner: Option<PartnerId>,
+        card: Option<RateCardName>,
+    ) -> Result<()> {
         self.write(move |tx, now| {
+            if let Some(name) = &card {
+                let cards = load_rate_cards(tx, None, Some(name))?;
+                if card_for(&cards, partner.as_ref(), name).is_none() {
+                    return Err(StoreError::UnknownRateCard(name.clone()));
+                }
+            }
             let (kind, key) = owner.key();
             tx.execute(
                 "INSERT INTO cost_rate_cards (owner_kind, owner_key, rate_card, recorded_at)
